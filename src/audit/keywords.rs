@@ -1,0 +1,193 @@
+//! Keyword classification of message bodies, DOMAIN.md "The rule this project applies",
+//! steps 1 and 2.
+
+use std::collections::BTreeSet;
+
+use crate::error::{Error, Result};
+
+/// Twilio's default opt-out keywords (REVOKE and OPTOUT since the 2025 FCC rule).
+pub const DEFAULT_OPT_OUT: [&str; 8] = [
+    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+];
+pub const DEFAULT_OPT_IN: [&str; 3] = ["START", "YES", "UNSTOP"];
+pub const DEFAULT_HELP: [&str; 2] = ["HELP", "INFO"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordClass {
+    OptOut,
+    OptIn,
+    Help,
+}
+
+/// The keyword sets in force: Twilio's defaults plus the user's extras (Advanced Opt-Out
+/// keywords, which no API reads).
+#[derive(Debug, Clone)]
+pub struct Keywords {
+    opt_out: BTreeSet<String>,
+    opt_in: BTreeSet<String>,
+    help: BTreeSet<String>,
+    /// Opt-out keywords reduced to words, for the possible-opt-out search.
+    opt_out_words: Vec<Vec<String>>,
+}
+
+impl Default for Keywords {
+    fn default() -> Self {
+        Keywords::new(&[], &[]).expect("the defaults are valid")
+    }
+}
+
+/// Step 1's normal form: surrounding white space trimmed, upper case.
+pub fn normalize(body: &str) -> String {
+    body.trim().to_uppercase()
+}
+
+/// Step 2's reduced form: letters and digits kept (upper case), every run of anything else
+/// one space, as a list of words.
+pub fn reduce_to_words(body: &str) -> Vec<String> {
+    body.to_uppercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Keywords {
+    /// Extras are normalised like bodies. An extra that is empty, or already a keyword of the
+    /// other class, is an error: the same word cannot both opt out and opt in.
+    pub fn new(extra_opt_out: &[String], extra_opt_in: &[String]) -> Result<Keywords> {
+        let mut opt_out: BTreeSet<String> = DEFAULT_OPT_OUT.iter().map(|s| s.to_string()).collect();
+        let mut opt_in: BTreeSet<String> = DEFAULT_OPT_IN.iter().map(|s| s.to_string()).collect();
+        let help: BTreeSet<String> = DEFAULT_HELP.iter().map(|s| s.to_string()).collect();
+        for (extras, flag) in [(extra_opt_out, "--opt-out-keyword"), (extra_opt_in, "--opt-in-keyword")] {
+            for raw in extras {
+                if normalize(raw).is_empty() {
+                    return Err(Error::Input(format!(
+                        "{flag}: an empty keyword is not valid; give a word such as ARRET"
+                    )));
+                }
+            }
+        }
+        for raw in extra_opt_out {
+            let word = normalize(raw);
+            if opt_in.contains(&word) || help.contains(&word) {
+                return Err(Error::Input(format!(
+                    "--opt-out-keyword {raw:?}: {word} is already an opt-in or help keyword"
+                )));
+            }
+            opt_out.insert(word);
+        }
+        for raw in extra_opt_in {
+            let word = normalize(raw);
+            if opt_out.contains(&word) || help.contains(&word) {
+                return Err(Error::Input(format!(
+                    "--opt-in-keyword {raw:?}: {word} is already an opt-out or help keyword"
+                )));
+            }
+            opt_in.insert(word);
+        }
+        let opt_out_words = opt_out
+            .iter()
+            .map(|k| reduce_to_words(k))
+            .filter(|w| !w.is_empty())
+            .collect();
+        Ok(Keywords {
+            opt_out,
+            opt_in,
+            help,
+            opt_out_words,
+        })
+    }
+
+    /// Step 1: the class and the normalised keyword when the whole body is a keyword.
+    pub fn classify(&self, body: &str) -> Option<(KeywordClass, String)> {
+        let normal = normalize(body);
+        let class = if self.opt_out.contains(&normal) {
+            KeywordClass::OptOut
+        } else if self.opt_in.contains(&normal) {
+            KeywordClass::OptIn
+        } else if self.help.contains(&normal) {
+            KeywordClass::Help
+        } else {
+            return None;
+        };
+        Some((class, normal))
+    }
+
+    /// Step 2: why a body that is not an exact keyword may still be an opt-out, if it is one.
+    /// Call it only for bodies `classify` did not match.
+    pub fn possible_opt_out(&self, body: &str) -> Option<String> {
+        let words = reduce_to_words(body);
+        if words.is_empty() {
+            return None;
+        }
+        for keyword in &self.opt_out_words {
+            if contains_run(&words, keyword) {
+                return Some(format!("contains opt-out keyword {}", keyword.join(" ")));
+            }
+        }
+        if contains_run(&words, &["OPT".to_string(), "OUT".to_string()]) {
+            return Some("contains the phrase OPT OUT".to_string());
+        }
+        None
+    }
+
+    pub fn opt_out_keywords(&self) -> impl Iterator<Item = &str> {
+        self.opt_out.iter().map(String::as_str)
+    }
+}
+
+/// Whether `needle` stands in `words` as consecutive whole words.
+fn contains_run(words: &[String], needle: &[String]) -> bool {
+    !needle.is_empty() && words.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_keywords_ignore_case_and_surrounding_white_space() {
+        let k = Keywords::default();
+        for body in ["STOP", "stop", "sToP", "  Stop\n", "\tUNSUBSCRIBE ", "optout", "Revoke"] {
+            assert_eq!(k.classify(body).map(|c| c.0), Some(KeywordClass::OptOut), "{body:?}");
+        }
+        assert_eq!(k.classify(" start ").unwrap(), (KeywordClass::OptIn, "START".to_string()));
+        assert_eq!(k.classify("Yes").unwrap().0, KeywordClass::OptIn);
+        assert_eq!(k.classify("unstop").unwrap().0, KeywordClass::OptIn);
+        assert_eq!(k.classify("help").unwrap().0, KeywordClass::Help);
+        assert_eq!(k.classify("INFO").unwrap().0, KeywordClass::Help);
+    }
+
+    #[test]
+    fn near_misses_are_not_keywords_but_possible_opt_outs() {
+        let k = Keywords::default();
+        for body in ["Stop please", "STOP.", "stop!", "S T O P", "pls stop", "opt out", "Opt-out now"] {
+            assert_eq!(k.classify(body), None, "{body:?}");
+        }
+        assert_eq!(k.possible_opt_out("Stop please").unwrap(), "contains opt-out keyword STOP");
+        assert_eq!(k.possible_opt_out("STOP.").unwrap(), "contains opt-out keyword STOP");
+        assert_eq!(k.possible_opt_out("please, end!").unwrap(), "contains opt-out keyword END");
+        assert_eq!(k.possible_opt_out("Opt-out now").unwrap(), "contains the phrase OPT OUT");
+        // Not a whole word, or no keyword at all: nothing to review.
+        assert_eq!(k.possible_opt_out("Stopping by later"), None);
+        assert_eq!(k.possible_opt_out("weekend plans"), None);
+        assert_eq!(k.possible_opt_out("S T O P"), None);
+        assert_eq!(k.possible_opt_out("  "), None);
+    }
+
+    #[test]
+    fn extra_keywords_join_their_class() {
+        let k = Keywords::new(&["arret".into(), " Baja ".into()], &["Alta".into()]).unwrap();
+        assert_eq!(k.classify("ARRET").unwrap(), (KeywordClass::OptOut, "ARRET".to_string()));
+        assert_eq!(k.classify("baja").unwrap().0, KeywordClass::OptOut);
+        assert_eq!(k.classify("alta").unwrap().0, KeywordClass::OptIn);
+        assert_eq!(k.possible_opt_out("baja por favor").unwrap(), "contains opt-out keyword BAJA");
+    }
+
+    #[test]
+    fn an_extra_cannot_be_both_opt_out_and_opt_in() {
+        let err = Keywords::new(&["start".into()], &[]).unwrap_err();
+        assert!(err.to_string().contains("--opt-out-keyword"), "{err}");
+        assert!(Keywords::new(&[" ".into()], &[]).is_err());
+    }
+}

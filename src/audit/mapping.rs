@@ -1,0 +1,326 @@
+//! The mapping file: which customer (subaccount) each number moves to.
+//!
+//! CSV with the header `number,customer,subaccount_sid` (`subaccount_sid` optional; other
+//! columns, such as a proposal's `reason` and `confidence`, are ignored). `number` is E.164 or
+//! a PN sid. Reading checks the file's shape; resolving checks it against a snapshot. Every
+//! problem is reported with its line, all at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::sid::{is_e164, is_sid};
+use crate::snapshot::Snapshot;
+
+/// One data line of the mapping file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingRow {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// As written: E.164 or a PN sid.
+    pub number: String,
+    pub customer: String,
+    pub subaccount_sid: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingFile {
+    pub path: PathBuf,
+    pub rows: Vec<MappingRow>,
+}
+
+/// Where a number goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub customer: String,
+    /// The existing subaccount; None when it must be created.
+    pub account_sid: Option<String>,
+    /// The mapping lines that name this target for the number.
+    pub lines: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberTarget {
+    /// One target: the number moves there.
+    Move(Target),
+    /// Mapped to different customers: it moves nowhere until the conflict is resolved.
+    Conflict(Vec<Target>),
+}
+
+/// The mapping checked against a snapshot, by PN sid.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedMapping {
+    pub targets: BTreeMap<String, NumberTarget>,
+}
+
+impl ResolvedMapping {
+    pub fn target(&self, number_sid: &str) -> Option<&NumberTarget> {
+        self.targets.get(number_sid)
+    }
+
+    /// The customers some number moves to, sorted, each once.
+    pub fn moving_customers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .targets
+            .values()
+            .filter_map(|t| match t {
+                NumberTarget::Move(t) => Some(t.customer.clone()),
+                NumberTarget::Conflict(_) => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The target a number moves to, if it moves (mapped once, no conflict).
+    pub fn moving_to(&self, number_sid: &str) -> Option<&Target> {
+        match self.targets.get(number_sid) {
+            Some(NumberTarget::Move(t)) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+const HEADER_HELP: &str =
+    "expected a header line `number,customer,subaccount_sid` (subaccount_sid optional)";
+
+fn normalize_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Reads and checks the shape of a mapping file.
+pub fn read_mapping(path: &Path) -> Result<MappingFile> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Input(format!("{}: mapping file not found", path.display()))
+        } else {
+            Error::read(path, e)
+        }
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Input(format!("{}: not UTF-8 text; save the mapping as UTF-8 CSV", path.display())))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_mapping(path, text)
+}
+
+pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let first = records.next().ok_or_else(|| {
+        Error::at_line(path, 1, format!("the mapping file is empty: {HEADER_HELP}"))
+    })?;
+    let header = first.map_err(|e| csv_error(path, e))?;
+    let header_line = header.position().map_or(1, |p| p.line() as usize);
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let (Some(number_col), Some(customer_col)) = (column("number"), column("customer")) else {
+        return Err(Error::at_line(
+            path,
+            header_line,
+            format!(
+                "missing header: found {:?}; {HEADER_HELP}",
+                header.iter().collect::<Vec<_>>().join(",")
+            ),
+        ));
+    };
+    let sid_col = column("subaccount_sid");
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for record in records {
+        let record = record.map_err(|e| csv_error(path, e))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim().to_string();
+        let number = field(Some(number_col));
+        let customer = field(Some(customer_col));
+        let sid = field(sid_col);
+        let mut problem = |message: String| problems.push(format!("{}:{line}: {message}", path.display()));
+        if number.is_empty() {
+            problem("number is empty: give the number in E.164 (+14155550100) or its PN sid".into());
+        } else if !is_e164(&number) && !is_sid(&number, "PN") {
+            problem(format!(
+                "number {number:?} is neither E.164 (+ and up to 15 digits, e.g. +14155550100) nor a phone number sid (PN and 32 hex digits)"
+            ));
+        }
+        if customer.is_empty() {
+            problem("customer is empty: name the customer the number moves to".into());
+        }
+        if !sid.is_empty() && !is_sid(&sid, "AC") {
+            problem(format!(
+                "subaccount_sid {sid:?} is not an account sid (AC and 32 hex digits); leave it empty to match the customer by name"
+            ));
+        }
+        rows.push(MappingRow {
+            line,
+            number,
+            customer,
+            subaccount_sid: (!sid.is_empty()).then_some(sid),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Error::Many(problems));
+    }
+    Ok(MappingFile {
+        path: path.to_path_buf(),
+        rows,
+    })
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line() as usize);
+    Error::at_line(path, line, format!("not valid CSV: {e}"))
+}
+
+/// Checks the mapping against the snapshot and settles each number's target. Errors (all
+/// reported together): a number the snapshot does not hold, a number another account owns,
+/// a subaccount sid that is not in the snapshot or is the parent itself, a customer name that
+/// matches several subaccounts. A number mapped to different customers is not an error but a
+/// `Conflict`: the plan reports it as a blocker.
+pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMapping> {
+    let path = mapping.path.display();
+    let parent = snapshot.parent_sid();
+    let mut problems = Vec::new();
+    let mut per_number: BTreeMap<String, Vec<Target>> = BTreeMap::new();
+    // One spelling per customer: the first the file uses ("falcon flights" on a later line
+    // is the same customer as "Falcon Flights").
+    let mut spelling: BTreeMap<String, String> = BTreeMap::new();
+    for row in &mapping.rows {
+        let customer = spelling
+            .entry(normalize_name(&row.customer))
+            .or_insert_with(|| row.customer.clone())
+            .clone();
+        let line = row.line;
+        let number = snapshot
+            .numbers
+            .iter()
+            .find(|n| n.sid == row.number || n.phone_number == row.number);
+        let Some(number) = number else {
+            problems.push(format!(
+                "{path}:{line}: number {} is not among the parent's {} phone numbers in the snapshot; check for a typo, or remove the line",
+                row.number,
+                snapshot.numbers.len()
+            ));
+            continue;
+        };
+        if let Some(owner) = number.account_sid.as_deref().filter(|o| *o != parent) {
+            problems.push(format!(
+                "{path}:{line}: number {} belongs to account {owner}, not to the parent {parent}: only the parent's numbers can be moved",
+                row.number
+            ));
+            continue;
+        }
+        let account_sid = match &row.subaccount_sid {
+            Some(sid) if sid == parent => {
+                problems.push(format!(
+                    "{path}:{line}: subaccount_sid {sid} is the parent account itself; name a subaccount, or leave the number out of the mapping to keep it in the parent"
+                ));
+                continue;
+            }
+            Some(sid) => {
+                if snapshot.account(sid).is_none() {
+                    problems.push(format!(
+                        "{path}:{line}: subaccount_sid {sid} is not one of the parent's subaccounts in the snapshot; leave it empty to create a new subaccount for {:?}",
+                        row.customer
+                    ));
+                    continue;
+                }
+                Some(sid.clone())
+            }
+            None => {
+                let wanted = normalize_name(&row.customer);
+                let matches: Vec<&str> = snapshot
+                    .subaccounts()
+                    .filter(|a| normalize_name(a.name()) == wanted)
+                    .map(|a| a.sid.as_str())
+                    .collect();
+                match matches.as_slice() {
+                    [] => None,
+                    [one] => Some(one.to_string()),
+                    many => {
+                        problems.push(format!(
+                            "{path}:{line}: customer {:?} matches {} subaccounts by name ({}); give the one meant in subaccount_sid",
+                            row.customer,
+                            many.len(),
+                            many.join(", ")
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        let targets = per_number.entry(number.sid.clone()).or_default();
+        let same = targets.iter_mut().find(|t| {
+            normalize_name(&t.customer) == normalize_name(&row.customer) && t.account_sid == account_sid
+        });
+        match same {
+            Some(t) => t.lines.push(line),
+            None => targets.push(Target {
+                customer,
+                account_sid,
+                lines: vec![line],
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Many(problems));
+    }
+    let targets = per_number
+        .into_iter()
+        .map(|(sid, mut targets)| {
+            let target = if targets.len() == 1 {
+                NumberTarget::Move(targets.remove(0))
+            } else {
+                NumberTarget::Conflict(targets)
+            };
+            (sid, target)
+        })
+        .collect();
+    Ok(ResolvedMapping { targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MappingFile> {
+        parse_mapping(Path::new("map.csv"), text)
+    }
+
+    #[test]
+    fn reads_rows_with_or_without_sid_and_extra_columns() {
+        let m = parse("number,customer,subaccount_sid,reason\n+14155550100,Falcon Flights,,name\n# note\n\nPN0123456789abcdef0123456789abcdef, Heron ,AC0123456789abcdef0123456789abcdef\n").unwrap();
+        assert_eq!(m.rows.len(), 2);
+        assert_eq!(m.rows[0].line, 2);
+        assert_eq!(m.rows[0].subaccount_sid, None);
+        assert_eq!(m.rows[1].line, 5);
+        assert_eq!(m.rows[1].customer, "Heron");
+        assert!(parse("number,customer\n+14155550100,A\n").is_ok());
+    }
+
+    #[test]
+    fn reports_every_bad_line_with_its_number() {
+        let err = parse("number,customer,subaccount_sid\n4155550100,A,\n+14155550100,,\n+14155550101,B,AC12\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("map.csv:2: number \"4155550100\" is neither E.164"), "{text}");
+        assert!(text.contains("map.csv:3: customer is empty"), "{text}");
+        assert!(text.contains("map.csv:4: subaccount_sid \"AC12\" is not an account sid"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_header_is_an_error_on_line_1() {
+        let err = parse("+14155550100,Falcon Flights,\n").unwrap_err();
+        assert!(err.to_string().starts_with("map.csv:1: missing header"), "{err}");
+        assert!(parse("").unwrap_err().to_string().contains("empty"));
+    }
+}

@@ -1,0 +1,6 @@
+//! The audit rules, all offline over a snapshot: opt-outs, the mapping, (later) the plan and
+//! usage.
+
+pub mod keywords;
+pub mod mapping;
+pub mod optouts;

@@ -1,0 +1,633 @@
+//! The opt-out engine: DOMAIN.md "The rule this project applies", steps 3 to 7.
+//!
+//! One streaming pass over the messages collects the evidence events (inbound keywords and
+//! 21610 failures, a small share of all messages) and the possible opt-outs; the states are
+//! derived per (scope, end user); a second streaming pass finds the outbound messages sent
+//! into an opt-out (violations), reading only the messages whose scope holds events.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::keywords::{KeywordClass, Keywords};
+use super::mapping::{NumberTarget, ResolvedMapping};
+use crate::error::{Error, Result};
+use crate::model::{IncomingPhoneNumber, MessageRef};
+use crate::report::rfc3339;
+use crate::snapshot::{LineRef, Snapshot};
+use crate::time::parse_twilio_time;
+
+/// Twilio's "Attempt to send to unsubscribed recipient".
+pub const ERROR_UNSUBSCRIBED: i64 = 21610;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evidence {
+    /// An inbound message whose whole body is a keyword.
+    InboundKeyword,
+    /// An outbound message refused with error 21610.
+    #[serde(rename = "error-21610")]
+    Error21610,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::InboundKeyword => "inbound-keyword",
+            Evidence::Error21610 => "error-21610",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    OptOut,
+    OptIn,
+}
+
+/// One evidence event (step 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub time: DateTime<Utc>,
+    pub sid: String,
+    pub kind: EventKind,
+    pub evidence: Evidence,
+    /// The upper-case keyword; None for 21610 evidence.
+    pub keyword: Option<String>,
+    /// The Twilio number the event was on.
+    pub twilio_number: String,
+}
+
+impl Event {
+    /// Step 5's order: time, then sid (the larger sid is later).
+    fn order(&self, other: &Event) -> Ordering {
+        self.time
+            .cmp(&other.time)
+            .then_with(|| self.sid.cmp(&other.sid))
+    }
+}
+
+/// Step 4's scope.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// A Messaging Service sid: the whole service.
+    Service(String),
+    /// A Twilio number (E.164): the pair (number, end user).
+    Number(String),
+}
+
+impl Scope {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Service(_) => "service",
+            Scope::Number(_) => "number",
+        }
+    }
+    pub fn service_sid(&self) -> &str {
+        match self {
+            Scope::Service(sid) => sid,
+            Scope::Number(_) => "",
+        }
+    }
+}
+
+/// An opt-out in force at the end of the log: the scope, the end user, and the event that
+/// began it (step 5), which every report cites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOut {
+    pub scope: Scope,
+    pub end_user: String,
+    pub began: Event,
+}
+
+/// A near-miss inbound message for a person to review (step 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PossibleOptOut {
+    pub message_sid: String,
+    pub received_at: String,
+    pub end_user: String,
+    pub twilio_number: String,
+    pub messaging_service_sid: String,
+    pub body: String,
+    pub reason: String,
+}
+
+pub const POSSIBLE_HEADER: [&str; 7] = [
+    "message_sid",
+    "received_at",
+    "end_user",
+    "twilio_number",
+    "messaging_service_sid",
+    "body",
+    "reason",
+];
+
+/// An outbound message sent after an opt-out in the same scope, before any opt-in (step 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub message_sid: String,
+    pub sent_at: String,
+    pub twilio_number: String,
+    pub end_user: String,
+    pub scope: &'static str,
+    pub messaging_service_sid: String,
+    pub status: String,
+    pub opted_out_at: String,
+    pub keyword: String,
+    pub evidence: &'static str,
+    pub evidence_message_sid: String,
+}
+
+pub const VIOLATION_HEADER: [&str; 11] = [
+    "message_sid",
+    "sent_at",
+    "twilio_number",
+    "end_user",
+    "scope",
+    "messaging_service_sid",
+    "status",
+    "opted_out_at",
+    "keyword",
+    "evidence",
+    "evidence_message_sid",
+];
+
+/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostOptOut {
+    pub end_user: String,
+    pub twilio_number: String,
+    pub twilio_number_sid: String,
+    pub scope: &'static str,
+    pub messaging_service_sid: String,
+    pub opted_out_at: String,
+    pub keyword: String,
+    pub evidence: &'static str,
+    pub evidence_message_sid: String,
+    pub target_customer: String,
+    pub target_account_sid: String,
+}
+
+pub const LOST_HEADER: [&str; 11] = [
+    "end_user",
+    "twilio_number",
+    "twilio_number_sid",
+    "scope",
+    "messaging_service_sid",
+    "opted_out_at",
+    "keyword",
+    "evidence",
+    "evidence_message_sid",
+    "target_customer",
+    "target_account_sid",
+];
+
+/// Events per end user, per scope; split by scope kind so that lookups borrow `&str`.
+#[derive(Debug, Default)]
+struct EventIndex {
+    by_service: HashMap<String, HashMap<String, Vec<Event>>>,
+    by_number: HashMap<String, HashMap<String, Vec<Event>>>,
+}
+
+impl EventIndex {
+    fn events_mut(&mut self, scope: &Scope, end_user: &str) -> &mut Vec<Event> {
+        let (map, key) = match scope {
+            Scope::Service(s) => (&mut self.by_service, s),
+            Scope::Number(n) => (&mut self.by_number, n),
+        };
+        map.entry(key.clone())
+            .or_default()
+            .entry(end_user.to_string())
+            .or_default()
+    }
+
+    fn events(&self, service: Option<&str>, number: &str, end_user: &str) -> Option<&Vec<Event>> {
+        match service {
+            Some(s) => self.by_service.get(s)?.get(end_user),
+            None => self.by_number.get(number)?.get(end_user),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_service.is_empty() && self.by_number.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
+        let services = self.by_service.iter().flat_map(|(s, users)| {
+            users
+                .iter()
+                .map(move |(u, e)| (Scope::Service(s.clone()), u.as_str(), e))
+        });
+        let numbers = self.by_number.iter().flat_map(|(n, users)| {
+            users
+                .iter()
+                .map(move |(u, e)| (Scope::Number(n.clone()), u.as_str(), e))
+        });
+        services.chain(numbers)
+    }
+}
+
+/// What the engine found in a snapshot's messages.
+#[derive(Debug, Default)]
+pub struct OptOutAnalysis {
+    /// Opt-outs in force at the end of the log, sorted by scope then end user.
+    pub opt_outs: Vec<OptOut>,
+    pub possible: Vec<PossibleOptOut>,
+    pub violations: Vec<Violation>,
+    pub messages_read: u64,
+    pub events: u64,
+}
+
+/// Step 5: the opt-out in force after `events` (sorted), if the last one is an opt-out, with
+/// the event that began it: the first opt-out after the last opt-in.
+fn opt_out_in_force(events: &[Event]) -> Option<&Event> {
+    let last = events.last()?;
+    if last.kind != EventKind::OptOut {
+        return None;
+    }
+    let start = events
+        .iter()
+        .rposition(|e| e.kind == EventKind::OptIn)
+        .map_or(0, |i| i + 1);
+    events[start..].iter().find(|e| e.kind == EventKind::OptOut)
+}
+
+/// Runs the engine over every message of the snapshot.
+pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysis> {
+    let mut index = EventIndex::default();
+    let mut possible = Vec::new();
+    let mut events = 0u64;
+
+    let messages_read = snapshot.for_each_message(|at, message| {
+        collect_evidence(at, message, keywords, &mut index, &mut possible, &mut events)
+    })?;
+
+    // Duplicated lines (a message fetched twice) must not count twice.
+    for users in index.by_service.values_mut().chain(index.by_number.values_mut()) {
+        for list in users.values_mut() {
+            list.sort_by(Event::order);
+            list.dedup_by(|a, b| a.sid == b.sid);
+        }
+    }
+
+    let mut opt_outs: Vec<OptOut> = index
+        .iter()
+        .filter_map(|(scope, end_user, list)| {
+            opt_out_in_force(list).map(|began| OptOut {
+                scope,
+                end_user: end_user.to_string(),
+                began: began.clone(),
+            })
+        })
+        .collect();
+    opt_outs.sort_by(|a, b| (&a.scope, &a.end_user).cmp(&(&b.scope, &b.end_user)));
+
+    let mut violations = Vec::new();
+    if !index.is_empty() {
+        snapshot.for_each_message(|at, message| {
+            if let Some(v) = check_violation(at, message, &index)? {
+                violations.push(v);
+            }
+            Ok(())
+        })?;
+    }
+    violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
+    violations.dedup_by(|a, b| a.message_sid == b.message_sid);
+    possible.sort_by(|a, b| (&a.received_at, &a.message_sid).cmp(&(&b.received_at, &b.message_sid)));
+    possible.dedup_by(|a, b| a.message_sid == b.message_sid);
+
+    Ok(OptOutAnalysis {
+        opt_outs,
+        possible,
+        violations,
+        messages_read,
+        events,
+    })
+}
+
+fn required<'m>(at: LineRef<'_>, value: Option<&'m str>, field: &str) -> Result<&'m str> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| {
+        Error::at_line(
+            at.path,
+            at.line,
+            format!("message has no \"{field}\", which an opt-out event needs"),
+        )
+    })
+}
+
+fn event_time(at: LineRef<'_>, message: &MessageRef<'_>) -> Result<DateTime<Utc>> {
+    let text = message.event_time_text().ok_or_else(|| {
+        Error::at_line(
+            at.path,
+            at.line,
+            "message has neither \"date_sent\" nor \"date_created\"",
+        )
+    })?;
+    parse_twilio_time(text).ok_or_else(|| {
+        Error::at_line(
+            at.path,
+            at.line,
+            format!("message time {text:?} is neither RFC 2822 (Twilio's \"Mon, 02 Jan 2026 03:04:05 +0000\") nor RFC 3339"),
+        )
+    })
+}
+
+fn collect_evidence(
+    at: LineRef<'_>,
+    message: &MessageRef<'_>,
+    keywords: &Keywords,
+    index: &mut EventIndex,
+    possible: &mut Vec<PossibleOptOut>,
+    events: &mut u64,
+) -> Result<()> {
+    // Step 3: which messages are evidence, and who is the end user.
+    let (kind, evidence, keyword, end_user, twilio_number) = if message.is_inbound() {
+        let Some(body) = message.body.as_deref() else {
+            return Ok(());
+        };
+        match keywords.classify(body) {
+            Some((KeywordClass::OptOut, k)) => (EventKind::OptOut, Evidence::InboundKeyword, Some(k), "from", "to"),
+            Some((KeywordClass::OptIn, k)) => (EventKind::OptIn, Evidence::InboundKeyword, Some(k), "from", "to"),
+            Some((KeywordClass::Help, _)) => return Ok(()),
+            None => {
+                if let Some(reason) = keywords.possible_opt_out(body) {
+                    let received_at = message
+                        .event_time_text()
+                        .and_then(parse_twilio_time)
+                        .map(|t| rfc3339(&t))
+                        .unwrap_or_default();
+                    possible.push(PossibleOptOut {
+                        message_sid: message.sid.to_string(),
+                        received_at,
+                        end_user: message.from.as_deref().unwrap_or("").to_string(),
+                        twilio_number: message.to.as_deref().unwrap_or("").to_string(),
+                        messaging_service_sid: message.service_sid().unwrap_or("").to_string(),
+                        body: body.to_string(),
+                        reason,
+                    });
+                }
+                return Ok(());
+            }
+        }
+    } else if message.is_outbound() && message.error_code == Some(ERROR_UNSUBSCRIBED) {
+        (EventKind::OptOut, Evidence::Error21610, None, "to", "from")
+    } else {
+        return Ok(());
+    };
+    let field = |name: &str| match name {
+        "from" => message.from.as_deref(),
+        _ => message.to.as_deref(),
+    };
+    let end_user = required(at, field(end_user), end_user)?;
+    let twilio_number = required(at, field(twilio_number), twilio_number)?;
+    let time = event_time(at, message)?;
+    // Step 4: the service when the message names one, else the number.
+    let scope = match message.service_sid() {
+        Some(service) => Scope::Service(service.to_string()),
+        None => Scope::Number(twilio_number.to_string()),
+    };
+    index.events_mut(&scope, end_user).push(Event {
+        time,
+        sid: message.sid.to_string(),
+        kind,
+        evidence,
+        keyword,
+        twilio_number: twilio_number.to_string(),
+    });
+    *events += 1;
+    Ok(())
+}
+
+fn check_violation(
+    at: LineRef<'_>,
+    message: &MessageRef<'_>,
+    index: &EventIndex,
+) -> Result<Option<Violation>> {
+    if !message.is_outbound() || message.error_code == Some(ERROR_UNSUBSCRIBED) {
+        return Ok(None);
+    }
+    let (Some(end_user), Some(twilio_number)) = (message.to.as_deref(), message.from.as_deref())
+    else {
+        return Ok(None);
+    };
+    let service = message.service_sid();
+    let Some(events) = index.events(service, twilio_number, end_user) else {
+        return Ok(None);
+    };
+    let time = event_time(at, message)?;
+    let sid = message.sid.as_ref();
+    // The events strictly before this message, in step 5's order.
+    let before = events.partition_point(|e| (e.time, e.sid.as_str()) < (time, sid));
+    let Some(began) = opt_out_in_force(&events[..before]) else {
+        return Ok(None);
+    };
+    let scope = match service {
+        Some(s) => Scope::Service(s.to_string()),
+        None => Scope::Number(twilio_number.to_string()),
+    };
+    Ok(Some(Violation {
+        message_sid: sid.to_string(),
+        sent_at: rfc3339(&time),
+        twilio_number: twilio_number.to_string(),
+        end_user: end_user.to_string(),
+        scope: scope.kind(),
+        messaging_service_sid: scope.service_sid().to_string(),
+        status: message.status.as_deref().unwrap_or("").to_string(),
+        opted_out_at: rfc3339(&began.time),
+        keyword: began.keyword.clone().unwrap_or_default(),
+        evidence: began.evidence.as_str(),
+        evidence_message_sid: began.sid.clone(),
+    }))
+}
+
+/// Which of the parent's Messaging Services each number sits in today, by PN sid.
+pub fn services_by_number(snapshot: &Snapshot) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let by_phone: HashMap<&str, &str> = snapshot
+        .numbers
+        .iter()
+        .map(|n| (n.phone_number.as_str(), n.sid.as_str()))
+        .collect();
+    // Only the parent's own services: opt-outs of a subaccount's service do not move.
+    let foreign_services: HashSet<&str> = snapshot
+        .services
+        .iter()
+        .filter(|s| s.account_sid.as_deref().is_some_and(|a| a != snapshot.parent_sid()))
+        .map(|s| s.sid.as_str())
+        .collect();
+    for membership in &snapshot.service_numbers {
+        if foreign_services.contains(membership.service_sid.as_str()) {
+            continue;
+        }
+        // The membership sid is the PN sid; fall back to the phone number if a tool wrote
+        // another sid there.
+        let pn = if snapshot.numbers.iter().any(|n| n.sid == membership.sid) {
+            Some(membership.sid.as_str())
+        } else {
+            membership
+                .phone_number
+                .as_deref()
+                .and_then(|p| by_phone.get(p).copied())
+        };
+        if let Some(pn) = pn {
+            let list = out.entry(pn.to_string()).or_default();
+            if !list.contains(&membership.service_sid) {
+                list.push(membership.service_sid.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The opt-outs a number loses when it leaves the parent (step 6): those scoped to the number,
+/// and those of every parent service it sits in; one per end user, the earliest-begun
+/// standing (same time: the number scope).
+fn lost_for_number<'a>(
+    number: &IncomingPhoneNumber,
+    services: &[String],
+    by_scope: &'a BTreeMap<&Scope, Vec<&'a OptOut>>,
+) -> BTreeMap<&'a str, &'a OptOut> {
+    let mut chosen: BTreeMap<&str, &OptOut> = BTreeMap::new();
+    let number_scope = Scope::Number(number.phone_number.clone());
+    let scopes = std::iter::once(number_scope)
+        .chain(services.iter().map(|s| Scope::Service(s.clone())));
+    for scope in scopes {
+        for opt_out in by_scope.get(&scope).into_iter().flatten() {
+            chosen
+                .entry(opt_out.end_user.as_str())
+                .and_modify(|current| {
+                    // Strictly earlier only: on a tie the one seen first (the number) stands.
+                    if opt_out.began.time < current.began.time {
+                        *current = opt_out;
+                    }
+                })
+                .or_insert(opt_out);
+        }
+    }
+    chosen
+}
+
+fn lost_row(number_phone: &str, number_sid: &str, opt_out: &OptOut, customer: &str, account: &str) -> LostOptOut {
+    LostOptOut {
+        end_user: opt_out.end_user.clone(),
+        twilio_number: number_phone.to_string(),
+        twilio_number_sid: number_sid.to_string(),
+        scope: opt_out.scope.kind(),
+        messaging_service_sid: opt_out.scope.service_sid().to_string(),
+        opted_out_at: rfc3339(&opt_out.began.time),
+        keyword: opt_out.began.keyword.clone().unwrap_or_default(),
+        evidence: opt_out.began.evidence.as_str(),
+        evidence_message_sid: opt_out.began.sid.clone(),
+        target_customer: customer.to_string(),
+        target_account_sid: account.to_string(),
+    }
+}
+
+/// The rows of `optouts_lost.csv`: what the mapped moves would lose (step 6), sorted by
+/// target customer, Twilio number, end user. With `all`, every opt-out in force in the parent,
+/// moving or not (see the README).
+pub fn lost_opt_outs(
+    snapshot: &Snapshot,
+    analysis: &OptOutAnalysis,
+    mapping: &ResolvedMapping,
+    all: bool,
+) -> Vec<LostOptOut> {
+    let mut by_scope: BTreeMap<&Scope, Vec<&OptOut>> = BTreeMap::new();
+    for opt_out in &analysis.opt_outs {
+        by_scope.entry(&opt_out.scope).or_default().push(opt_out);
+    }
+    let memberships = services_by_number(snapshot);
+    let no_services = Vec::new();
+    let mut rows = Vec::new();
+    for number in &snapshot.numbers {
+        let target = match mapping.target(&number.sid) {
+            Some(NumberTarget::Move(t)) => Some(t),
+            _ => None,
+        };
+        if target.is_none() && !all {
+            continue;
+        }
+        let services = memberships.get(&number.sid).unwrap_or(&no_services);
+        let (customer, account) = target
+            .map(|t| (t.customer.as_str(), t.account_sid.as_deref().unwrap_or("")))
+            .unwrap_or(("", ""));
+        for opt_out in lost_for_number(number, services, &by_scope).into_values() {
+            rows.push(lost_row(&number.phone_number, &number.sid, opt_out, customer, account));
+        }
+    }
+    if all {
+        // Opt-outs whose scope no number of the snapshot holds (a released number, a
+        // service with no numbers left): still in force, listed without a number.
+        let held_numbers: HashSet<&str> =
+            snapshot.numbers.iter().map(|n| n.phone_number.as_str()).collect();
+        let held_services: HashSet<&str> =
+            memberships.values().flatten().map(String::as_str).collect();
+        for (scope, opt_outs) in &by_scope {
+            let held = match scope {
+                Scope::Number(n) => held_numbers.contains(n.as_str()),
+                Scope::Service(s) => held_services.contains(s.as_str()),
+            };
+            if held {
+                continue;
+            }
+            let number = match scope {
+                Scope::Number(n) => n.as_str(),
+                Scope::Service(_) => "",
+            };
+            for opt_out in opt_outs {
+                rows.push(lost_row(number, "", opt_out, "", ""));
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.target_customer, &a.twilio_number, &a.end_user, a.scope)
+            .cmp(&(&b.target_customer, &b.twilio_number, &b.end_user, b.scope))
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn event(sec: i64, sid: &str, kind: EventKind) -> Event {
+        Event {
+            time: Utc.timestamp_opt(1_700_000_000 + sec, 0).unwrap(),
+            sid: sid.to_string(),
+            kind,
+            evidence: Evidence::InboundKeyword,
+            keyword: None,
+            twilio_number: "+15550000001".into(),
+        }
+    }
+
+    #[test]
+    fn last_event_decides_and_the_first_opt_out_after_the_last_opt_in_is_cited() {
+        use EventKind::*;
+        let events = [
+            event(1, "SM01", OptOut),
+            event(2, "SM02", OptOut),
+            event(3, "SM03", OptIn),
+            event(4, "SM04", OptOut),
+            event(5, "SM05", OptOut),
+        ];
+        assert_eq!(opt_out_in_force(&events).unwrap().sid, "SM04");
+        assert_eq!(opt_out_in_force(&events[..2]).unwrap().sid, "SM01");
+        assert_eq!(opt_out_in_force(&events[..3]), None);
+        assert_eq!(opt_out_in_force(&[]), None);
+    }
+
+    #[test]
+    fn same_second_ties_go_to_the_larger_sid() {
+        use EventKind::*;
+        let mut events = vec![event(1, "SMb", OptIn), event(1, "SMa", OptOut)];
+        events.sort_by(Event::order);
+        assert_eq!(opt_out_in_force(&events), None, "SMb (opt-in) is later");
+        let mut events = vec![event(1, "SMa", OptIn), event(1, "SMb", OptOut)];
+        events.sort_by(Event::order);
+        assert_eq!(opt_out_in_force(&events).unwrap().sid, "SMb");
+    }
+}

@@ -1,0 +1,98 @@
+//! `subaudit audit`: the whole offline audit of a snapshot, every output into one folder.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use crate::audit::optouts::{analyze, lost_opt_outs};
+use crate::error::Result;
+use crate::exit_code;
+use crate::report::{self, optouts as out, table::new_table};
+
+/// Run the whole audit on a snapshot and write every report into one folder.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/")]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// Mapping CSV (number,customer,subaccount_sid). Without it nothing moves.
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+    /// Folder for the reports (created if missing; files of the same name are replaced).
+    #[arg(long, value_name = "DIR", default_value = "report")]
+    pub out: PathBuf,
+    /// In optouts_lost.csv, list every opt-out in force in the parent, moving or not.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub keywords: KeywordArgs,
+}
+
+pub fn run(args: AuditArgs) -> Result<i32> {
+    report::prepare_out_dir(&args.out)?;
+    let keywords = args.keywords.keywords()?;
+    let snapshot = args.snapshot.open()?;
+    let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
+    let analysis = analyze(&snapshot, &keywords)?;
+    let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
+    let customers = mapping.moving_customers();
+
+    out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
+    out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
+    out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
+    out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
+
+    let parent = snapshot.parent();
+    println!(
+        "subaudit audit of {} ({}), messages {} to {}",
+        parent.name(),
+        parent.sid,
+        report::rfc3339(&snapshot.manifest.window.since),
+        report::rfc3339(&snapshot.manifest.window.until),
+    );
+    let mut table = new_table(
+        &["customer", "target account", "numbers moving", "opt-outs lost"],
+        &["numbers moving", "opt-outs lost"],
+    );
+    let mut moving_total = 0;
+    for customer in &customers {
+        let targets: Vec<_> = mapping
+            .targets
+            .values()
+            .filter_map(|t| match t {
+                crate::audit::mapping::NumberTarget::Move(t) if &t.customer == customer => Some(t),
+                _ => None,
+            })
+            .collect();
+        let account = targets
+            .first()
+            .and_then(|t| t.account_sid.clone())
+            .unwrap_or_else(|| "(to create)".to_string());
+        let lost_count = lost.iter().filter(|r| &r.target_customer == customer).count();
+        moving_total += targets.len();
+        table.add_row(vec![
+            customer.clone(),
+            account,
+            targets.len().to_string(),
+            lost_count.to_string(),
+        ]);
+    }
+    table.add_row(vec![
+        "total".to_string(),
+        format!("{} customers", customers.len()),
+        moving_total.to_string(),
+        lost.len().to_string(),
+    ]);
+    println!("{table}");
+    println!(
+        "{} numbers, {} messages read, {} opt-outs in force, {} possible opt-outs to review, {} violations",
+        snapshot.numbers.len(),
+        analysis.messages_read,
+        analysis.opt_outs.len(),
+        analysis.possible.len(),
+        analysis.violations.len()
+    );
+    println!("Reports written to {}", args.out.display());
+    Ok(exit_code::OK)
+}

@@ -1,0 +1,96 @@
+//! The command line: one file per subcommand, this file the dispatcher and the arguments
+//! several commands share.
+
+pub mod audit;
+pub mod optouts;
+pub mod sample;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::audit::keywords::Keywords;
+use crate::audit::mapping::{self, ResolvedMapping};
+use crate::error::Result;
+use crate::snapshot::{OpenOptions, Snapshot};
+
+/// The snapshot the repository ships, used when --snapshot is not given.
+pub const DEFAULT_SNAPSHOT: &str = "sample-data/owlie";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "subaudit",
+    version,
+    about = "Audit a Twilio parent account before its numbers move into per-customer subaccounts",
+    long_about = "Audit a Twilio parent account before its numbers move into per-customer subaccounts: \
+the opt-outs each move would lose, a graded migration plan, usage per customer.\n\n\
+Works offline on a snapshot folder (default: sample-data/owlie).",
+    after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/\n\n\
+Exit codes: 0 ok, 1 runtime or API failure, 2 bad input or usage, 3 --fail-on matched."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Audit(audit::AuditArgs),
+    Optouts(optouts::OptoutsArgs),
+    Sample(sample::SampleArgs),
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Audit(args) => audit::run(args),
+        Command::Optouts(args) => optouts::run(args),
+        Command::Sample(args) => sample::run(args),
+    }
+}
+
+/// Which snapshot to read.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// Snapshot folder, as written by `subaudit pull` or `subaudit sample`.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_SNAPSHOT)]
+    pub snapshot: PathBuf,
+    /// Analyse a snapshot whose pull did not finish (its manifest says complete: false).
+    #[arg(long)]
+    pub allow_incomplete: bool,
+}
+
+impl SnapshotArgs {
+    pub fn open(&self) -> Result<Snapshot> {
+        Snapshot::open(
+            &self.snapshot,
+            OpenOptions {
+                allow_incomplete: self.allow_incomplete,
+            },
+        )
+    }
+}
+
+/// Extra keywords (Advanced Opt-Out), on top of Twilio's defaults.
+#[derive(Debug, Clone, Args)]
+pub struct KeywordArgs {
+    /// Extra opt-out keyword (repeat, or separate with commas), e.g. --opt-out-keyword ARRET,BAJA.
+    #[arg(long = "opt-out-keyword", value_name = "WORD", value_delimiter = ',')]
+    pub opt_out: Vec<String>,
+    /// Extra opt-in keyword (repeat, or separate with commas).
+    #[arg(long = "opt-in-keyword", value_name = "WORD", value_delimiter = ',')]
+    pub opt_in: Vec<String>,
+}
+
+impl KeywordArgs {
+    pub fn keywords(&self) -> Result<Keywords> {
+        Keywords::new(&self.opt_out, &self.opt_in)
+    }
+}
+
+/// Reads and resolves the mapping file against the snapshot; no file means nothing moves.
+pub fn load_mapping(path: Option<&Path>, snapshot: &Snapshot) -> Result<ResolvedMapping> {
+    match path {
+        Some(path) => mapping::resolve(&mapping::read_mapping(path)?, snapshot),
+        None => Ok(ResolvedMapping::default()),
+    }
+}

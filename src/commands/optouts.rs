@@ -1,0 +1,93 @@
+//! `subaudit optouts`: the opt-outs that the planned moves would lose, as CSV.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use crate::audit::optouts::{analyze, lost_opt_outs, LOST_HEADER};
+use crate::error::Result;
+use crate::exit_code;
+use crate::report::{self, optouts as out};
+
+/// Export the opt-outs each planned number move would lose, ready to re-seed.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  subaudit optouts --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out lost.csv\n  subaudit optouts --all --out all-optouts.csv --opt-out-keyword ARRET,BAJA")]
+pub struct OptoutsArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// Mapping CSV (number,customer,subaccount_sid). Without it nothing moves.
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+    /// Where to write the CSV; `-` for standard output.
+    #[arg(long, value_name = "FILE.csv", default_value = "-")]
+    pub out: PathBuf,
+    /// Export every opt-out in force in the parent, moving or not.
+    #[arg(long)]
+    pub all: bool,
+    /// Also write the per-customer files into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub per_customer: Option<PathBuf>,
+    /// Also write the possible opt-outs (near misses for review) to this file.
+    #[arg(long, value_name = "FILE.csv")]
+    pub possible: Option<PathBuf>,
+    /// Also write the violations (sent after an opt-out) to this file.
+    #[arg(long, value_name = "FILE.csv")]
+    pub violations: Option<PathBuf>,
+    #[command(flatten)]
+    pub keywords: KeywordArgs,
+}
+
+pub fn run(args: OptoutsArgs) -> Result<i32> {
+    let to_stdout = args.out.as_os_str() == "-";
+    // Check every output location before the work, so that a typo costs nothing.
+    if !to_stdout {
+        report::prepare_out_file(&args.out)?;
+    }
+    for path in [&args.possible, &args.violations].into_iter().flatten() {
+        report::prepare_out_file(path)?;
+    }
+    if let Some(dir) = &args.per_customer {
+        report::prepare_out_dir(dir)?;
+    }
+    let keywords = args.keywords.keywords()?;
+    let snapshot = args.snapshot.open()?;
+    let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
+    let analysis = analyze(&snapshot, &keywords)?;
+    let rows = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
+
+    if to_stdout {
+        use std::io::Write;
+        let bytes = report::csv_bytes(&LOST_HEADER, &rows)?;
+        std::io::stdout()
+            .write_all(&bytes)
+            .map_err(|e| crate::Error::Runtime(format!("cannot write to standard output: {e}")))?;
+    } else {
+        out::write_lost(&args.out, &rows)?;
+    }
+    if let Some(dir) = &args.per_customer {
+        out::write_per_customer(dir, &mapping.moving_customers(), &rows)?;
+    }
+    if let Some(path) = &args.possible {
+        out::write_possible(path, &analysis)?;
+    }
+    if let Some(path) = &args.violations {
+        out::write_violations(path, &analysis)?;
+    }
+    let what = if args.all { "in force" } else { "would be lost" };
+    let line = format!(
+        "{} opt-outs {what} ({} in force in all; {} possible opt-outs to review; {} violations) from {} messages",
+        rows.len(),
+        analysis.opt_outs.len(),
+        analysis.possible.len(),
+        analysis.violations.len(),
+        analysis.messages_read
+    );
+    // The CSV may be on stdout: the summary goes to stderr then.
+    if to_stdout {
+        eprintln!("{line}");
+    } else {
+        println!("{line}; written to {}", args.out.display());
+    }
+    Ok(exit_code::OK)
+}

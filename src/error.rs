@@ -1,0 +1,87 @@
+//! Library error type and the process exit codes the binary maps it to.
+//!
+//! Every variant says what was wrong and, where it came from a file, which file and line, so
+//! that `main` can print it as is.
+
+use std::path::{Path, PathBuf};
+
+/// Exit codes, documented in the README. Scripts depend on these: never renumber.
+pub mod exit_code {
+    /// Everything worked.
+    pub const OK: i32 = 0;
+    /// A runtime failure: the API, the network, the disk.
+    pub const RUNTIME: i32 = 1;
+    /// Bad input or usage: arguments, snapshot, mapping file, output path.
+    pub const BAD_INPUT: i32 = 2;
+    /// `--fail-on` matched: the plan holds findings of that severity.
+    pub const FINDINGS: i32 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input the user gave is wrong: the message names the file/line/field and what is valid.
+    #[error("{0}")]
+    Input(String),
+    /// A file or line of input, with the reason.
+    #[error("{}:{line}: {message}", path.display())]
+    AtLine {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// Several problems found in one input file, reported together so the user can fix all at once.
+    #[error("{}", .0.join("\n"))]
+    Many(Vec<String>),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The Twilio API or the network failed after retries.
+    #[error("{0}")]
+    Api(String),
+    /// Anything else at run time.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Error {
+    pub fn at_line(path: &Path, line: usize, message: impl Into<String>) -> Self {
+        Error::AtLine {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    pub fn read(path: &Path, source: std::io::Error) -> Self {
+        Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn write(path: &Path, source: std::io::Error) -> Self {
+        Error::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The exit code `main` uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input(_) | Error::AtLine { .. } | Error::Many(_) | Error::Read { .. } => {
+                exit_code::BAD_INPUT
+            }
+            Error::Write { .. } | Error::Api(_) | Error::Runtime(_) => exit_code::RUNTIME,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,22 @@
+//! subaudit: audit a Twilio parent account before its numbers move into per-customer
+//! subaccounts.
+//!
+//! Data flows one way, and the modules follow it:
+//! Twilio API -> [`client`] -> [`snapshot`] -> [`audit`] -> [`report`].
+//! [`commands`] holds one file per subcommand; `main` only parses and maps errors to exit codes.
+
+pub mod audit;
+pub mod commands;
+pub mod error;
+pub mod model;
+pub mod report;
+pub mod sid;
+pub mod snapshot;
+pub mod time;
+
+pub use error::{exit_code, Error, Result};
+
+/// `subaudit <version>`, written into manifests and reports.
+pub fn created_by() -> String {
+    format!("subaudit {}", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,133 @@
+//! Renderers and the one way outputs reach the disk: whole files, written to a temporary file
+//! beside the target and renamed into place, so that no reader ever sees half a file.
+
+pub mod optouts;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` atomically (temp file in the same folder, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::write(path, e))?;
+    temp.write_all(bytes).map_err(|e| Error::write(path, e))?;
+    temp.as_file().sync_all().map_err(|e| Error::write(path, e))?;
+    temp.persist(path).map_err(|e| Error::write(path, e.error))?;
+    Ok(())
+}
+
+/// Creates the output folder (and parents) and checks it can be written to, before any work,
+/// so that a bad `--out` fails fast with exit code 2 and writes nothing.
+pub fn prepare_out_dir(dir: &Path) -> Result<()> {
+    let fail = |e: std::io::Error| {
+        Error::Input(format!(
+            "{}: cannot write the output folder there ({e}); pass --out with a folder you can write to",
+            dir.display()
+        ))
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: exists and is not a folder; pass --out with a folder path",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    Ok(())
+}
+
+/// Checks that the folder of an output file exists and is writable.
+pub fn prepare_out_file(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: is a folder; --out takes a file path here",
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    prepare_out_dir(&dir)
+}
+
+/// Serializes rows to CSV in memory, with a header even when there are no rows.
+pub fn csv_bytes<R: Serialize>(header: &[&str], rows: &[R]) -> Result<Vec<u8>> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    writer
+        .write_record(header)
+        .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))?;
+    for row in rows {
+        writer
+            .serialize(row)
+            .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))
+}
+
+/// Writes rows as a CSV file atomically.
+pub fn write_csv<R: Serialize>(path: &Path, header: &[&str], rows: &[R]) -> Result<()> {
+    write_atomic(path, &csv_bytes(header, rows)?)
+}
+
+/// Writes a value as pretty JSON atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Runtime(format!("cannot render JSON: {e}")))?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// RFC 3339, UTC, whole seconds, `Z`: the one time format of every output.
+pub fn rfc3339(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A file name from a customer name: letters, digits, `-`, `_` and `.` kept, anything else
+/// becomes `_`; never empty, never hidden.
+pub fn safe_file_stem(name: &str) -> String {
+    let mut stem: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while stem.starts_with('.') {
+        stem.replace_range(0..1, "_");
+    }
+    if stem.is_empty() {
+        stem.push('_');
+    }
+    stem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_file_stem_keeps_names_readable_and_paths_out() {
+        assert_eq!(safe_file_stem("Falcon Flights"), "Falcon_Flights");
+        assert_eq!(safe_file_stem("../etc/passwd"), "_._etc_passwd");
+        assert_eq!(safe_file_stem("  "), "_");
+        assert_eq!(safe_file_stem("Ärzte & Co."), "Ärzte___Co.");
+    }
+}

@@ -1,0 +1,69 @@
+//! The opt-out outputs: `optouts_lost.csv`, `optouts/<customer>.csv`, `optouts_possible.csv`,
+//! `optout_violations.csv`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{safe_file_stem, write_csv};
+use crate::audit::optouts::{
+    LostOptOut, OptOutAnalysis, LOST_HEADER, POSSIBLE_HEADER, VIOLATION_HEADER,
+};
+use crate::error::{Error, Result};
+
+pub const LOST_FILE: &str = "optouts_lost.csv";
+pub const PER_CUSTOMER_DIR: &str = "optouts";
+pub const POSSIBLE_FILE: &str = "optouts_possible.csv";
+pub const VIOLATIONS_FILE: &str = "optout_violations.csv";
+
+pub fn write_lost(path: &Path, rows: &[LostOptOut]) -> Result<()> {
+    write_csv(path, &LOST_HEADER, rows)
+}
+
+pub fn write_possible(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
+    write_csv(path, &POSSIBLE_HEADER, &analysis.possible)
+}
+
+pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
+    write_csv(path, &VIOLATION_HEADER, &analysis.violations)
+}
+
+/// One file per customer in `customers` (a header-only file for a customer that loses
+/// nothing, so that every moving customer has its re-import file), named from the customer
+/// (made safe; a clash gets `-2`, `-3`...). The folder is rebuilt whole: files of an earlier
+/// run for customers no longer moving do not linger. Returns the file name per customer.
+pub fn write_per_customer(
+    dir: &Path,
+    customers: &[String],
+    rows: &[LostOptOut],
+) -> Result<BTreeMap<String, String>> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let staging = tempfile::Builder::new()
+        .prefix(".optouts-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::write(dir, e))?;
+    let mut names = BTreeMap::new();
+    let mut used = std::collections::HashSet::new();
+    for customer in customers {
+        let stem = safe_file_stem(customer);
+        let mut name = format!("{stem}.csv");
+        let mut n = 2;
+        while !used.insert(name.to_lowercase()) {
+            name = format!("{stem}-{n}.csv");
+            n += 1;
+        }
+        let own: Vec<&LostOptOut> = rows.iter().filter(|r| &r.target_customer == customer).collect();
+        write_csv(&staging.path().join(&name), &LOST_HEADER, &own)?;
+        names.insert(customer.clone(), name);
+    }
+    // Swap the folders: the old one moves aside first, then is removed.
+    let old = parent.join(format!(".optouts-old-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| Error::write(dir, e))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, dir).map_err(|e| Error::write(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::write(&old, e))?;
+    }
+    Ok(names)
+}

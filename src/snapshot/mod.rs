@@ -1,0 +1,386 @@
+//! The snapshot store: a folder holding what a pull fetched, as Twilio's own JSON objects, one
+//! per line, plus `manifest.json`. See the README's "Snapshot format".
+//!
+//! Loading validates: a missing file, a line that is not a JSON object of the resource, or a
+//! count that differs from the manifest is an error naming the file and line. Messages are
+//! only ever streamed (tens of millions of lines), never held in memory.
+
+mod writer;
+
+pub use writer::{sanitize_record, SnapshotWriter};
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{
+    A2pCampaign, Account, IncomingPhoneNumber, MessageRef, MessagingService, ServicePhoneNumber,
+    UsageRecord,
+};
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const FORMAT_NAME: &str = "subaudit-snapshot";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The resources a snapshot holds, in the order a pull fetches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    Accounts,
+    IncomingPhoneNumbers,
+    MessagingServices,
+    ServicePhoneNumbers,
+    A2pCampaigns,
+    Messages,
+    UsageRecords,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 7] = [
+        Resource::Accounts,
+        Resource::IncomingPhoneNumbers,
+        Resource::MessagingServices,
+        Resource::ServicePhoneNumbers,
+        Resource::A2pCampaigns,
+        Resource::Messages,
+        Resource::UsageRecords,
+    ];
+
+    /// The key in the manifest and the default file stem.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Accounts => "accounts",
+            Resource::IncomingPhoneNumbers => "incoming_phone_numbers",
+            Resource::MessagingServices => "messaging_services",
+            Resource::ServicePhoneNumbers => "messaging_service_phone_numbers",
+            Resource::A2pCampaigns => "a2p_campaigns",
+            Resource::Messages => "messages",
+            Resource::UsageRecords => "usage_records",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Resource> {
+        Resource::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    pub fn default_file(self) -> String {
+        format!("{}.jsonl", self.name())
+    }
+}
+
+/// One data file of a resource and the number of records (non-blank lines) in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the snapshot folder, `/`-separated.
+    pub path: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceEntry {
+    /// Total records over all files.
+    pub count: u64,
+    /// Data files, read in this order. Messages may be split into slices (one file per day).
+    pub files: Vec<FileEntry>,
+}
+
+/// The time window the messages (and usage records) were fetched for: `since <= t < until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub parent_account_sid: String,
+    pub window: Window,
+    pub created_at: DateTime<Utc>,
+    /// `subaudit <version>` (or the generator that wrote it).
+    pub created_by: String,
+    /// False while a pull is under way or after it died; analysis refuses it unless told.
+    pub complete: bool,
+    /// Whether outbound message bodies were kept (personal data: off unless asked).
+    #[serde(default)]
+    pub outbound_bodies_kept: bool,
+    pub resources: BTreeMap<String, ResourceEntry>,
+}
+
+impl Manifest {
+    pub fn resource(&self, resource: Resource) -> Option<&ResourceEntry> {
+        self.resources.get(resource.name())
+    }
+}
+
+/// Options for opening a snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Accept a snapshot whose manifest says `complete: false`.
+    pub allow_incomplete: bool,
+}
+
+/// A validated snapshot with its small resources loaded; messages stay on disk.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// The parent first, then subaccounts as listed.
+    pub accounts: Vec<Account>,
+    pub numbers: Vec<IncomingPhoneNumber>,
+    pub services: Vec<MessagingService>,
+    pub service_numbers: Vec<ServicePhoneNumber>,
+    pub campaigns: Vec<A2pCampaign>,
+    pub usage_records: Vec<UsageRecord>,
+}
+
+/// Where a streamed record came from, for error messages and for the outputs that cite it.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRef<'a> {
+    pub path: &'a Path,
+    pub line: usize,
+}
+
+impl Snapshot {
+    pub fn open(dir: &Path, options: OpenOptions) -> Result<Snapshot> {
+        let manifest = read_manifest(dir)?;
+        if !manifest.complete && !options.allow_incomplete {
+            return Err(Error::Input(format!(
+                "{}: the snapshot is incomplete (a pull did not finish): run the same `subaudit pull` again to resume it, or pass --allow-incomplete to analyse what is there",
+                dir.join(MANIFEST_FILE).display()
+            )));
+        }
+        // Check every file up front, so that a missing message slice fails before any work.
+        for resource in Resource::ALL {
+            let entry = manifest.resource(resource).ok_or_else(|| {
+                Error::Input(format!(
+                    "{}: resource \"{}\" is missing from \"resources\" (expected one entry per resource: {})",
+                    dir.join(MANIFEST_FILE).display(),
+                    resource.name(),
+                    Resource::ALL.map(Resource::name).join(", ")
+                ))
+            })?;
+            for file in &entry.files {
+                let path = resolve_data_path(dir, &file.path)?;
+                if !path.is_file() {
+                    return Err(Error::Input(format!(
+                        "{}: file is missing (listed in {} for \"{}\")",
+                        path.display(),
+                        MANIFEST_FILE,
+                        resource.name()
+                    )));
+                }
+            }
+        }
+        let mut snapshot = Snapshot {
+            dir: dir.to_path_buf(),
+            accounts: Vec::new(),
+            numbers: Vec::new(),
+            services: Vec::new(),
+            service_numbers: Vec::new(),
+            campaigns: Vec::new(),
+            usage_records: Vec::new(),
+            manifest,
+        };
+        snapshot.accounts = snapshot.load_all(Resource::Accounts)?;
+        snapshot.numbers = snapshot.load_all(Resource::IncomingPhoneNumbers)?;
+        snapshot.services = snapshot.load_all(Resource::MessagingServices)?;
+        snapshot.service_numbers = snapshot.load_all(Resource::ServicePhoneNumbers)?;
+        snapshot.campaigns = snapshot.load_all(Resource::A2pCampaigns)?;
+        snapshot.usage_records = snapshot.load_all(Resource::UsageRecords)?;
+        let parent = snapshot.manifest.parent_account_sid.clone();
+        if !snapshot.accounts.iter().any(|a| a.sid == parent) {
+            return Err(Error::Input(format!(
+                "{}: the parent account {parent} named in {MANIFEST_FILE} is not among the accounts",
+                snapshot.dir.join(Resource::Accounts.default_file()).display()
+            )));
+        }
+        Ok(snapshot)
+    }
+
+    pub fn parent_sid(&self) -> &str {
+        &self.manifest.parent_account_sid
+    }
+
+    pub fn parent(&self) -> &Account {
+        self.accounts
+            .iter()
+            .find(|a| a.sid == self.manifest.parent_account_sid)
+            .expect("Snapshot::open checked the parent is present")
+    }
+
+    /// Accounts other than the parent.
+    pub fn subaccounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts
+            .iter()
+            .filter(move |a| a.sid != self.manifest.parent_account_sid)
+    }
+
+    pub fn account(&self, sid: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.sid == sid)
+    }
+
+    pub fn data_files(&self, resource: Resource) -> Result<Vec<(PathBuf, u64)>> {
+        let entry = self
+            .manifest
+            .resource(resource)
+            .expect("Snapshot::open checked every resource is listed");
+        entry
+            .files
+            .iter()
+            .map(|f| Ok((resolve_data_path(&self.dir, &f.path)?, f.count)))
+            .collect()
+    }
+
+    fn load_all<T: DeserializeOwned>(&self, resource: Resource) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for (path, expected) in self.data_files(resource)? {
+            let mut count = 0u64;
+            for_each_line(&path, |line_no, line| {
+                let record = serde_json::from_str::<T>(line).map_err(|e| {
+                    Error::at_line(
+                        &path,
+                        line_no,
+                        format!("not a valid {} record: {e}", resource.name()),
+                    )
+                })?;
+                out.push(record);
+                count += 1;
+                Ok(())
+            })?;
+            check_count(&path, resource, expected, count)?;
+        }
+        Ok(out)
+    }
+
+    /// Streams every message, in file order, to `visit`. Each line is parsed into a borrowed
+    /// view; nothing of it outlives the call. The manifest counts are checked at the end of
+    /// each file.
+    pub fn for_each_message(
+        &self,
+        mut visit: impl FnMut(LineRef<'_>, &MessageRef<'_>) -> Result<()>,
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        for (path, expected) in self.data_files(Resource::Messages)? {
+            let mut count = 0u64;
+            for_each_line(&path, |line_no, line| {
+                let message = serde_json::from_str::<MessageRef>(line).map_err(|e| {
+                    Error::at_line(&path, line_no, format!("not a valid message record: {e}"))
+                })?;
+                count += 1;
+                visit(
+                    LineRef {
+                        path: &path,
+                        line: line_no,
+                    },
+                    &message,
+                )
+            })?;
+            check_count(&path, Resource::Messages, expected, count)?;
+            total += count;
+        }
+        Ok(total)
+    }
+}
+
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    if !dir.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: no such snapshot folder (expected a folder holding {MANIFEST_FILE}, as written by `subaudit pull` or `subaudit sample`)",
+            dir.display()
+        )));
+    }
+    let path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Input(format!(
+                "{}: file is missing: a snapshot folder holds a {MANIFEST_FILE} (is {} a snapshot?)",
+                path.display(),
+                dir.display()
+            ))
+        } else {
+            Error::read(&path, e)
+        }
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+        Error::at_line(&path, e.line(), format!("not a valid snapshot manifest: {e}"))
+    })?;
+    if manifest.format != FORMAT_NAME || manifest.format_version != FORMAT_VERSION {
+        return Err(Error::Input(format!(
+            "{}: format \"{}\" version {} is not supported (this subaudit reads \"{FORMAT_NAME}\" version {FORMAT_VERSION})",
+            path.display(),
+            manifest.format,
+            manifest.format_version
+        )));
+    }
+    if !crate::sid::is_sid(&manifest.parent_account_sid, "AC") {
+        return Err(Error::Input(format!(
+            "{}: parent_account_sid {:?} is not an account sid (AC followed by 32 hex digits)",
+            path.display(),
+            manifest.parent_account_sid
+        )));
+    }
+    Ok(manifest)
+}
+
+/// A manifest path must stay inside the snapshot folder.
+fn resolve_data_path(dir: &Path, relative: &str) -> Result<PathBuf> {
+    let rel = Path::new(relative);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Error::Input(format!(
+            "{}: file path {relative:?} must be relative to the snapshot folder, without '..'",
+            dir.join(MANIFEST_FILE).display()
+        )));
+    }
+    Ok(dir.join(rel))
+}
+
+fn check_count(path: &Path, resource: Resource, expected: u64, found: u64) -> Result<()> {
+    if expected != found {
+        return Err(Error::Input(format!(
+            "{}: holds {found} {} records but {MANIFEST_FILE} says {expected}: the snapshot is damaged or was edited; pull it again",
+            path.display(),
+            resource.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Calls `visit(line_number, line)` for each non-blank line (1-based numbers), reusing one
+/// buffer. A line that is not UTF-8 is an error naming the line.
+pub fn for_each_line(
+    path: &Path,
+    mut visit: impl FnMut(usize, &str) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut buf = Vec::with_capacity(4096);
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::read(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| Error::at_line(path, line_no, "line is not valid UTF-8"))?;
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        visit(line_no, text)?;
+    }
+}
