@@ -1,0 +1,1 @@
+//! DOMAIN.md's opt-out rule, end to end through `subaudit optouts`.

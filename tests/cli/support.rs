@@ -1,0 +1,158 @@
+//! Hand-made snapshots and helpers to run the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+use subaudit::snapshot::{Resource, SnapshotWriter, Window};
+
+pub const PARENT: &str = "AC00000000000000000000000000000000";
+
+/// A sid with the given prefix and a number in its 32 hex digits.
+pub fn sid(prefix: &str, n: u64) -> String {
+    format!("{prefix}{n:032x}")
+}
+
+/// `subaudit` with the given arguments, run in `dir`.
+pub fn subaudit(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("subaudit").expect("the subaudit binary is built");
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// The repository root (for sample-data).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Twilio's RFC 2822 time for `2026-01-DD hh:mm:ss` UTC, the way the 2010 API writes it.
+pub fn jan(day: u32, h: u32, m: u32, s: u32) -> String {
+    let t = Utc.with_ymd_and_hms(2026, 1, day, h, m, s).unwrap();
+    subaudit::time::to_rfc2822(&t)
+}
+
+/// A hand-made snapshot: the parent plus whatever the test adds, written with the library's
+/// own writer.
+pub struct SnapshotBuilder {
+    pub accounts: Vec<Value>,
+    pub numbers: Vec<Value>,
+    pub services: Vec<Value>,
+    pub service_numbers: Vec<Value>,
+    pub campaigns: Vec<Value>,
+    pub messages: Vec<Value>,
+    pub usage: Vec<Value>,
+}
+
+impl Default for SnapshotBuilder {
+    fn default() -> Self {
+        SnapshotBuilder {
+            accounts: vec![account(PARENT, "Owlie Notifications", "active", None)],
+            numbers: vec![],
+            services: vec![],
+            service_numbers: vec![],
+            campaigns: vec![],
+            messages: vec![],
+            usage: vec![],
+        }
+    }
+}
+
+pub fn account(sid: &str, name: &str, status: &str, owner: Option<&str>) -> Value {
+    json!({
+        "sid": sid, "friendly_name": name, "status": status,
+        "owner_account_sid": owner.unwrap_or(sid), "type": "Full",
+        "auth_token": "secret-token-must-never-be-stored",
+        "date_created": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "date_updated": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "uri": format!("/2010-04-01/Accounts/{sid}.json"),
+        "subresource_uris": {}
+    })
+}
+
+pub fn number(sid: &str, phone: &str) -> Value {
+    json!({
+        "sid": sid, "account_sid": PARENT, "phone_number": phone,
+        "friendly_name": phone, "origin": "twilio", "address_requirements": "none",
+        "address_sid": null, "bundle_sid": null, "identity_sid": null,
+        "emergency_address_sid": null, "emergency_status": "Inactive",
+        "trunk_sid": null, "voice_application_sid": null, "sms_application_sid": null,
+        "sms_url": "", "voice_url": "", "status": "in-use",
+        "capabilities": {"sms": true, "mms": true, "voice": true, "fax": false}
+    })
+}
+
+pub fn service(sid: &str, name: &str) -> Value {
+    json!({"sid": sid, "account_sid": PARENT, "friendly_name": name,
+           "us_app_to_person_registered": false})
+}
+
+pub fn service_number(service_sid: &str, number_sid: &str, phone: &str) -> Value {
+    json!({"sid": number_sid, "service_sid": service_sid, "account_sid": PARENT,
+           "phone_number": phone, "country_code": "US"})
+}
+
+/// A message; `direction` is Twilio's (`inbound`, `outbound-api`...).
+pub fn message(
+    sid: &str,
+    direction: &str,
+    from: &str,
+    to: &str,
+    body: Option<&str>,
+    date_sent: &str,
+    service: Option<&str>,
+    error_code: Option<i64>,
+) -> Value {
+    json!({
+        "sid": sid, "account_sid": PARENT, "messaging_service_sid": service,
+        "from": from, "to": to, "body": body, "direction": direction,
+        "status": if error_code.is_some() { "failed" } else if direction == "inbound" { "received" } else { "delivered" },
+        "error_code": error_code, "error_message": null,
+        "num_segments": "1", "num_media": "0", "price": "-0.00790", "price_unit": "USD",
+        "date_created": date_sent, "date_sent": date_sent, "date_updated": date_sent,
+        "api_version": "2010-04-01",
+        "uri": format!("/2010-04-01/Accounts/{PARENT}/Messages/{sid}.json"),
+        "subresource_uris": {}
+    })
+}
+
+impl SnapshotBuilder {
+    /// Writes the snapshot into `dir` and returns it.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let window = Window {
+            since: Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0).unwrap(),
+            until: Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap(),
+        };
+        let mut writer = SnapshotWriter::create(dir, PARENT, window, false).unwrap();
+        let all = [
+            (Resource::Accounts, &self.accounts),
+            (Resource::IncomingPhoneNumbers, &self.numbers),
+            (Resource::MessagingServices, &self.services),
+            (Resource::ServicePhoneNumbers, &self.service_numbers),
+            (Resource::A2pCampaigns, &self.campaigns),
+            (Resource::Messages, &self.messages),
+            (Resource::UsageRecords, &self.usage),
+        ];
+        for (resource, records) in all {
+            for record in records {
+                writer.write(resource, record.clone()).unwrap();
+            }
+        }
+        writer.finish("tests").unwrap();
+        dir.to_path_buf()
+    }
+}
+
+/// Reads a CSV file into rows of fields (header included).
+pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
