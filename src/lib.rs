@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod model;
 pub mod report;
+pub mod sample;
 pub mod sid;
 pub mod snapshot;
 pub mod time;

@@ -18,11 +18,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::write(path, e))?;
+    let mut temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
     temp.write_all(bytes).map_err(|e| Error::write(path, e))?;
     temp.as_file().sync_all().map_err(|e| Error::write(path, e))?;
     temp.persist(path).map_err(|e| Error::write(path, e.error))?;
     Ok(())
+}
+
+/// A temporary file in `dir` that becomes a normal readable file (0644 before umask) once
+/// renamed, not tempfile's private 0600.
+pub fn new_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".subaudit-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
 }
 
 /// Creates the output folder (and parents) and checks it can be written to, before any work,
