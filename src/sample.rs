@@ -312,6 +312,18 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     // the requested count (about 1 in 12 outbound draws a reply).
     let per_day_milli = (options.messages * 1000 * 12 / 13) / (NUMBERS as u64 * days as u64);
     let mut opted_out: HashMap<(String, String), bool> = HashMap::new();
+    // Some end users opted out before the logs begin (over 400 days ago): only the 21610
+    // refusals of later sends show it.
+    for number in &numbers {
+        let scope = number
+            .earlier_service
+            .map_or_else(|| number.phone.clone(), |s| services[s].sid.clone());
+        for contact in &number.contacts {
+            if rng.chance(15) {
+                opted_out.insert((scope.clone(), contact.clone()), true);
+            }
+        }
+    }
     let mut months: HashMap<(i32, u32), MonthTotals> = HashMap::new();
     let mut message_count = 0u64;
     let late_price_from = until - Duration::days(2);

@@ -2,4 +2,6 @@
 
 mod support;
 
+mod errors;
 mod optouts;
+mod sample;
