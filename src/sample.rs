@@ -63,16 +63,41 @@ impl Rng {
 const BIRDS: [&str; 50] = [
     "Falcon", "Heron", "Kestrel", "Magpie", "Puffin", "Osprey", "Robin", "Wren", "Finch", "Swift",
     "Plover", "Egret", "Ibis", "Crane", "Lark", "Starling", "Sparrow", "Pelican", "Condor", "Hawk",
-    "Raven", "Tern", "Gannet", "Kite", "Merlin", "Oriole", "Tanager", "Warbler", "Curlew", "Dunlin",
-    "Avocet", "Bittern", "Dipper", "Eider", "Fulmar", "Godwit", "Hoopoe", "Jay", "Knot", "Linnet",
-    "Martin", "Nightjar", "Petrel", "Quail", "Rook", "Shrike", "Teal", "Vireo", "Wagtail", "Stork",
+    "Raven", "Tern", "Gannet", "Kite", "Merlin", "Oriole", "Tanager", "Warbler", "Curlew",
+    "Dunlin", "Avocet", "Bittern", "Dipper", "Eider", "Fulmar", "Godwit", "Hoopoe", "Jay", "Knot",
+    "Linnet", "Martin", "Nightjar", "Petrel", "Quail", "Rook", "Shrike", "Teal", "Vireo",
+    "Wagtail", "Stork",
 ];
 const TRADES: [&str; 25] = [
-    "Flights", "Health", "Kitchens", "Media", "Pets", "Outfitters", "Realty", "Dental", "Fitness",
-    "Salons", "Logistics", "Clinics", "Rentals", "Tutoring", "Plumbing", "Bakery", "Legal",
-    "Insurance", "Storage", "Cleaners", "Motors", "Travel", "Events", "Pharmacy", "Vets",
+    "Flights",
+    "Health",
+    "Kitchens",
+    "Media",
+    "Pets",
+    "Outfitters",
+    "Realty",
+    "Dental",
+    "Fitness",
+    "Salons",
+    "Logistics",
+    "Clinics",
+    "Rentals",
+    "Tutoring",
+    "Plumbing",
+    "Bakery",
+    "Legal",
+    "Insurance",
+    "Storage",
+    "Cleaners",
+    "Motors",
+    "Travel",
+    "Events",
+    "Pharmacy",
+    "Vets",
 ];
-const AREA_CODES: [&str; 10] = ["415", "212", "312", "512", "646", "303", "206", "617", "305", "404"];
+const AREA_CODES: [&str; 10] = [
+    "415", "212", "312", "512", "646", "303", "206", "617", "305", "404",
+];
 const TOLL_FREE: [&str; 6] = ["833", "844", "855", "866", "877", "888"];
 const NUMBERS: usize = 120;
 /// Numbers 0..CUSTOMER_NUMBERS belong to customers; the rest are Owlie's own lines.
@@ -169,7 +194,10 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     for (customer, status) in existing {
         let sid = rng.sid("AC");
         let name = customer.map_or_else(|| "Owlie Staging".to_string(), customer_name);
-        writer.write(Resource::Accounts, account_json(&sid, &name, status, &mut rng))?;
+        writer.write(
+            Resource::Accounts,
+            account_json(&sid, &name, status, &mut rng),
+        )?;
         subaccounts.push((sid, customer, status));
     }
 
@@ -188,7 +216,11 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     let mut contact_serial = 0u32;
     let mut new_contact = |rng: &mut Rng| {
         contact_serial += 1;
-        format!("+1{}555{:04}", rng.pick(&AREA_CODES), 2000 + contact_serial % 8000)
+        format!(
+            "+1{}555{:04}",
+            rng.pick(&AREA_CODES),
+            2000 + contact_serial % 8000
+        )
     };
     for n in 0..NUMBERS {
         let customer = (n < CUSTOMER_NUMBERS).then_some(n % 50);
@@ -210,10 +242,16 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                 _ => None,
             }
         };
-        let earlier_service = if service == Some(0) && n < 30 { Some(1) } else { service };
+        let earlier_service = if service == Some(0) && n < 30 {
+            Some(1)
+        } else {
+            service
+        };
         // End users: mostly the customer's shared pool (so service-wide opt-outs matter),
         // some only on this number.
-        let pool = customer_contacts.entry(customer.unwrap_or(1000 + n)).or_default();
+        let pool = customer_contacts
+            .entry(customer.unwrap_or(1000 + n))
+            .or_default();
         while pool.len() < 12 {
             pool.push(new_contact(&mut rng));
         }
@@ -237,7 +275,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     }
 
     for (i, service) in services.iter().enumerate() {
-        let date = iso(&Utc.with_ymd_and_hms(2023, 2, 1 + i as u32, 12, 0, 0).unwrap());
+        let date = iso(&Utc
+            .with_ymd_and_hms(2023, 2, 1 + i as u32, 12, 0, 0)
+            .unwrap());
         writer.write(
             Resource::MessagingServices,
             json!({
@@ -339,7 +379,11 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
             for _ in 0..count {
                 let at = day_start + Duration::seconds(rng.below(86_400 - 3_600) as i64);
                 let contact = rng.pick(&number.contacts).clone();
-                let service = if at < service_switch { number.earlier_service } else { number.service };
+                let service = if at < service_switch {
+                    number.earlier_service
+                } else {
+                    number.service
+                };
                 let service_sid = service.map(|s| services[s].sid.clone());
                 let scope = service_sid.clone().unwrap_or_else(|| number.phone.clone());
                 let key = (scope, contact.clone());
@@ -414,7 +458,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                     "to": number.phone, "uri": ""
                 });
                 let reply = with_uris(reply, &parent_sid);
-                let totals = months.entry((reply_at.year(), reply_at.month())).or_default();
+                let totals = months
+                    .entry((reply_at.year(), reply_at.month()))
+                    .or_default();
                 totals.sms_segments += 1;
                 totals.sms_in += 1;
                 totals.sms_in_price += PRICE_SMS;
@@ -433,23 +479,82 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     while month <= last {
         let next = month.checked_add_months(chrono::Months::new(1)).unwrap();
         let end = next.pred_opt().unwrap();
-        let totals = months.get(&(month.year(), month.month())).copied().unwrap_or_default();
+        let totals = months
+            .get(&(month.year(), month.month()))
+            .copied()
+            .unwrap_or_default();
         let calls = 40 + rng.below(60) as i64;
         let minutes = calls * (2 + rng.below(4) as i64);
         let calls_price = minutes * 1_400;
         let numbers_price = local * PRICE_LOCAL_NUMBER + toll_free * PRICE_TOLL_FREE_NUMBER;
         let sms_price = totals.sms_in_price + totals.sms_out_price;
         let parent_rows = [
-            ("sms", totals.sms_segments, "messages", totals.sms_segments, "segments", sms_price),
-            ("sms-inbound", totals.sms_in, "messages", totals.sms_in, "segments", totals.sms_in_price),
-            ("sms-outbound", totals.sms_out, "messages", totals.sms_out, "segments", totals.sms_out_price),
-            ("mms", totals.mms, "messages", totals.mms, "messages", totals.mms_price),
+            (
+                "sms",
+                totals.sms_segments,
+                "messages",
+                totals.sms_segments,
+                "segments",
+                sms_price,
+            ),
+            (
+                "sms-inbound",
+                totals.sms_in,
+                "messages",
+                totals.sms_in,
+                "segments",
+                totals.sms_in_price,
+            ),
+            (
+                "sms-outbound",
+                totals.sms_out,
+                "messages",
+                totals.sms_out,
+                "segments",
+                totals.sms_out_price,
+            ),
+            (
+                "mms",
+                totals.mms,
+                "messages",
+                totals.mms,
+                "messages",
+                totals.mms_price,
+            ),
             ("calls", calls, "calls", minutes, "minutes", calls_price),
-            ("phonenumbers", local + toll_free, "phone-numbers", local + toll_free, "phone-numbers", numbers_price),
-            ("totalprice", 0, "", 0, "usd", sms_price + totals.mms_price + calls_price + numbers_price),
+            (
+                "phonenumbers",
+                local + toll_free,
+                "phone-numbers",
+                local + toll_free,
+                "phone-numbers",
+                numbers_price,
+            ),
+            (
+                "totalprice",
+                0,
+                "",
+                0,
+                "usd",
+                sms_price + totals.mms_price + calls_price + numbers_price,
+            ),
         ];
         for (category, count, count_unit, usage, usage_unit, price) in parent_rows {
-            writer.write(Resource::UsageRecords, usage_json(&parent_sid, category, count, count_unit, usage, usage_unit, price, month, end, until))?;
+            writer.write(
+                Resource::UsageRecords,
+                usage_json(
+                    &parent_sid,
+                    category,
+                    count,
+                    count_unit,
+                    usage,
+                    usage_unit,
+                    price,
+                    month,
+                    end,
+                    until,
+                ),
+            )?;
             usage_records += 1;
         }
         for (sid, customer, status) in &subaccounts {
@@ -458,24 +563,48 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                 "closed" => month < NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
                 _ => true,
             };
-            let sms = if active && *status != "suspended" { 200 + rng.below(900) as i64 } else { 0 };
+            let sms = if active && *status != "suspended" {
+                200 + rng.below(900) as i64
+            } else {
+                0
+            };
             let numbers_held = if customer.is_some() { 2 } else { 1 };
             let sms_price = sms * PRICE_SMS;
-            let numbers_price = if active { numbers_held * PRICE_LOCAL_NUMBER } else { 0 };
+            let numbers_price = if active {
+                numbers_held * PRICE_LOCAL_NUMBER
+            } else {
+                0
+            };
             let rows = [
                 ("sms", sms, "messages", sms, "segments", sms_price),
-                ("phonenumbers", numbers_held, "phone-numbers", numbers_held, "phone-numbers", numbers_price),
+                (
+                    "phonenumbers",
+                    numbers_held,
+                    "phone-numbers",
+                    numbers_held,
+                    "phone-numbers",
+                    numbers_price,
+                ),
                 ("totalprice", 0, "", 0, "usd", sms_price + numbers_price),
             ];
             for (category, count, count_unit, usage, usage_unit, price) in rows {
-                writer.write(Resource::UsageRecords, usage_json(sid, category, count, count_unit, usage, usage_unit, price, month, end, until))?;
+                writer.write(
+                    Resource::UsageRecords,
+                    usage_json(
+                        sid, category, count, count_unit, usage, usage_unit, price, month, end,
+                        until,
+                    ),
+                )?;
                 usage_records += 1;
             }
         }
         month = next;
     }
     writer.finish_at("subaudit sample", until)?;
-    write_atomic(&out.join("mapping.csv"), mapping_csv(&numbers, &subaccounts).as_bytes())?;
+    write_atomic(
+        &out.join("mapping.csv"),
+        mapping_csv(&numbers, &subaccounts).as_bytes(),
+    )?;
     Ok(SampleSummary {
         numbers: numbers.len(),
         customers: 50,
@@ -500,7 +629,9 @@ struct OutMessage {
 
 fn with_uris(mut message: Value, parent_sid: &str) -> Value {
     let sid = message["sid"].as_str().unwrap_or_default().to_string();
-    message["uri"] = json!(format!("/2010-04-01/Accounts/{parent_sid}/Messages/{sid}.json"));
+    message["uri"] = json!(format!(
+        "/2010-04-01/Accounts/{parent_sid}/Messages/{sid}.json"
+    ));
     message["subresource_uris"] = json!({
         "media": format!("/2010-04-01/Accounts/{parent_sid}/Messages/{sid}/Media.json")
     });
@@ -537,22 +668,54 @@ fn outbound_json(m: &OutMessage, parent_sid: &str) -> Value {
 
 fn reply_body(rng: &mut Rng, opted_out: bool) -> String {
     const STOPS: [&str; 14] = [
-        "STOP", "stop", "Stop", " STOP ", "Stop\n", "sToP", "Unsubscribe", "cancel", "QUIT", "end",
-        "STOPALL", "Revoke", "OPTOUT", "stop ",
+        "STOP",
+        "stop",
+        "Stop",
+        " STOP ",
+        "Stop\n",
+        "sToP",
+        "Unsubscribe",
+        "cancel",
+        "QUIT",
+        "end",
+        "STOPALL",
+        "Revoke",
+        "OPTOUT",
+        "stop ",
     ];
     const STARTS: [&str; 5] = ["START", "start", "Yes", "UNSTOP", "Start"];
     const NEAR: [&str; 8] = [
-        "Stop please", "STOP!!", "please stop texting me", "Opt out", "unsubscribe me",
-        "stop.", "Can you stop these?", "END this",
+        "Stop please",
+        "STOP!!",
+        "please stop texting me",
+        "Opt out",
+        "unsubscribe me",
+        "stop.",
+        "Can you stop these?",
+        "END this",
     ];
     const HELP: [&str; 3] = ["HELP", "help", "Info"];
     const CHAT: [&str; 10] = [
-        "Thanks!", "Ok", "See you then", "Can I reschedule?", "Running 10 min late",
-        "Got it, thank you", "Is this still on?", "Who is this?", "Perfect", "Stopping by later today",
+        "Thanks!",
+        "Ok",
+        "See you then",
+        "Can I reschedule?",
+        "Running 10 min late",
+        "Got it, thank you",
+        "Is this still on?",
+        "Who is this?",
+        "Perfect",
+        "Stopping by later today",
     ];
     let roll = rng.below(100);
     let body = if opted_out {
-        if roll < 45 { rng.pick(&STARTS) } else if roll < 60 { rng.pick(&STOPS) } else { rng.pick(&CHAT) }
+        if roll < 45 {
+            rng.pick(&STARTS)
+        } else if roll < 60 {
+            rng.pick(&STOPS)
+        } else {
+            rng.pick(&CHAT)
+        }
     } else if roll < 30 {
         rng.pick(&STOPS)
     } else if roll < 40 {
@@ -570,14 +733,20 @@ fn number_json(n: usize, number: &Number, parent_sid: &str, created: &str, rng: 
     let digits = &number.phone[2..];
     let pretty = format!("({}) {}-{}", &digits[0..3], &digits[3..6], &digits[6..]);
     let friendly = match (&customer, n % 10) {
-        (Some(c), 0..=3) => format!("{c} - {}", ["alerts", "reminders", "support", "bookings"][n % 4]),
+        (Some(c), 0..=3) => format!(
+            "{c} - {}",
+            ["alerts", "reminders", "support", "bookings"][n % 4]
+        ),
         (Some(c), 4..=5) => format!("owlie-{}-{}", slug(c), n / 50 + 1),
         (None, _) => "Owlie support line".to_string(),
         _ => pretty,
     };
     let hook = match (&customer, n % 4) {
         (Some(c), 0 | 1) => format!("https://hooks.owlie.io/sms/{}", slug(c)),
-        (Some(c), 2) => format!("https://{}.example.com/twilio/sms", slug(c).replace('-', "")),
+        (Some(c), 2) => format!(
+            "https://{}.example.com/twilio/sms",
+            slug(c).replace('-', "")
+        ),
         _ => "https://hooks.owlie.io/sms/inbound".to_string(),
     };
     let voice_hook = match &customer {
@@ -667,11 +836,17 @@ fn usage_json(
 fn mapping_csv(numbers: &[Number], subaccounts: &[(String, Option<usize>, &str)]) -> String {
     let mut out = String::from("number,customer,subaccount_sid\n");
     for (n, number) in numbers.iter().enumerate() {
-        let Some(customer) = number.customer else { continue };
+        let Some(customer) = number.customer else {
+            continue;
+        };
         if [9usize, 64, 99].contains(&n) {
             continue;
         }
-        let id = if n % 10 == 5 { &number.sid } else { &number.phone };
+        let id = if n % 10 == 5 {
+            &number.sid
+        } else {
+            &number.phone
+        };
         let name = customer_name(customer);
         let sid = subaccounts
             .iter()

@@ -10,7 +10,9 @@ use crate::sample::{generate, SampleOptions};
 
 /// Generate a realistic, deterministic sample snapshot (Owlie Notifications) with its mapping.csv.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000")]
+#[command(
+    after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000"
+)]
 pub struct SampleArgs {
     /// Snapshot folder to write (created; files of an earlier snapshot there are replaced).
     #[arg(long, value_name = "DIR")]

@@ -20,8 +20,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let mut temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
     temp.write_all(bytes).map_err(|e| Error::write(path, e))?;
-    temp.as_file().sync_all().map_err(|e| Error::write(path, e))?;
-    temp.persist(path).map_err(|e| Error::write(path, e.error))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::write(path, e))?;
+    temp.persist(path)
+        .map_err(|e| Error::write(path, e.error))?;
     Ok(())
 }
 
@@ -43,10 +46,15 @@ pub fn new_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 /// `--out` then fails fast with exit code 2 and leaves nothing behind. The folder itself is
 /// created when the outputs are written (`create_out_dir`).
 pub fn check_out_dir(dir: &Path) -> Result<()> {
+    check_writable(dir, dir)
+}
+
+/// Checks that `dir` (existing or to be created) can hold `target`; errors name `target`.
+fn check_writable(target: &Path, dir: &Path) -> Result<()> {
     let bad = |why: String| {
         Error::Input(format!(
-            "{}: cannot write the output there ({why}); pass --out with a folder you can write to",
-            dir.display()
+            "{}: cannot write the output there ({why}); pass --out with a path you can write to",
+            target.display()
         ))
     };
     let mut existing = dir.to_path_buf();
@@ -56,7 +64,12 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
         }
         match std::fs::metadata(&existing) {
             Ok(meta) if meta.is_dir() => break,
-            Ok(_) => return Err(bad(format!("{} is a file, not a folder", existing.display()))),
+            Ok(_) => {
+                return Err(bad(format!(
+                    "{} is a file, not a folder",
+                    existing.display()
+                )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match existing.parent() {
                 Some(parent) => existing = parent.to_path_buf(),
                 None => return Err(bad(e.to_string())),
@@ -100,7 +113,7 @@ pub fn check_out_file(path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    check_out_dir(&dir)
+    check_writable(path, &dir)
 }
 
 /// Serializes rows to CSV in memory, with a header even when there are no rows.

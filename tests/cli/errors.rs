@@ -13,16 +13,46 @@ fn setup() -> TempDir {
     let dir = TempDir::new().unwrap();
     let mut b = SnapshotBuilder::default();
     b.numbers.push(number(&sid("PN", 1), "+14155550101"));
-    b.messages.push(message(&sid("SM", 1), "inbound", "+12065552001", "+14155550101", Some("STOP"), &jan(2, 1, 2, 3), None, None));
-    b.messages.push(message(&sid("SM", 2), "inbound", "+12065552002", "+14155550101", Some("hi"), &jan(2, 1, 2, 3), None, None));
+    b.messages.push(message(
+        &sid("SM", 1),
+        "inbound",
+        "+12065552001",
+        "+14155550101",
+        Some("STOP"),
+        &jan(2, 1, 2, 3),
+        None,
+        None,
+    ));
+    b.messages.push(message(
+        &sid("SM", 2),
+        "inbound",
+        "+12065552002",
+        "+14155550101",
+        Some("hi"),
+        &jan(2, 1, 2, 3),
+        None,
+        None,
+    ));
     b.write(&dir.path().join("snap"));
-    fs::write(dir.path().join("map.csv"), "number,customer,subaccount_sid\n+14155550101,Acme,\n").unwrap();
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer,subaccount_sid\n+14155550101,Acme,\n",
+    )
+    .unwrap();
     dir
 }
 
 fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
     subaudit(dir.path())
-        .args(["audit", "--snapshot", "snap", "--map", "map.csv", "--out", "report"])
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "report",
+        ])
         .assert()
 }
 
@@ -67,9 +97,9 @@ fn a_record_count_that_differs_from_the_manifest_is_an_error() {
     let path = dir.path().join("snap/messages.jsonl");
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, text.lines().next().unwrap().to_string() + "\n").unwrap();
-    audit(&dir)
-        .code(2)
-        .stderr(contains("messages.jsonl: holds 1 messages records but manifest.json says 2"));
+    audit(&dir).code(2).stderr(contains(
+        "messages.jsonl: holds 1 messages records but manifest.json says 2",
+    ));
     assert!(!dir.path().join("report").exists());
 }
 
@@ -77,11 +107,22 @@ fn a_record_count_that_differs_from_the_manifest_is_an_error() {
 fn an_incomplete_snapshot_is_refused_unless_allowed() {
     let dir = setup();
     let path = dir.path().join("snap/manifest.json");
-    let text = fs::read_to_string(&path).unwrap().replace("\"complete\": true", "\"complete\": false");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"complete\": true", "\"complete\": false");
     fs::write(&path, text).unwrap();
-    audit(&dir).code(2).stderr(contains("the snapshot is incomplete"));
+    audit(&dir)
+        .code(2)
+        .stderr(contains("the snapshot is incomplete"));
     subaudit(dir.path())
-        .args(["audit", "--snapshot", "snap", "--out", "report", "--allow-incomplete"])
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--out",
+            "report",
+            "--allow-incomplete",
+        ])
         .assert()
         .success();
 }
@@ -102,7 +143,10 @@ fn a_non_e164_number_and_an_unknown_sid_are_named_with_their_lines() {
     let dir = setup();
     fs::write(
         dir.path().join("map.csv"),
-        format!("number,customer,subaccount_sid\n(415) 555-0101,Acme,\n+14155550101,Acme,{}\n", sid("AC", 99)),
+        format!(
+            "number,customer,subaccount_sid\n(415) 555-0101,Acme,\n+14155550101,Acme,{}\n",
+            sid("AC", 0x99)
+        ),
     )
     .unwrap();
     audit(&dir)
@@ -115,10 +159,14 @@ fn a_non_e164_number_and_an_unknown_sid_are_named_with_their_lines() {
 #[test]
 fn a_number_the_parent_does_not_hold_is_named() {
     let dir = setup();
-    fs::write(dir.path().join("map.csv"), "number,customer\n+14155550999,Acme\n").unwrap();
-    audit(&dir)
-        .code(2)
-        .stderr(contains("map.csv:2: number +14155550999 is not among the parent's 1 phone numbers"));
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550999,Acme\n",
+    )
+    .unwrap();
+    audit(&dir).code(2).stderr(contains(
+        "map.csv:2: number +14155550999 is not among the parent's 1 phone numbers",
+    ));
 }
 
 #[test]
@@ -126,12 +174,28 @@ fn an_unwritable_output_folder_fails_before_any_work() {
     let dir = setup();
     fs::write(dir.path().join("afile"), "x").unwrap();
     subaudit(dir.path())
-        .args(["audit", "--snapshot", "snap", "--map", "map.csv", "--out", "afile/report"])
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "afile/report",
+        ])
         .assert()
         .code(2)
         .stderr(contains("afile/report: cannot write the output there"));
     subaudit(dir.path())
-        .args(["optouts", "--snapshot", "snap", "--map", "map.csv", "--out", "afile/lost.csv"])
+        .args([
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "afile/lost.csv",
+        ])
         .assert()
         .code(2)
         .stderr(contains("afile/lost.csv"));
@@ -144,7 +208,10 @@ fn a_failed_run_keeps_the_previous_report() {
     let before = fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap();
     fs::write(dir.path().join("map.csv"), "number,customer\nbad,Acme\n").unwrap();
     audit(&dir).code(2);
-    assert_eq!(fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap(),
+        before
+    );
     // No temporary files are left beside the reports.
     let stray: Vec<_> = fs::read_dir(dir.path().join("report"))
         .unwrap()
@@ -158,15 +225,26 @@ fn a_failed_run_keeps_the_previous_report() {
 fn a_keyword_that_is_both_opt_out_and_opt_in_is_refused() {
     let dir = setup();
     subaudit(dir.path())
-        .args(["optouts", "--snapshot", "snap", "--opt-out-keyword", "START"])
+        .args([
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--opt-out-keyword",
+            "START",
+        ])
         .assert()
         .code(2)
-        .stderr(contains("--opt-out-keyword \"START\": START is already an opt-in or help keyword"));
+        .stderr(contains(
+            "--opt-out-keyword \"START\": START is already an opt-in or help keyword",
+        ));
     assert_no_files(&dir.path().join("report"));
 }
 
 #[test]
 fn unknown_arguments_are_usage_errors() {
     let dir = setup();
-    subaudit(dir.path()).args(["audit", "--frobnicate"]).assert().code(2);
+    subaudit(dir.path())
+        .args(["audit", "--frobnicate"])
+        .assert()
+        .code(2);
 }

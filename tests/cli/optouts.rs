@@ -26,8 +26,24 @@ fn mg(n: u64) -> String {
     sid("MG", n)
 }
 
-fn inbound(n: u64, from: &str, to: &str, body: &str, day: u32, service: Option<&str>) -> serde_json::Value {
-    message(&sm(n), "inbound", from, to, Some(body), &jan(day, 12, 0, 0), service, None)
+fn inbound(
+    n: u64,
+    from: &str,
+    to: &str,
+    body: &str,
+    day: u32,
+    service: Option<&str>,
+) -> serde_json::Value {
+    message(
+        &sm(n),
+        "inbound",
+        from,
+        to,
+        Some(body),
+        &jan(day, 12, 0, 0),
+        service,
+        None,
+    )
 }
 
 /// Two numbers of the parent, N1 (pn 1) and N2 (pn 2).
@@ -44,18 +60,38 @@ fn lost_csv(b: &SnapshotBuilder, mapping: &str, extra: &[&str]) -> String {
     b.write(&dir.path().join("snap"));
     fs::write(dir.path().join("map.csv"), mapping).unwrap();
     subaudit(dir.path())
-        .args(["optouts", "--snapshot", "snap", "--map", "map.csv", "--out", "lost.csv"])
+        .args([
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "lost.csv",
+        ])
         .args(extra)
         .assert()
         .success();
     fs::read_to_string(dir.path().join("lost.csv")).unwrap()
 }
 
-fn row(user: &str, number: &str, pn_sid: &str, scope: &str, service: &str, at: &str, keyword: &str, evidence: &str, sm_sid: &str, customer: &str) -> String {
+fn row(
+    user: &str,
+    number: &str,
+    pn_sid: &str,
+    scope: &str,
+    service: &str,
+    at: &str,
+    keyword: &str,
+    evidence: &str,
+    sm_sid: &str,
+    customer: &str,
+) -> String {
     format!("{user},{number},{pn_sid},{scope},{service},{at},{keyword},{evidence},{sm_sid},{customer},\n")
 }
 
-const MAP_BOTH_TO_ACME: &str = "number,customer,subaccount_sid\n+14155550101,Acme,\n+14155550102,Acme,\n";
+const MAP_BOTH_TO_ACME: &str =
+    "number,customer,subaccount_sid\n+14155550101,Acme,\n+14155550102,Acme,\n";
 
 #[test]
 fn a_whole_body_keyword_in_any_case_or_padding_opts_out_and_moves_with_the_number() {
@@ -65,8 +101,30 @@ fn a_whole_body_keyword_in_any_case_or_padding_opts_out_and_moves_with_the_numbe
     b.messages.push(inbound(3, U2, N2, "unsubscribe", 4, None));
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     let expected = String::from(HEADER)
-        + &row(U1, N1, &pn(1), "number", "", "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(1), "Acme")
-        + &row(U2, N2, &pn(2), "number", "", "2026-01-04T12:00:00Z", "UNSUBSCRIBE", "inbound-keyword", &sm(3), "Acme");
+        + &row(
+            U1,
+            N1,
+            &pn(1),
+            "number",
+            "",
+            "2026-01-02T12:00:00Z",
+            "STOP",
+            "inbound-keyword",
+            &sm(1),
+            "Acme",
+        )
+        + &row(
+            U2,
+            N2,
+            &pn(2),
+            "number",
+            "",
+            "2026-01-04T12:00:00Z",
+            "UNSUBSCRIBE",
+            "inbound-keyword",
+            &sm(3),
+            "Acme",
+        );
     assert_eq!(csv, expected);
 }
 
@@ -78,7 +136,19 @@ fn unmapped_numbers_stay_and_lose_nothing() {
     let csv = lost_csv(&b, "number,customer\n+14155550102,Acme\n", &[]);
     assert_eq!(
         csv,
-        String::from(HEADER) + &row(U1, N2, &pn(2), "number", "", "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(2), "Acme")
+        String::from(HEADER)
+            + &row(
+                U1,
+                N2,
+                &pn(2),
+                "number",
+                "",
+                "2026-01-02T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(2),
+                "Acme"
+            )
     );
 }
 
@@ -97,7 +167,19 @@ fn re_opt_in_clears_and_the_first_stop_after_the_last_start_is_cited() {
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     assert_eq!(
         csv,
-        String::from(HEADER) + &row(U2, N1, &pn(1), "number", "", "2026-01-05T12:00:00Z", "QUIT", "inbound-keyword", &sm(5), "Acme")
+        String::from(HEADER)
+            + &row(
+                U2,
+                N1,
+                &pn(1),
+                "number",
+                "",
+                "2026-01-05T12:00:00Z",
+                "QUIT",
+                "inbound-keyword",
+                &sm(5),
+                "Acme"
+            )
     );
 }
 
@@ -106,35 +188,132 @@ fn same_second_events_are_ordered_by_sid() {
     let mut b = two_numbers();
     let t = jan(2, 8, 0, 0);
     // On N1 the START has the larger sid: it is later, U1 is subscribed.
-    b.messages.push(message(&sm(0x20), "inbound", U1, N1, Some("START"), &t, None, None));
-    b.messages.push(message(&sm(0x10), "inbound", U1, N1, Some("STOP"), &t, None, None));
+    b.messages.push(message(
+        &sm(0x20),
+        "inbound",
+        U1,
+        N1,
+        Some("START"),
+        &t,
+        None,
+        None,
+    ));
+    b.messages.push(message(
+        &sm(0x10),
+        "inbound",
+        U1,
+        N1,
+        Some("STOP"),
+        &t,
+        None,
+        None,
+    ));
     // On N2 the STOP has the larger sid: U1 is opted out.
-    b.messages.push(message(&sm(0x30), "inbound", U1, N2, Some("START"), &t, None, None));
-    b.messages.push(message(&sm(0x40), "inbound", U1, N2, Some("STOP"), &t, None, None));
+    b.messages.push(message(
+        &sm(0x30),
+        "inbound",
+        U1,
+        N2,
+        Some("START"),
+        &t,
+        None,
+        None,
+    ));
+    b.messages.push(message(
+        &sm(0x40),
+        "inbound",
+        U1,
+        N2,
+        Some("STOP"),
+        &t,
+        None,
+        None,
+    ));
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     assert_eq!(
         csv,
-        String::from(HEADER) + &row(U1, N2, &pn(2), "number", "", "2026-01-02T08:00:00Z", "STOP", "inbound-keyword", &sm(0x40), "Acme")
+        String::from(HEADER)
+            + &row(
+                U1,
+                N2,
+                &pn(2),
+                "number",
+                "",
+                "2026-01-02T08:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(0x40),
+                "Acme"
+            )
     );
 }
 
 #[test]
 fn error_21610_is_evidence_timed_by_date_created_when_never_sent() {
     let mut b = two_numbers();
-    let mut failed = message(&sm(1), "outbound-api", N1, U1, None, &jan(9, 10, 0, 0), None, Some(21610));
+    let mut failed = message(
+        &sm(1),
+        "outbound-api",
+        N1,
+        U1,
+        None,
+        &jan(9, 10, 0, 0),
+        None,
+        Some(21610),
+    );
     failed["date_sent"] = json!(null);
     b.messages.push(failed);
     // A STOP before a later 21610 is the one cited: the user's own words, and earlier.
     b.messages.push(inbound(2, U2, N2, "STOP", 3, None));
-    b.messages.push(message(&sm(3), "outbound-api", N2, U2, None, &jan(4, 10, 0, 0), None, Some(21610)));
+    b.messages.push(message(
+        &sm(3),
+        "outbound-api",
+        N2,
+        U2,
+        None,
+        &jan(4, 10, 0, 0),
+        None,
+        Some(21610),
+    ));
     // Null bodies and outbound messages without 21610 are not evidence.
-    b.messages.push(message(&sm(4), "inbound", U2, N1, None, &jan(4, 10, 0, 0), None, None));
+    b.messages.push(message(
+        &sm(4),
+        "inbound",
+        U2,
+        N1,
+        None,
+        &jan(4, 10, 0, 0),
+        None,
+        None,
+    ));
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     assert_eq!(
         csv,
         String::from(HEADER)
-            + &row(U1, N1, &pn(1), "number", "", "2026-01-09T10:00:00Z", "", "error-21610", &sm(1), "Acme")
-            + &row(U2, N2, &pn(2), "number", "", "2026-01-03T12:00:00Z", "STOP", "inbound-keyword", &sm(2), "Acme")
+            + &row(
+                U1,
+                N1,
+                &pn(1),
+                "number",
+                "",
+                "2026-01-09T10:00:00Z",
+                "",
+                "error-21610",
+                &sm(1),
+                "Acme"
+            )
+            + &row(
+                U2,
+                N2,
+                &pn(2),
+                "number",
+                "",
+                "2026-01-03T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(2),
+                "Acme"
+            )
     );
 }
 
@@ -145,13 +324,36 @@ fn a_service_opt_out_is_lost_by_every_number_leaving_that_service() {
     b.services.push(service(&alerts, "Alerts"));
     b.service_numbers.push(service_number(&alerts, &pn(1), N1));
     b.service_numbers.push(service_number(&alerts, &pn(2), N2));
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, Some(&alerts)));
+    b.messages
+        .push(inbound(1, U1, N1, "STOP", 2, Some(&alerts)));
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     assert_eq!(
         csv,
         String::from(HEADER)
-            + &row(U1, N1, &pn(1), "service", &alerts, "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(1), "Acme")
-            + &row(U1, N2, &pn(2), "service", &alerts, "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(1), "Acme")
+            + &row(
+                U1,
+                N1,
+                &pn(1),
+                "service",
+                &alerts,
+                "2026-01-02T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(1),
+                "Acme"
+            )
+            + &row(
+                U1,
+                N2,
+                &pn(2),
+                "service",
+                &alerts,
+                "2026-01-02T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(1),
+                "Acme"
+            )
     );
 }
 
@@ -166,12 +368,24 @@ fn a_stop_under_another_service_than_the_numbers_current_one_stays_behind() {
     // service, which N1 no longer sits in, so moving N1 does not lose it.
     b.messages.push(inbound(1, U1, N1, "STOP", 2, Some(&old)));
     // U2 opted out under the current service: lost.
-    b.messages.push(inbound(2, U2, N1, "STOP", 3, Some(&current)));
+    b.messages
+        .push(inbound(2, U2, N1, "STOP", 3, Some(&current)));
     let csv = lost_csv(&b, "number,customer\n+14155550101,Acme\n", &[]);
     assert_eq!(
         csv,
         String::from(HEADER)
-            + &row(U2, N1, &pn(1), "service", &current, "2026-01-03T12:00:00Z", "STOP", "inbound-keyword", &sm(2), "Acme")
+            + &row(
+                U2,
+                N1,
+                &pn(1),
+                "service",
+                &current,
+                "2026-01-03T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(2),
+                "Acme"
+            )
     );
 }
 
@@ -183,17 +397,41 @@ fn where_both_scopes_hold_an_opt_out_the_earlier_stands_and_a_tie_goes_to_the_nu
     b.service_numbers.push(service_number(&alerts, &pn(1), N1));
     b.service_numbers.push(service_number(&alerts, &pn(2), N2));
     // U1: service STOP on day 2, number STOP on day 5 -> service row (earlier).
-    b.messages.push(inbound(1, U1, N2, "STOP", 2, Some(&alerts)));
+    b.messages
+        .push(inbound(1, U1, N2, "STOP", 2, Some(&alerts)));
     b.messages.push(inbound(2, U1, N1, "END", 5, None));
     // U2: both at the same time -> the number row.
-    b.messages.push(inbound(3, U2, N1, "STOP", 3, Some(&alerts)));
+    b.messages
+        .push(inbound(3, U2, N1, "STOP", 3, Some(&alerts)));
     b.messages.push(inbound(4, U2, N1, "CANCEL", 3, None));
     let csv = lost_csv(&b, "number,customer\n+14155550101,Acme\n", &[]);
     assert_eq!(
         csv,
         String::from(HEADER)
-            + &row(U1, N1, &pn(1), "service", &alerts, "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(1), "Acme")
-            + &row(U2, N1, &pn(1), "number", "", "2026-01-03T12:00:00Z", "CANCEL", "inbound-keyword", &sm(4), "Acme")
+            + &row(
+                U1,
+                N1,
+                &pn(1),
+                "service",
+                &alerts,
+                "2026-01-02T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(1),
+                "Acme"
+            )
+            + &row(
+                U2,
+                N1,
+                &pn(1),
+                "number",
+                "",
+                "2026-01-03T12:00:00Z",
+                "CANCEL",
+                "inbound-keyword",
+                &sm(4),
+                "Acme"
+            )
     );
 }
 
@@ -201,7 +439,11 @@ fn where_both_scopes_hold_an_opt_out_the_earlier_stands_and_a_tie_goes_to_the_nu
 fn a_number_mapped_to_two_customers_moves_nowhere() {
     let mut b = two_numbers();
     b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
-    let csv = lost_csv(&b, "number,customer\n+14155550101,Acme\n+14155550101,Globex\n", &[]);
+    let csv = lost_csv(
+        &b,
+        "number,customer\n+14155550101,Acme\n+14155550101,Globex\n",
+        &[],
+    );
     assert_eq!(csv, HEADER);
 }
 
@@ -209,16 +451,43 @@ fn a_number_mapped_to_two_customers_moves_nowhere() {
 fn rows_name_the_existing_subaccount_matched_by_name_and_sort_by_customer() {
     let mut b = two_numbers();
     let zeta = sid("AC", 0x2e7a);
-    b.accounts.push(account(&zeta, "Zeta Dental", "active", Some(PARENT)));
+    b.accounts
+        .push(account(&zeta, "Zeta Dental", "active", Some(PARENT)));
     b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
     b.messages.push(inbound(2, U1, N2, "STOP", 2, None));
-    let csv = lost_csv(&b, "number,customer\n+14155550101,  zeta dental \n+14155550102,Acme\n", &[]);
-    let zeta_row = row(U1, N1, &pn(1), "number", "", "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(1), "zeta dental");
+    let csv = lost_csv(
+        &b,
+        "number,customer\n+14155550101,  zeta dental \n+14155550102,Acme\n",
+        &[],
+    );
+    let zeta_row = row(
+        U1,
+        N1,
+        &pn(1),
+        "number",
+        "",
+        "2026-01-02T12:00:00Z",
+        "STOP",
+        "inbound-keyword",
+        &sm(1),
+        "zeta dental",
+    );
     let zeta_row = zeta_row.trim_end_matches(",\n").to_string() + &format!(",{zeta}\n");
     assert_eq!(
         csv,
         String::from(HEADER)
-            + &row(U1, N2, &pn(2), "number", "", "2026-01-02T12:00:00Z", "STOP", "inbound-keyword", &sm(2), "Acme")
+            + &row(
+                U1,
+                N2,
+                &pn(2),
+                "number",
+                "",
+                "2026-01-02T12:00:00Z",
+                "STOP",
+                "inbound-keyword",
+                &sm(2),
+                "Acme"
+            )
             + &zeta_row
     );
 }
@@ -229,10 +498,31 @@ fn extra_keywords_count_as_opt_out_and_opt_in() {
     b.messages.push(inbound(1, U1, N1, "Arrêt", 2, None));
     b.messages.push(inbound(2, U2, N1, "baja", 2, None));
     b.messages.push(inbound(3, U2, N1, "ALTA", 3, None));
-    let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &["--opt-out-keyword", "ARRÊT,BAJA", "--opt-in-keyword", "alta"]);
+    let csv = lost_csv(
+        &b,
+        MAP_BOTH_TO_ACME,
+        &[
+            "--opt-out-keyword",
+            "ARRÊT,BAJA",
+            "--opt-in-keyword",
+            "alta",
+        ],
+    );
     assert_eq!(
         csv,
-        String::from(HEADER) + &row(U1, N1, &pn(1), "number", "", "2026-01-02T12:00:00Z", "ARRÊT", "inbound-keyword", &sm(1), "Acme")
+        String::from(HEADER)
+            + &row(
+                U1,
+                N1,
+                &pn(1),
+                "number",
+                "",
+                "2026-01-02T12:00:00Z",
+                "ARRÊT",
+                "inbound-keyword",
+                &sm(1),
+                "Acme"
+            )
     );
     // Without the extras nothing is an opt-out.
     assert_eq!(lost_csv(&b, MAP_BOTH_TO_ACME, &[]), HEADER);
@@ -244,7 +534,8 @@ fn all_lists_every_opt_out_in_force_moving_or_not() {
     b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
     b.messages.push(inbound(2, U2, N2, "STOP", 3, None));
     // A number the parent no longer holds keeps its opt-outs too.
-    b.messages.push(inbound(3, U1, "+14155550199", "STOP", 4, None));
+    b.messages
+        .push(inbound(3, U1, "+14155550199", "STOP", 4, None));
     let csv = lost_csv(&b, "number,customer\n+14155550102,Acme\n", &["--all"]);
     assert_eq!(
         csv,
@@ -262,21 +553,71 @@ fn audit_writes_possible_opt_outs_violations_and_per_customer_files() {
     let alerts = mg(1);
     b.services.push(service(&alerts, "Alerts"));
     b.service_numbers.push(service_number(&alerts, &pn(1), N1));
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, Some(&alerts)));
+    b.messages
+        .push(inbound(1, U1, N1, "STOP", 2, Some(&alerts)));
     // Sent into the opt-out, same scope: a violation. Refused (21610): the block working.
-    b.messages.push(message(&sm(2), "outbound-api", N1, U1, None, &jan(3, 9, 0, 0), Some(&alerts), None));
-    b.messages.push(message(&sm(3), "outbound-api", N1, U1, None, &jan(4, 9, 0, 0), Some(&alerts), Some(21610)));
+    b.messages.push(message(
+        &sm(2),
+        "outbound-api",
+        N1,
+        U1,
+        None,
+        &jan(3, 9, 0, 0),
+        Some(&alerts),
+        None,
+    ));
+    b.messages.push(message(
+        &sm(3),
+        "outbound-api",
+        N1,
+        U1,
+        None,
+        &jan(4, 9, 0, 0),
+        Some(&alerts),
+        Some(21610),
+    ));
     // Another scope (no service): not a violation of the service opt-out.
-    b.messages.push(message(&sm(4), "outbound-api", N1, U1, None, &jan(5, 9, 0, 0), None, None));
+    b.messages.push(message(
+        &sm(4),
+        "outbound-api",
+        N1,
+        U1,
+        None,
+        &jan(5, 9, 0, 0),
+        None,
+        None,
+    ));
     // After START: fine again.
-    b.messages.push(inbound(5, U1, N1, "START", 6, Some(&alerts)));
-    b.messages.push(message(&sm(6), "outbound-api", N1, U1, None, &jan(7, 9, 0, 0), Some(&alerts), None));
+    b.messages
+        .push(inbound(5, U1, N1, "START", 6, Some(&alerts)));
+    b.messages.push(message(
+        &sm(6),
+        "outbound-api",
+        N1,
+        U1,
+        None,
+        &jan(7, 9, 0, 0),
+        Some(&alerts),
+        None,
+    ));
     b.messages.push(inbound(7, U2, N2, "please STOP.", 8, None));
     b.messages.push(inbound(8, U2, N2, "opt-out", 8, None));
     b.write(&dir.path().join("snap"));
-    fs::write(dir.path().join("map.csv"), "number,customer\n+14155550101,Acme & Co\n+14155550102,Beta\n").unwrap();
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550101,Acme & Co\n+14155550102,Beta\n",
+    )
+    .unwrap();
     subaudit(dir.path())
-        .args(["audit", "--snapshot", "snap", "--map", "map.csv", "--out", "out/report"])
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "out/report",
+        ])
         .assert()
         .success()
         .stdout(contains("Acme & Co"))
@@ -303,7 +644,10 @@ fn audit_writes_possible_opt_outs_violations_and_per_customer_files() {
     );
     // After the START the service opt-out is gone; nothing is lost, but every moving
     // customer still gets its (header-only) re-import file.
-    assert_eq!(fs::read_to_string(out.join("optouts_lost.csv")).unwrap(), HEADER);
+    assert_eq!(
+        fs::read_to_string(out.join("optouts_lost.csv")).unwrap(),
+        HEADER
+    );
     let mut files: Vec<String> = fs::read_dir(out.join("optouts"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -319,11 +663,23 @@ fn per_customer_files_split_the_lost_rows_and_stale_files_go() {
     b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
     b.messages.push(inbound(2, U2, N2, "STOP", 2, None));
     b.write(&dir.path().join("snap"));
-    fs::write(dir.path().join("map.csv"), "number,customer\n+14155550101,Acme\n+14155550102,Beta\n").unwrap();
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550101,Acme\n+14155550102,Beta\n",
+    )
+    .unwrap();
     fs::create_dir_all(dir.path().join("report/optouts")).unwrap();
     fs::write(dir.path().join("report/optouts/Old.csv"), "stale").unwrap();
     subaudit(dir.path())
-        .args(["audit", "--snapshot", "snap", "--map", "map.csv", "--out", "report"])
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "report",
+        ])
         .assert()
         .success();
     let all = read_csv(&dir.path().join("report/optouts_lost.csv"));
@@ -364,6 +720,8 @@ fn no_auth_token_reaches_a_snapshot() {
 }
 
 pub fn assert_no_files(dir: &Path) {
-    let left: Vec<_> = fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let left: Vec<_> = fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

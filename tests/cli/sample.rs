@@ -38,7 +38,14 @@ fn the_readme_audit_command_runs_on_the_sample() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("report");
     let assert = subaudit(&repo_root())
-        .args(["audit", "--snapshot", "sample-data/owlie", "--map", "sample-data/owlie/mapping.csv", "--out"])
+        .args([
+            "audit",
+            "--snapshot",
+            "sample-data/owlie",
+            "--map",
+            "sample-data/owlie/mapping.csv",
+            "--out",
+        ])
         .arg(&out)
         .assert()
         .success();
@@ -46,7 +53,11 @@ fn the_readme_audit_command_runs_on_the_sample() {
     assert!(stdout.contains("Owlie Notifications"), "{stdout}");
     // The per-customer files are exactly the lost rows, split.
     let lost = read_csv(&out.join("optouts_lost.csv"));
-    assert!(lost.len() > 100, "the sample loses opt-outs: {}", lost.len());
+    assert!(
+        lost.len() > 100,
+        "the sample loses opt-outs: {}",
+        lost.len()
+    );
     let mut split = 0;
     for entry in fs::read_dir(out.join("optouts")).unwrap() {
         let rows = read_csv(&entry.unwrap().path());
