@@ -71,3 +71,30 @@ fn the_readme_audit_command_runs_on_the_sample() {
     assert!(text.contains("error-21610") && text.contains("inbound-keyword"));
     assert!(read_csv(&out.join("optouts_possible.csv")).len() > 1);
 }
+
+/// The whole terminal summary and the two review files of the sample, as a reviewer sees them.
+#[test]
+fn the_sample_audit_output_is_stable() {
+    let dir = TempDir::new().unwrap();
+    let snapshot = repo_root().join("sample-data/owlie");
+    let assert = subaudit(dir.path())
+        .arg("audit")
+        .arg("--snapshot")
+        .arg(&snapshot)
+        .arg("--map")
+        .arg(snapshot.join("mapping.csv"))
+        .args(["--out", "report"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    insta::assert_snapshot!("sample_audit_stdout", stdout);
+    let report = dir.path().join("report");
+    insta::assert_snapshot!(
+        "sample_optout_violations",
+        fs::read_to_string(report.join("optout_violations.csv")).unwrap()
+    );
+    insta::assert_snapshot!(
+        "sample_optouts_possible",
+        fs::read_to_string(report.join("optouts_possible.csv")).unwrap()
+    );
+}
