@@ -4,3 +4,4 @@
 pub mod keywords;
 pub mod mapping;
 pub mod optouts;
+pub mod plan;
