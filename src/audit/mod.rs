@@ -5,3 +5,4 @@ pub mod keywords;
 pub mod mapping;
 pub mod optouts;
 pub mod plan;
+pub mod proposal;

@@ -758,8 +758,9 @@ fn plan_number(
                 findings.push(Finding::new(
                     Code::OptOutsLost,
                     format!(
-                        "{opt_outs_lost} opt-out{} in force would be lost: Twilio keeps opt-outs per account. They are listed in optouts/<customer>.csv; the plan re-seeds them in the subaccount (Consents Bulk, a pilot API: if your account lacks it, import them another way); send nothing from the number until that is done",
-                        plural(opt_outs_lost)
+                        "{opt_outs_lost} opt-out{} in force would be lost: Twilio keeps opt-outs per account. They are listed in optouts/{}.csv; the plan re-seeds them in the subaccount (Consents Bulk, a pilot API: if your account lacks it, import them another way); send nothing from the number until that is done",
+                        plural(opt_outs_lost),
+                        crate::report::safe_file_stem(&t.customer)
                     ),
                 ));
             }
@@ -834,12 +835,6 @@ fn number_risks(
     let mut out = Vec::new();
     let snapshot = ctx.snapshot;
     let customer = target.map_or("the customer", |(t, _)| t.customer.as_str());
-    let var = |what: &str| {
-        target.map_or_else(
-            || "the sid of the gaining subaccount's own".to_string(),
-            |(_, key)| format!("${{{key}_{what}}}, the sid of the subaccount's own"),
-        )
-    };
     for sid in services {
         let service = snapshot.services.iter().find(|s| &s.sid == sid);
         let name = service
@@ -896,8 +891,7 @@ fn number_risks(
         out.push(Finding::new(
             Code::RegulatoryBundle,
             format!(
-                "regulatory bundle {bundle} belongs to the parent: create an equivalent bundle in the subaccount and have it approved; the transfer sends it as BundleSid ({} approved bundle; error 21649 otherwise)",
-                var("BUNDLE_SID")
+                "regulatory bundle {bundle} belongs to the parent: create an equivalent bundle in the subaccount and have it approved before the transfer, which sends it as BundleSid (a placeholder in the transfer step; error 21649 otherwise)"
             ),
         ));
     }
@@ -916,8 +910,7 @@ fn number_risks(
         out.push(Finding::new(
             Code::AddressRequired,
             format!(
-                "{what}: create a matching address in the subaccount; the transfer sends it as AddressSid ({} address; error 21613 otherwise)",
-                var("ADDRESS_SID")
+                "{what}: create a matching address in the subaccount before the transfer, which sends it as AddressSid (a placeholder in the transfer step; error 21613 otherwise)"
             ),
         ));
     }
@@ -1299,7 +1292,9 @@ fn build_steps(
                     name: var.clone(),
                     customer: name.clone(),
                     source: PlaceholderSource::Required,
-                    description: format!("the sid of an approved {what} you create in the subaccount of {name:?}{replaces}; export it before running the customer's part of plan.sh"),
+                    description: format!(
+                        "the sid of an {what} you create in the subaccount of {name:?}{replaces}"
+                    ),
                 });
                 customer.required.push(var.clone());
             }

@@ -3,3 +3,5 @@
 mod support;
 
 mod optouts;
+mod map;
+mod plan;
