@@ -105,13 +105,29 @@ pub fn read_mapping(path: &Path) -> Result<MappingFile> {
 }
 
 pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
+    // Comment and blank lines become empty records (skipped below) rather than going through
+    // the csv crate's comment support, whose line count leaves them out: messages must name
+    // the line as the user's editor shows it.
+    let prepared: String = text
+        .lines()
+        .map(|l| {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') {
+                ","
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
+        .from_reader(prepared.as_bytes());
+    let mut records = reader
+        .records()
+        .filter(|r| !r.as_ref().is_ok_and(|r| r.iter().all(|f| f.is_empty())));
     let first = records.next().ok_or_else(|| {
         Error::at_line(path, 1, format!("the mapping file is empty: {HEADER_HELP}"))
     })?;
