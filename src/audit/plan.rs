@@ -536,7 +536,6 @@ pub fn build(
         memberships: &memberships,
         traffic,
         recent_since: recent_since(snapshot),
-        keys: &keys,
     };
 
     let mut numbers: Vec<NumberPlan> = snapshot
@@ -607,7 +606,6 @@ struct Context<'a> {
     memberships: &'a HashMap<String, Vec<String>>,
     traffic: &'a HashMap<String, Traffic>,
     recent_since: DateTime<Utc>,
-    keys: &'a BTreeMap<(String, Option<String>), String>,
 }
 
 /// A target's identity: customer name and subaccount (one customer name could name two
@@ -751,8 +749,7 @@ fn plan_number(
             plan.mapping_lines = t.lines.clone();
             plan.opt_outs_lost = opt_outs_lost;
             findings.extend(target_findings(ctx, t));
-            let key = ctx.keys.get(&target_id(t)).map(String::as_str);
-            findings.extend(number_risks(ctx, number, &services, key.map(|k| (t, k))));
+            findings.extend(number_risks(ctx, number, &services, Some(t)));
             findings.extend(traffic_finding(ctx, &recent));
             if opt_outs_lost > 0 {
                 findings.push(Finding::new(
@@ -824,17 +821,16 @@ fn target_findings(ctx: &Context<'_>, t: &Target) -> Vec<Finding> {
     out
 }
 
-/// Findings about what the number carries with it. `target` (with its shell key) names the
-/// placeholders of a real move; None for a conflict.
+/// Findings about what the number carries with it; `target` is None for a conflict.
 fn number_risks(
     ctx: &Context<'_>,
     number: &IncomingPhoneNumber,
     services: &[String],
-    target: Option<(&Target, &str)>,
+    target: Option<&Target>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let snapshot = ctx.snapshot;
-    let customer = target.map_or("the customer", |(t, _)| t.customer.as_str());
+    let customer = target.map_or("the customer", |t| t.customer.as_str());
     for sid in services {
         let service = snapshot.services.iter().find(|s| &s.sid == sid);
         let name = service

@@ -198,7 +198,7 @@ impl Vocabulary {
     }
 
     /// A friendly name's clue: the part before " - " (or "|", ":", "/"), cleaned.
-    fn from_friendly_name(&self, name: &str) -> Option<Clue> {
+    fn clue_from_friendly_name(&self, name: &str) -> Option<Clue> {
         let name = name.trim();
         // "(415) 555-0100" or "+14155550100": the number itself, not a name.
         if name
@@ -230,7 +230,7 @@ impl Vocabulary {
 
     /// A webhook URL's clues: the last path segment that names someone, and the first host
     /// label that does (`falconflights.example.com`, not `hooks.owlie.io`).
-    fn from_url(&self, url: &str, source: Source, field: &str) -> Vec<Clue> {
+    fn clues_from_url(&self, url: &str, source: Source, field: &str) -> Vec<Clue> {
         let Ok(parsed) = url::Url::parse(url.trim()) else {
             return Vec::new();
         };
@@ -297,13 +297,13 @@ fn clues_of(
 ) -> Vec<Clue> {
     let mut clues = Vec::new();
     if let Some(name) = number.friendly_name.as_deref() {
-        clues.extend(vocabulary.from_friendly_name(name));
+        clues.extend(vocabulary.clue_from_friendly_name(name));
     }
     if let Some(url) = number.sms_url.as_deref() {
-        clues.extend(vocabulary.from_url(url, Source::SmsUrl, "sms_url"));
+        clues.extend(vocabulary.clues_from_url(url, Source::SmsUrl, "sms_url"));
     }
     if let Some(url) = number.voice_url.as_deref() {
-        clues.extend(vocabulary.from_url(url, Source::VoiceUrl, "voice_url"));
+        clues.extend(vocabulary.clues_from_url(url, Source::VoiceUrl, "voice_url"));
     }
     for sid in services {
         let name = snapshot
@@ -312,7 +312,7 @@ fn clues_of(
             .find(|s| &s.sid == sid)
             .and_then(|s| s.friendly_name.as_deref())
             .unwrap_or("");
-        if let Some(mut clue) = vocabulary.from_friendly_name(name) {
+        if let Some(mut clue) = vocabulary.clue_from_friendly_name(name) {
             clue.source = Source::Service;
             clue.evidence = format!("Messaging Service {name:?}");
             clues.push(clue);
@@ -509,31 +509,33 @@ mod tests {
     #[test]
     fn friendly_names_give_the_customer_part() {
         let v = vocabulary();
-        let clue = v.from_friendly_name("Falcon Flights - alerts").unwrap();
+        let clue = v
+            .clue_from_friendly_name("Falcon Flights - alerts")
+            .unwrap();
         assert_eq!(
             (clue.key.as_str(), clue.spelling.as_str(), clue.quality),
             ("falconflights", "Falcon Flights", 3)
         );
-        let clue = v.from_friendly_name("owlie-falcon-flights-1").unwrap();
+        let clue = v.clue_from_friendly_name("owlie-falcon-flights-1").unwrap();
         assert_eq!(
             (clue.key.as_str(), clue.spelling.as_str()),
             ("falconflights", "Falcon Flights")
         );
         assert_eq!(
-            v.from_friendly_name("Heron Health reminders")
+            v.clue_from_friendly_name("Heron Health reminders")
                 .unwrap()
                 .spelling,
             "Heron Health"
         );
-        assert!(v.from_friendly_name("(415) 555-0100").is_none());
-        assert!(v.from_friendly_name("+14155550100").is_none());
-        assert!(v.from_friendly_name("Owlie support line").is_none());
+        assert!(v.clue_from_friendly_name("(415) 555-0100").is_none());
+        assert!(v.clue_from_friendly_name("+14155550100").is_none());
+        assert!(v.clue_from_friendly_name("Owlie support line").is_none());
     }
 
     #[test]
     fn urls_give_path_slugs_and_customer_hosts_but_not_shared_hooks() {
         let v = vocabulary();
-        let clues = v.from_url(
+        let clues = v.clues_from_url(
             "https://hooks.owlie.io/sms/falcon-flights",
             Source::SmsUrl,
             "sms_url",
@@ -543,7 +545,7 @@ mod tests {
             (clues[0].key.as_str(), clues[0].spelling.as_str()),
             ("falconflights", "Falcon Flights")
         );
-        let clues = v.from_url(
+        let clues = v.clues_from_url(
             "https://falconflights.example.com/twilio/sms",
             Source::SmsUrl,
             "sms_url",
@@ -554,15 +556,15 @@ mod tests {
             ("falconflights", "sms_url host falconflights.example.com")
         );
         assert!(v
-            .from_url(
+            .clues_from_url(
                 "https://hooks.owlie.io/sms/inbound",
                 Source::SmsUrl,
                 "sms_url"
             )
             .is_empty());
-        assert!(v.from_url("", Source::SmsUrl, "sms_url").is_empty());
+        assert!(v.clues_from_url("", Source::SmsUrl, "sms_url").is_empty());
         assert!(v
-            .from_url(
+            .clues_from_url(
                 "https://hooks.owlie.io/sms/0123456789abcdef0123",
                 Source::SmsUrl,
                 "sms_url"
