@@ -474,7 +474,7 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
     if !conflicts.is_empty() {
         table.add_row(vec![
             "(mapping conflict: stays)".to_string(),
-            format!("{} numbers", conflicts.len()),
+            numbers_text(conflicts.len()),
             "0".to_string(),
             conflicts.len().to_string(),
             conflicts
@@ -498,7 +498,7 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
     if unmapped > 0 {
         table.add_row(vec![
             "(unmapped: stays in parent)".to_string(),
-            format!("{unmapped} numbers"),
+            numbers_text(unmapped),
             "0".to_string(),
             "0".to_string(),
             "0".to_string(),
@@ -517,6 +517,10 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
         sum.opt_outs_lost.to_string(),
     ]);
     table
+}
+
+fn numbers_text(n: usize) -> String {
+    format!("{n} number{}", if n == 1 { "" } else { "s" })
 }
 
 /// One line under the table: what the plan holds in all.
