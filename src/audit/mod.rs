@@ -4,3 +4,5 @@
 pub mod keywords;
 pub mod mapping;
 pub mod optouts;
+pub mod plan;
+pub mod proposal;

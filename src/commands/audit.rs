@@ -7,8 +7,7 @@ use clap::Args;
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs};
 use crate::error::Result;
-use crate::exit_code;
-use crate::report::{self, optouts as out, table::new_table};
+use crate::report::{self, optouts as out};
 
 /// Run the whole audit on a snapshot and write every report into one folder.
 #[derive(Debug, Args)]
@@ -28,6 +27,8 @@ pub struct AuditArgs {
     #[arg(long)]
     pub all: bool,
     #[command(flatten)]
+    pub fail_on: super::plan::FailOnArgs,
+    #[command(flatten)]
     pub keywords: KeywordArgs,
 }
 
@@ -40,11 +41,23 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
     let customers = mapping.moving_customers();
 
+    // Everything is computed before the first file is written: a failure leaves no mix of
+    // old and new reports.
+    // The plan uses the same lost rows: with --all they would include numbers that stay.
+    let moving_only;
+    let moving_lost = if args.all {
+        moving_only = lost_opt_outs(&snapshot, &analysis, &mapping, false);
+        &moving_only
+    } else {
+        &lost
+    };
+    let plan = super::plan::make_plan(&snapshot, &mapping, moving_lost)?;
     report::create_out_dir(&args.out)?;
     out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
     out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
     out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
+    super::plan::PlanFiles::in_dir(&args.out).write(&plan)?;
 
     let parent = snapshot.parent();
     println!(
@@ -54,48 +67,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         report::rfc3339(&snapshot.manifest.window.since),
         report::rfc3339(&snapshot.manifest.window.until),
     );
-    let mut table = new_table(
-        &[
-            "customer",
-            "target account",
-            "numbers moving",
-            "opt-outs lost",
-        ],
-        &["numbers moving", "opt-outs lost"],
-    );
-    let mut moving_total = 0;
-    for customer in &customers {
-        let targets: Vec<_> = mapping
-            .targets
-            .values()
-            .filter_map(|t| match t {
-                crate::audit::mapping::NumberTarget::Move(t) if &t.customer == customer => Some(t),
-                _ => None,
-            })
-            .collect();
-        let account = targets
-            .first()
-            .and_then(|t| t.account_sid.clone())
-            .unwrap_or_else(|| "(to create)".to_string());
-        let lost_count = lost
-            .iter()
-            .filter(|r| &r.target_customer == customer)
-            .count();
-        moving_total += targets.len();
-        table.add_row(vec![
-            customer.clone(),
-            account,
-            targets.len().to_string(),
-            lost_count.to_string(),
-        ]);
-    }
-    table.add_row(vec![
-        "total".to_string(),
-        format!("{} customers", customers.len()),
-        moving_total.to_string(),
-        lost.len().to_string(),
-    ]);
-    println!("{table}");
+    super::plan::print_summary(&plan);
     println!(
         "{} numbers, {} messages read, {} opt-outs in force, {} possible opt-outs to review, {} violations",
         snapshot.numbers.len(),
@@ -105,5 +77,6 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         analysis.violations.len()
     );
     println!("Reports written to {}", args.out.display());
-    Ok(exit_code::OK)
+    args.fail_on.report(&plan);
+    Ok(args.fail_on.exit_code(&plan))
 }

@@ -2,7 +2,9 @@
 //! several commands share.
 
 pub mod audit;
+pub mod map;
 pub mod optouts;
+pub mod plan;
 pub mod sample;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +39,8 @@ pub struct Cli {
 pub enum Command {
     Audit(audit::AuditArgs),
     Optouts(optouts::OptoutsArgs),
+    Map(map::MapArgs),
+    Plan(plan::PlanArgs),
     Sample(sample::SampleArgs),
 }
 
@@ -44,6 +48,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Audit(args) => audit::run(args),
         Command::Optouts(args) => optouts::run(args),
+        Command::Map(args) => map::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Sample(args) => sample::run(args),
     }
 }

@@ -2,6 +2,8 @@
 //! beside the target and renamed into place, so that no reader ever sees half a file.
 
 pub mod optouts;
+pub mod plan;
+pub mod proposal;
 pub mod table;
 
 use std::path::{Path, PathBuf};

@@ -3,5 +3,7 @@
 mod support;
 
 mod errors;
+mod map;
 mod optouts;
+mod plan;
 mod sample;

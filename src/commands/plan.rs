@@ -1,0 +1,160 @@
+//! `subaudit plan`: the migration plan for a mapping, with every risk graded.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use crate::audit::mapping::ResolvedMapping;
+use crate::audit::optouts::LostOptOut;
+use crate::audit::plan::{self, Plan, Severity};
+use crate::error::{Error, Result};
+use crate::exit_code;
+use crate::report::{self, plan as out};
+use crate::snapshot::Snapshot;
+
+/// Build the migration plan: each number's target, its findings, the API steps in a safe order.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  subaudit plan --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out plan.json\n  subaudit plan --map mapping.csv --out plan/plan.json --fail-on blocker\n\n\
+Writes plan.json, and plan.csv and plan.sh beside it (named after --out).\n\
+Exit code 3 when --fail-on matches, after writing the outputs."
+)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// Mapping CSV (number,customer,subaccount_sid), as `subaudit map` proposes it.
+    #[arg(long, value_name = "FILE")]
+    pub map: PathBuf,
+    /// Where to write the plan JSON; the CSV and the shell script go beside it.
+    #[arg(long, value_name = "FILE.json", default_value = "plan.json")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub fail_on: FailOnArgs,
+    #[command(flatten)]
+    pub keywords: KeywordArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Fail when any number is blocked.
+    Blocker,
+    /// Fail on a warning or a blocker.
+    Warning,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FailOnArgs {
+    /// Exit with code 3 when the plan holds findings of this severity or worse (after writing
+    /// the outputs), for scripted audits.
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+}
+
+impl FailOnArgs {
+    /// The exit code for a plan: FINDINGS when --fail-on matches, else OK.
+    pub fn exit_code(&self, plan: &Plan) -> i32 {
+        let threshold = match self.fail_on {
+            None => return exit_code::OK,
+            Some(FailOn::Blocker) => Severity::Blocker,
+            Some(FailOn::Warning) => Severity::Warning,
+        };
+        match plan.worst() {
+            Some(worst) if worst >= threshold => exit_code::FINDINGS,
+            _ => exit_code::OK,
+        }
+    }
+
+    /// Tells the user why the exit code is 3.
+    pub fn report(&self, plan: &Plan) {
+        if self.exit_code(plan) == exit_code::FINDINGS {
+            let what = match self.fail_on {
+                Some(FailOn::Warning) => "warnings or blockers",
+                _ => "blockers",
+            };
+            eprintln!("--fail-on: the plan holds {what} (exit code 3)");
+        }
+    }
+}
+
+/// The three files of a plan, named after the JSON file: `x.json`, `x.csv`, `x.sh`.
+pub struct PlanFiles {
+    pub json: PathBuf,
+    pub csv: PathBuf,
+    pub shell: PathBuf,
+}
+
+impl PlanFiles {
+    pub fn in_dir(dir: &Path) -> PlanFiles {
+        PlanFiles {
+            json: dir.join(out::JSON_FILE),
+            csv: dir.join(out::CSV_FILE),
+            shell: dir.join(out::SHELL_FILE),
+        }
+    }
+
+    pub fn beside(json: &Path) -> PlanFiles {
+        PlanFiles {
+            json: json.to_path_buf(),
+            csv: json.with_extension("csv"),
+            shell: json.with_extension("sh"),
+        }
+    }
+
+    pub fn write(&self, plan: &Plan) -> Result<()> {
+        out::write_plan_json(&self.json, plan)?;
+        out::write_plan_csv(&self.csv, plan)?;
+        out::write_plan_shell(&self.shell, plan)
+    }
+}
+
+/// The plan for a snapshot and mapping: the one extra pass over the messages (recent traffic)
+/// happens here.
+pub fn make_plan(
+    snapshot: &Snapshot,
+    mapping: &ResolvedMapping,
+    lost: &[LostOptOut],
+) -> Result<Plan> {
+    let traffic = plan::recent_traffic(snapshot)?;
+    Ok(plan::build(snapshot, mapping, lost, &traffic))
+}
+
+/// Prints the per-customer table and the plan's totals.
+pub fn print_summary(plan: &Plan) {
+    println!("{}", out::summary_table(plan));
+    println!("{}", out::summary_line(plan));
+}
+
+pub fn run(args: PlanArgs) -> Result<i32> {
+    if args
+        .out
+        .extension()
+        .is_some_and(|e| e == "csv" || e == "sh")
+    {
+        return Err(Error::Input(format!(
+            "{}: --out names the JSON file (plan.csv and plan.sh are written beside it); give a .json path",
+            args.out.display()
+        )));
+    }
+    report::prepare_out_file(&args.out)?;
+    let keywords = args.keywords.keywords()?;
+    let snapshot = args.snapshot.open()?;
+    let mapping = load_mapping(Some(&args.map), &snapshot)?;
+    let analysis = crate::audit::optouts::analyze(&snapshot, &keywords)?;
+    let lost = crate::audit::optouts::lost_opt_outs(&snapshot, &analysis, &mapping, false);
+    let plan = make_plan(&snapshot, &mapping, &lost)?;
+    let files = PlanFiles::beside(&args.out);
+    files.write(&plan)?;
+
+    let parent = snapshot.parent();
+    println!("subaudit plan for {} ({})", parent.name(), parent.sid);
+    print_summary(&plan);
+    println!(
+        "Written: {}, {}, {}",
+        files.json.display(),
+        files.csv.display(),
+        files.shell.display()
+    );
+    args.fail_on.report(&plan);
+    Ok(args.fail_on.exit_code(&plan))
+}
