@@ -6,11 +6,13 @@
 //! [`commands`] holds one file per subcommand; `main` only parses and maps errors to exit codes.
 
 pub mod audit;
+pub mod client;
 pub mod commands;
 pub mod error;
 pub mod model;
 pub mod report;
 pub mod sid;
+pub mod sim;
 pub mod snapshot;
 pub mod time;
 

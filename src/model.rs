@@ -82,7 +82,10 @@ impl IncomingPhoneNumber {
         let n = self.phone_number.as_str();
         n.len() == 12
             && n.starts_with("+1")
-            && matches!(&n[2..5], "800" | "833" | "844" | "855" | "866" | "877" | "888")
+            && matches!(
+                &n[2..5],
+                "800" | "833" | "844" | "855" | "866" | "877" | "888"
+            )
     }
 }
 
@@ -222,11 +225,11 @@ fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Erro
         None => Ok(None),
         Some(IntOrString::Int(i)) => Ok(Some(i)),
         Some(IntOrString::Str(s)) if s.trim().is_empty() => Ok(None),
-        Some(IntOrString::Str(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("error_code {s:?} is not an integer"))),
+        Some(IntOrString::Str(s)) => {
+            s.trim().parse().map(Some).map_err(|_| {
+                serde::de::Error::custom(format!("error_code {s:?} is not an integer"))
+            })
+        }
     }
 }
 

@@ -2,9 +2,7 @@
 
 /// A Twilio sid: a two-letter prefix and 32 hex digits (`AC`, `PN`, `MG`, `SM`, ...).
 pub fn is_sid(text: &str, prefix: &str) -> bool {
-    text.len() == 34
-        && text.starts_with(prefix)
-        && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// E.164: `+`, a non-zero first digit, at most 15 digits in all.

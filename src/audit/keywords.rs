@@ -7,7 +7,14 @@ use crate::error::{Error, Result};
 
 /// Twilio's default opt-out keywords (REVOKE and OPTOUT since the 2025 FCC rule).
 pub const DEFAULT_OPT_OUT: [&str; 8] = [
-    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "REVOKE",
+    "OPTOUT",
 ];
 pub const DEFAULT_OPT_IN: [&str; 3] = ["START", "YES", "UNSTOP"];
 pub const DEFAULT_HELP: [&str; 2] = ["HELP", "INFO"];
@@ -58,7 +65,10 @@ impl Keywords {
         let mut opt_out: BTreeSet<String> = DEFAULT_OPT_OUT.iter().map(|s| s.to_string()).collect();
         let mut opt_in: BTreeSet<String> = DEFAULT_OPT_IN.iter().map(|s| s.to_string()).collect();
         let help: BTreeSet<String> = DEFAULT_HELP.iter().map(|s| s.to_string()).collect();
-        for (extras, flag) in [(extra_opt_out, "--opt-out-keyword"), (extra_opt_in, "--opt-in-keyword")] {
+        for (extras, flag) in [
+            (extra_opt_out, "--opt-out-keyword"),
+            (extra_opt_in, "--opt-in-keyword"),
+        ] {
             for raw in extras {
                 if normalize(raw).is_empty() {
                     return Err(Error::Input(format!(
@@ -148,10 +158,25 @@ mod tests {
     #[test]
     fn exact_keywords_ignore_case_and_surrounding_white_space() {
         let k = Keywords::default();
-        for body in ["STOP", "stop", "sToP", "  Stop\n", "\tUNSUBSCRIBE ", "optout", "Revoke"] {
-            assert_eq!(k.classify(body).map(|c| c.0), Some(KeywordClass::OptOut), "{body:?}");
+        for body in [
+            "STOP",
+            "stop",
+            "sToP",
+            "  Stop\n",
+            "\tUNSUBSCRIBE ",
+            "optout",
+            "Revoke",
+        ] {
+            assert_eq!(
+                k.classify(body).map(|c| c.0),
+                Some(KeywordClass::OptOut),
+                "{body:?}"
+            );
         }
-        assert_eq!(k.classify(" start ").unwrap(), (KeywordClass::OptIn, "START".to_string()));
+        assert_eq!(
+            k.classify(" start ").unwrap(),
+            (KeywordClass::OptIn, "START".to_string())
+        );
         assert_eq!(k.classify("Yes").unwrap().0, KeywordClass::OptIn);
         assert_eq!(k.classify("unstop").unwrap().0, KeywordClass::OptIn);
         assert_eq!(k.classify("help").unwrap().0, KeywordClass::Help);
@@ -161,13 +186,33 @@ mod tests {
     #[test]
     fn near_misses_are_not_keywords_but_possible_opt_outs() {
         let k = Keywords::default();
-        for body in ["Stop please", "STOP.", "stop!", "S T O P", "pls stop", "opt out", "Opt-out now"] {
+        for body in [
+            "Stop please",
+            "STOP.",
+            "stop!",
+            "S T O P",
+            "pls stop",
+            "opt out",
+            "Opt-out now",
+        ] {
             assert_eq!(k.classify(body), None, "{body:?}");
         }
-        assert_eq!(k.possible_opt_out("Stop please").unwrap(), "contains opt-out keyword STOP");
-        assert_eq!(k.possible_opt_out("STOP.").unwrap(), "contains opt-out keyword STOP");
-        assert_eq!(k.possible_opt_out("please, end!").unwrap(), "contains opt-out keyword END");
-        assert_eq!(k.possible_opt_out("Opt-out now").unwrap(), "contains the phrase OPT OUT");
+        assert_eq!(
+            k.possible_opt_out("Stop please").unwrap(),
+            "contains opt-out keyword STOP"
+        );
+        assert_eq!(
+            k.possible_opt_out("STOP.").unwrap(),
+            "contains opt-out keyword STOP"
+        );
+        assert_eq!(
+            k.possible_opt_out("please, end!").unwrap(),
+            "contains opt-out keyword END"
+        );
+        assert_eq!(
+            k.possible_opt_out("Opt-out now").unwrap(),
+            "contains the phrase OPT OUT"
+        );
         // Not a whole word, or no keyword at all: nothing to review.
         assert_eq!(k.possible_opt_out("Stopping by later"), None);
         assert_eq!(k.possible_opt_out("weekend plans"), None);
@@ -178,10 +223,16 @@ mod tests {
     #[test]
     fn extra_keywords_join_their_class() {
         let k = Keywords::new(&["arret".into(), " Baja ".into()], &["Alta".into()]).unwrap();
-        assert_eq!(k.classify("ARRET").unwrap(), (KeywordClass::OptOut, "ARRET".to_string()));
+        assert_eq!(
+            k.classify("ARRET").unwrap(),
+            (KeywordClass::OptOut, "ARRET".to_string())
+        );
         assert_eq!(k.classify("baja").unwrap().0, KeywordClass::OptOut);
         assert_eq!(k.classify("alta").unwrap().0, KeywordClass::OptIn);
-        assert_eq!(k.possible_opt_out("baja por favor").unwrap(), "contains opt-out keyword BAJA");
+        assert_eq!(
+            k.possible_opt_out("baja por favor").unwrap(),
+            "contains opt-out keyword BAJA"
+        );
     }
 
     #[test]

@@ -98,8 +98,12 @@ pub fn read_mapping(path: &Path) -> Result<MappingFile> {
             Error::read(path, e)
         }
     })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Input(format!("{}: not UTF-8 text; save the mapping as UTF-8 CSV", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Input(format!(
+            "{}: not UTF-8 text; save the mapping as UTF-8 CSV",
+            path.display()
+        ))
+    })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     parse_mapping(path, text)
 }
@@ -141,13 +145,21 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
         if record.iter().all(|f| f.is_empty()) {
             continue;
         }
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim().to_string();
+        let field = |i: Option<usize>| {
+            i.and_then(|i| record.get(i))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
         let number = field(Some(number_col));
         let customer = field(Some(customer_col));
         let sid = field(sid_col);
-        let mut problem = |message: String| problems.push(format!("{}:{line}: {message}", path.display()));
+        let mut problem =
+            |message: String| problems.push(format!("{}:{line}: {message}", path.display()));
         if number.is_empty() {
-            problem("number is empty: give the number in E.164 (+14155550100) or its PN sid".into());
+            problem(
+                "number is empty: give the number in E.164 (+14155550100) or its PN sid".into(),
+            );
         } else if !is_e164(&number) && !is_sid(&number, "PN") {
             problem(format!(
                 "number {number:?} is neither E.164 (+ and up to 15 digits, e.g. +14155550100) nor a phone number sid (PN and 32 hex digits)"
@@ -261,7 +273,8 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
         };
         let targets = per_number.entry(number.sid.clone()).or_default();
         let same = targets.iter_mut().find(|t| {
-            normalize_name(&t.customer) == normalize_name(&row.customer) && t.account_sid == account_sid
+            normalize_name(&t.customer) == normalize_name(&row.customer)
+                && t.account_sid == account_sid
         });
         match same {
             Some(t) => t.lines.push(line),
@@ -310,17 +323,29 @@ mod tests {
 
     #[test]
     fn reports_every_bad_line_with_its_number() {
-        let err = parse("number,customer,subaccount_sid\n4155550100,A,\n+14155550100,,\n+14155550101,B,AC12\n").unwrap_err();
+        let err = parse(
+            "number,customer,subaccount_sid\n4155550100,A,\n+14155550100,,\n+14155550101,B,AC12\n",
+        )
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("map.csv:2: number \"4155550100\" is neither E.164"), "{text}");
+        assert!(
+            text.contains("map.csv:2: number \"4155550100\" is neither E.164"),
+            "{text}"
+        );
         assert!(text.contains("map.csv:3: customer is empty"), "{text}");
-        assert!(text.contains("map.csv:4: subaccount_sid \"AC12\" is not an account sid"), "{text}");
+        assert!(
+            text.contains("map.csv:4: subaccount_sid \"AC12\" is not an account sid"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_missing_header_is_an_error_on_line_1() {
         let err = parse("+14155550100,Falcon Flights,\n").unwrap_err();
-        assert!(err.to_string().starts_with("map.csv:1: missing header"), "{err}");
+        assert!(
+            err.to_string().starts_with("map.csv:1: missing header"),
+            "{err}"
+        );
         assert!(parse("").unwrap_err().to_string().contains("empty"));
     }
 }

@@ -261,11 +261,22 @@ pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysi
     let mut events = 0u64;
 
     let messages_read = snapshot.for_each_message(|at, message| {
-        collect_evidence(at, message, keywords, &mut index, &mut possible, &mut events)
+        collect_evidence(
+            at,
+            message,
+            keywords,
+            &mut index,
+            &mut possible,
+            &mut events,
+        )
     })?;
 
     // Duplicated lines (a message fetched twice) must not count twice.
-    for users in index.by_service.values_mut().chain(index.by_number.values_mut()) {
+    for users in index
+        .by_service
+        .values_mut()
+        .chain(index.by_number.values_mut())
+    {
         for list in users.values_mut() {
             list.sort_by(Event::order);
             list.dedup_by(|a, b| a.sid == b.sid);
@@ -295,7 +306,8 @@ pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysi
     }
     violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
     violations.dedup_by(|a, b| a.message_sid == b.message_sid);
-    possible.sort_by(|a, b| (&a.received_at, &a.message_sid).cmp(&(&b.received_at, &b.message_sid)));
+    possible
+        .sort_by(|a, b| (&a.received_at, &a.message_sid).cmp(&(&b.received_at, &b.message_sid)));
     possible.dedup_by(|a, b| a.message_sid == b.message_sid);
 
     Ok(OptOutAnalysis {
@@ -348,8 +360,20 @@ fn collect_evidence(
             return Ok(());
         };
         match keywords.classify(body) {
-            Some((KeywordClass::OptOut, k)) => (EventKind::OptOut, Evidence::InboundKeyword, Some(k), "from", "to"),
-            Some((KeywordClass::OptIn, k)) => (EventKind::OptIn, Evidence::InboundKeyword, Some(k), "from", "to"),
+            Some((KeywordClass::OptOut, k)) => (
+                EventKind::OptOut,
+                Evidence::InboundKeyword,
+                Some(k),
+                "from",
+                "to",
+            ),
+            Some((KeywordClass::OptIn, k)) => (
+                EventKind::OptIn,
+                Evidence::InboundKeyword,
+                Some(k),
+                "from",
+                "to",
+            ),
             Some((KeywordClass::Help, _)) => return Ok(()),
             None => {
                 if let Some(reason) = keywords.possible_opt_out(body) {
@@ -454,7 +478,11 @@ pub fn services_by_number(snapshot: &Snapshot) -> HashMap<String, Vec<String>> {
     let foreign_services: HashSet<&str> = snapshot
         .services
         .iter()
-        .filter(|s| s.account_sid.as_deref().is_some_and(|a| a != snapshot.parent_sid()))
+        .filter(|s| {
+            s.account_sid
+                .as_deref()
+                .is_some_and(|a| a != snapshot.parent_sid())
+        })
         .map(|s| s.sid.as_str())
         .collect();
     for membership in &snapshot.service_numbers {
@@ -491,8 +519,8 @@ fn lost_for_number<'a>(
 ) -> BTreeMap<&'a str, &'a OptOut> {
     let mut chosen: BTreeMap<&str, &OptOut> = BTreeMap::new();
     let number_scope = Scope::Number(number.phone_number.clone());
-    let scopes = std::iter::once(number_scope)
-        .chain(services.iter().map(|s| Scope::Service(s.clone())));
+    let scopes =
+        std::iter::once(number_scope).chain(services.iter().map(|s| Scope::Service(s.clone())));
     for scope in scopes {
         for opt_out in by_scope.get(&scope).into_iter().flatten() {
             chosen
@@ -509,7 +537,13 @@ fn lost_for_number<'a>(
     chosen
 }
 
-fn lost_row(number_phone: &str, number_sid: &str, opt_out: &OptOut, customer: &str, account: &str) -> LostOptOut {
+fn lost_row(
+    number_phone: &str,
+    number_sid: &str,
+    opt_out: &OptOut,
+    customer: &str,
+    account: &str,
+) -> LostOptOut {
     LostOptOut {
         end_user: opt_out.end_user.clone(),
         twilio_number: number_phone.to_string(),
@@ -554,14 +588,23 @@ pub fn lost_opt_outs(
             .map(|t| (t.customer.as_str(), t.account_sid.as_deref().unwrap_or("")))
             .unwrap_or(("", ""));
         for opt_out in lost_for_number(number, services, &by_scope).into_values() {
-            rows.push(lost_row(&number.phone_number, &number.sid, opt_out, customer, account));
+            rows.push(lost_row(
+                &number.phone_number,
+                &number.sid,
+                opt_out,
+                customer,
+                account,
+            ));
         }
     }
     if all {
         // Opt-outs whose scope no number of the snapshot holds (a released number, a
         // service with no numbers left): still in force, listed without a number.
-        let held_numbers: HashSet<&str> =
-            snapshot.numbers.iter().map(|n| n.phone_number.as_str()).collect();
+        let held_numbers: HashSet<&str> = snapshot
+            .numbers
+            .iter()
+            .map(|n| n.phone_number.as_str())
+            .collect();
         let held_services: HashSet<&str> =
             memberships.values().flatten().map(String::as_str).collect();
         for (scope, opt_outs) in &by_scope {
@@ -582,8 +625,12 @@ pub fn lost_opt_outs(
         }
     }
     rows.sort_by(|a, b| {
-        (&a.target_customer, &a.twilio_number, &a.end_user, a.scope)
-            .cmp(&(&b.target_customer, &b.twilio_number, &b.end_user, b.scope))
+        (&a.target_customer, &a.twilio_number, &a.end_user, a.scope).cmp(&(
+            &b.target_customer,
+            &b.twilio_number,
+            &b.end_user,
+            b.scope,
+        ))
     });
     rows
 }

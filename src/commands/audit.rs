@@ -12,7 +12,9 @@ use crate::report::{self, optouts as out, table::new_table};
 
 /// Run the whole audit on a snapshot and write every report into one folder.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/")]
+#[command(
+    after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/"
+)]
 pub struct AuditArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
@@ -52,7 +54,12 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         report::rfc3339(&snapshot.manifest.window.until),
     );
     let mut table = new_table(
-        &["customer", "target account", "numbers moving", "opt-outs lost"],
+        &[
+            "customer",
+            "target account",
+            "numbers moving",
+            "opt-outs lost",
+        ],
         &["numbers moving", "opt-outs lost"],
     );
     let mut moving_total = 0;
@@ -69,7 +76,10 @@ pub fn run(args: AuditArgs) -> Result<i32> {
             .first()
             .and_then(|t| t.account_sid.clone())
             .unwrap_or_else(|| "(to create)".to_string());
-        let lost_count = lost.iter().filter(|r| &r.target_customer == customer).count();
+        let lost_count = lost
+            .iter()
+            .filter(|r| &r.target_customer == customer)
+            .count();
         moving_total += targets.len();
         table.add_row(vec![
             customer.clone(),

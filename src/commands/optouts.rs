@@ -12,7 +12,9 @@ use crate::report::{self, optouts as out};
 
 /// Export the opt-outs each planned number move would lose, ready to re-seed.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  subaudit optouts --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out lost.csv\n  subaudit optouts --all --out all-optouts.csv --opt-out-keyword ARRET,BAJA")]
+#[command(
+    after_help = "Example:\n  subaudit optouts --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out lost.csv\n  subaudit optouts --all --out all-optouts.csv --opt-out-keyword ARRET,BAJA"
+)]
 pub struct OptoutsArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
@@ -74,7 +76,11 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     if let Some(path) = &args.violations {
         out::write_violations(path, &analysis)?;
     }
-    let what = if args.all { "in force" } else { "would be lost" };
+    let what = if args.all {
+        "in force"
+    } else {
+        "would be lost"
+    };
     let line = format!(
         "{} opt-outs {what} ({} in force in all; {} possible opt-outs to review; {} violations) from {} messages",
         rows.len(),

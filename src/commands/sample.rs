@@ -9,7 +9,9 @@ use crate::exit_code;
 
 /// Generate a realistic, deterministic sample snapshot (Owlie Notifications).
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000")]
+#[command(
+    after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000"
+)]
 pub struct SampleArgs {
     /// Snapshot folder to write.
     #[arg(long, value_name = "DIR")]

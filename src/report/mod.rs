@@ -20,8 +20,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::write(path, e))?;
     temp.write_all(bytes).map_err(|e| Error::write(path, e))?;
-    temp.as_file().sync_all().map_err(|e| Error::write(path, e))?;
-    temp.persist(path).map_err(|e| Error::write(path, e.error))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::write(path, e))?;
+    temp.persist(path)
+        .map_err(|e| Error::write(path, e.error))?;
     Ok(())
 }
 

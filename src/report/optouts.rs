@@ -51,7 +51,10 @@ pub fn write_per_customer(
             name = format!("{stem}-{n}.csv");
             n += 1;
         }
-        let own: Vec<&LostOptOut> = rows.iter().filter(|r| &r.target_customer == customer).collect();
+        let own: Vec<&LostOptOut> = rows
+            .iter()
+            .filter(|r| &r.target_customer == customer)
+            .collect();
         write_csv(&staging.path().join(&name), &LOST_HEADER, &own)?;
         names.insert(customer.clone(), name);
     }

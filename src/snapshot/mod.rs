@@ -309,7 +309,11 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         }
     })?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-        Error::at_line(&path, e.line(), format!("not a valid snapshot manifest: {e}"))
+        Error::at_line(
+            &path,
+            e.line(),
+            format!("not a valid snapshot manifest: {e}"),
+        )
     })?;
     if manifest.format != FORMAT_NAME || manifest.format_version != FORMAT_VERSION {
         return Err(Error::Input(format!(
@@ -358,10 +362,7 @@ fn check_count(path: &Path, resource: Resource, expected: u64, found: u64) -> Re
 
 /// Calls `visit(line_number, line)` for each non-blank line (1-based numbers), reusing one
 /// buffer. A line that is not UTF-8 is an error naming the line.
-pub fn for_each_line(
-    path: &Path,
-    mut visit: impl FnMut(usize, &str) -> Result<()>,
-) -> Result<()> {
+pub fn for_each_line(path: &Path, mut visit: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::read(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut buf = Vec::with_capacity(4096);

@@ -10,7 +10,10 @@ use chrono::Utc;
 use serde_json::Value;
 use tempfile::NamedTempFile;
 
-use super::{FileEntry, Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE};
+use super::{
+    FileEntry, Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION,
+    MANIFEST_FILE,
+};
 use crate::error::{Error, Result};
 
 /// Removes what must never be stored: every `auth_token` (Twilio returns subaccounts' tokens
@@ -90,7 +93,10 @@ impl SnapshotWriter {
 
     pub fn write(&mut self, resource: Resource, mut record: Value) -> Result<()> {
         sanitize_record(resource, &mut record, self.keep_outbound_bodies);
-        let file = self.files.get_mut(&resource).expect("every resource has a file");
+        let file = self
+            .files
+            .get_mut(&resource)
+            .expect("every resource has a file");
         serde_json::to_writer(&mut file.temp, &record)
             .map_err(|e| Error::write(&self.dir, e.into()))?;
         file.temp
@@ -111,7 +117,8 @@ impl SnapshotWriter {
                 .temp
                 .into_inner()
                 .map_err(|e| Error::write(&path, e.into_error()))?;
-            temp.persist(&path).map_err(|e| Error::write(&path, e.error))?;
+            temp.persist(&path)
+                .map_err(|e| Error::write(&path, e.error))?;
             resources.insert(
                 resource.name().to_string(),
                 ResourceEntry {
