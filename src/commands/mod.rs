@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod optouts;
+pub mod pull;
 pub mod sample;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     Optouts(optouts::OptoutsArgs),
     Sample(sample::SampleArgs),
+    Pull(pull::PullArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(args) => audit::run(args),
         Command::Optouts(args) => optouts::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Pull(args) => pull::run(args),
     }
 }
 
