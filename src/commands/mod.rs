@@ -2,6 +2,7 @@
 //! several commands share.
 
 pub mod audit;
+pub mod doctor;
 pub mod optouts;
 pub mod pull;
 pub mod sample;
@@ -40,6 +41,7 @@ pub enum Command {
     Optouts(optouts::OptoutsArgs),
     Sample(sample::SampleArgs),
     Pull(pull::PullArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -48,6 +50,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Optouts(args) => optouts::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Pull(args) => pull::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

@@ -491,3 +491,47 @@ fn subset_of_resources() {
     assert_eq!(a["accounts"], b["accounts"]);
     assert!(b["messages"].is_empty());
 }
+
+#[test]
+fn doctor_reports_what_the_credentials_reach() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let key = sid("SK", 9);
+    let sim = start_sim(
+        &original,
+        &["--api-key", &key, "--api-secret", "key-secret-456"],
+    );
+    let doctor = || {
+        let mut cmd = subaudit(tmp.path());
+        clear_twilio_env(&mut cmd);
+        cmd.arg("doctor")
+            .env("TWILIO_ACCOUNT_SID", PARENT)
+            .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url);
+        cmd
+    };
+    doctor()
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "ok    subaccounts: 2 (1 active, 0 suspended, 1 closed)",
+        ))
+        .stdout(predicates::str::contains(
+            "ok    subaccounts' resources: reachable",
+        ));
+    doctor()
+        .env("TWILIO_API_KEY", &key)
+        .env("TWILIO_API_SECRET", "key-secret-456")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "FAIL  subaccounts' resources: an API key cannot read subaccounts' resources",
+        ));
+    doctor()
+        .env("TWILIO_AUTH_TOKEN", "nope")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "FAIL  account: the credentials were rejected",
+        ));
+}
