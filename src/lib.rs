@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod model;
 pub mod report;
+pub mod sample;
 pub mod sid;
 pub mod sim;
 pub mod snapshot;

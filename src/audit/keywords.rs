@@ -62,9 +62,18 @@ impl Keywords {
     /// Extras are normalised like bodies. An extra that is empty, or already a keyword of the
     /// other class, is an error: the same word cannot both opt out and opt in.
     pub fn new(extra_opt_out: &[String], extra_opt_in: &[String]) -> Result<Keywords> {
+        Keywords::with_help(extra_opt_out, extra_opt_in, &[])
+    }
+
+    /// `new` with extra help keywords too (they change no state, but are no near misses).
+    pub fn with_help(
+        extra_opt_out: &[String],
+        extra_opt_in: &[String],
+        extra_help: &[String],
+    ) -> Result<Keywords> {
         let mut opt_out: BTreeSet<String> = DEFAULT_OPT_OUT.iter().map(|s| s.to_string()).collect();
         let mut opt_in: BTreeSet<String> = DEFAULT_OPT_IN.iter().map(|s| s.to_string()).collect();
-        let help: BTreeSet<String> = DEFAULT_HELP.iter().map(|s| s.to_string()).collect();
+        let mut help: BTreeSet<String> = DEFAULT_HELP.iter().map(|s| s.to_string()).collect();
         for (extras, flag) in [
             (extra_opt_out, "--opt-out-keyword"),
             (extra_opt_in, "--opt-in-keyword"),
@@ -94,6 +103,15 @@ impl Keywords {
                 )));
             }
             opt_in.insert(word);
+        }
+        for raw in extra_help {
+            let word = normalize(raw);
+            if opt_out.contains(&word) || opt_in.contains(&word) {
+                return Err(Error::Input(format!(
+                    "--help-keyword {raw:?}: {word} is already an opt-out or opt-in keyword"
+                )));
+            }
+            help.insert(word);
         }
         let opt_out_words = opt_out
             .iter()
@@ -233,6 +251,13 @@ mod tests {
             k.possible_opt_out("baja por favor").unwrap(),
             "contains opt-out keyword BAJA"
         );
+    }
+
+    #[test]
+    fn extra_help_keywords_change_nothing_and_are_no_near_misses() {
+        let k = Keywords::with_help(&[], &[], &["Aide".into()]).unwrap();
+        assert_eq!(k.classify(" aide ").unwrap(), (KeywordClass::Help, "AIDE".to_string()));
+        assert!(Keywords::with_help(&[], &[], &["stop".into()]).is_err());
     }
 
     #[test]

@@ -26,7 +26,27 @@ pub struct MappingRow {
 #[derive(Debug, Clone)]
 pub struct MappingFile {
     pub path: PathBuf,
+    /// The well-formed rows.
     pub rows: Vec<MappingRow>,
+    /// (line, message) for each malformed row; `resolve` reports them with its own findings.
+    pub problems: Vec<(usize, String)>,
+}
+
+impl MappingFile {
+    /// An error listing every problem, by line, if there is any.
+    pub fn check(&self, mut more: Vec<(usize, String)>) -> Result<()> {
+        more.extend(self.problems.iter().cloned());
+        if more.is_empty() {
+            return Ok(());
+        }
+        more.sort_by_key(|(line, _)| *line);
+        let path = self.path.display();
+        Err(Error::Many(
+            more.into_iter()
+                .map(|(line, message)| format!("{path}:{line}: {message}"))
+                .collect(),
+        ))
+    }
 }
 
 /// Where a number goes.
@@ -109,18 +129,17 @@ pub fn read_mapping(path: &Path) -> Result<MappingFile> {
 }
 
 pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let first = records.next().ok_or_else(|| {
+    // Line by line, so that every message names the file's own line number (the csv crate
+    // does not count comment lines); a field may be quoted but not span lines.
+    let mut records = text.lines().enumerate().filter_map(|(i, line)| {
+        let trimmed = line.trim();
+        (!trimmed.is_empty() && !trimmed.starts_with('#'))
+            .then(|| (i + 1, parse_line(path, i + 1, line)))
+    });
+    let (header_line, header) = records.next().ok_or_else(|| {
         Error::at_line(path, 1, format!("the mapping file is empty: {HEADER_HELP}"))
     })?;
-    let header = first.map_err(|e| csv_error(path, e))?;
-    let header_line = header.position().map_or(1, |p| p.line() as usize);
+    let header = header?;
     let column = |name: &str| {
         header
             .iter()
@@ -139,10 +158,9 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
     let sid_col = column("subaccount_sid");
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    for record in records {
-        let record = record.map_err(|e| csv_error(path, e))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
-        if record.iter().all(|f| f.is_empty()) {
+    for (line, record) in records {
+        let record = record?;
+        if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
         let field = |i: Option<usize>| {
@@ -154,8 +172,8 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
         let number = field(Some(number_col));
         let customer = field(Some(customer_col));
         let sid = field(sid_col);
-        let mut problem =
-            |message: String| problems.push(format!("{}:{line}: {message}", path.display()));
+        let before = problems.len();
+        let mut problem = |message: String| problems.push((line, message));
         if number.is_empty() {
             problem(
                 "number is empty: give the number in E.164 (+14155550100) or its PN sid".into(),
@@ -173,25 +191,32 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
                 "subaccount_sid {sid:?} is not an account sid (AC and 32 hex digits); leave it empty to match the customer by name"
             ));
         }
-        rows.push(MappingRow {
-            line,
-            number,
-            customer,
-            subaccount_sid: (!sid.is_empty()).then_some(sid),
-        });
-    }
-    if !problems.is_empty() {
-        return Err(Error::Many(problems));
+        if problems.len() == before {
+            rows.push(MappingRow {
+                line,
+                number,
+                customer,
+                subaccount_sid: (!sid.is_empty()).then_some(sid),
+            });
+        }
     }
     Ok(MappingFile {
         path: path.to_path_buf(),
         rows,
+        problems,
     })
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line() as usize);
-    Error::at_line(path, line, format!("not valid CSV: {e}"))
+fn parse_line(path: &Path, line: usize, text: &str) -> Result<csv::StringRecord> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    match reader.records().next() {
+        Some(Ok(record)) => Ok(record),
+        Some(Err(e)) => Err(Error::at_line(path, line, format!("not valid CSV: {e}"))),
+        None => Ok(csv::StringRecord::new()),
+    }
 }
 
 /// Checks the mapping against the snapshot and settles each number's target. Errors (all
@@ -200,7 +225,6 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 /// matches several subaccounts. A number mapped to different customers is not an error but a
 /// `Conflict`: the plan reports it as a blocker.
 pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMapping> {
-    let path = mapping.path.display();
     let parent = snapshot.parent_sid();
     let mut problems = Vec::new();
     let mut per_number: BTreeMap<String, Vec<Target>> = BTreeMap::new();
@@ -218,33 +242,33 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
             .iter()
             .find(|n| n.sid == row.number || n.phone_number == row.number);
         let Some(number) = number else {
-            problems.push(format!(
-                "{path}:{line}: number {} is not among the parent's {} phone numbers in the snapshot; check for a typo, or remove the line",
+            problems.push((line, format!(
+                "number {} is not among the parent's {} phone numbers in the snapshot; check for a typo, or remove the line",
                 row.number,
                 snapshot.numbers.len()
-            ));
+            )));
             continue;
         };
         if let Some(owner) = number.account_sid.as_deref().filter(|o| *o != parent) {
-            problems.push(format!(
-                "{path}:{line}: number {} belongs to account {owner}, not to the parent {parent}: only the parent's numbers can be moved",
+            problems.push((line, format!(
+                "number {} belongs to account {owner}, not to the parent {parent}: only the parent's numbers can be moved",
                 row.number
-            ));
+            )));
             continue;
         }
         let account_sid = match &row.subaccount_sid {
             Some(sid) if sid == parent => {
-                problems.push(format!(
-                    "{path}:{line}: subaccount_sid {sid} is the parent account itself; name a subaccount, or leave the number out of the mapping to keep it in the parent"
-                ));
+                problems.push((line, format!(
+                    "subaccount_sid {sid} is the parent account itself; name a subaccount, or leave the number out of the mapping to keep it in the parent"
+                )));
                 continue;
             }
             Some(sid) => {
                 if snapshot.account(sid).is_none() {
-                    problems.push(format!(
-                        "{path}:{line}: subaccount_sid {sid} is not one of the parent's subaccounts in the snapshot; leave it empty to create a new subaccount for {:?}",
+                    problems.push((line, format!(
+                        "subaccount_sid {sid} is not one of the parent's subaccounts in the snapshot; leave it empty to create a new subaccount for {:?}",
                         row.customer
-                    ));
+                    )));
                     continue;
                 }
                 Some(sid.clone())
@@ -260,12 +284,12 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
                     [] => None,
                     [one] => Some(one.to_string()),
                     many => {
-                        problems.push(format!(
-                            "{path}:{line}: customer {:?} matches {} subaccounts by name ({}); give the one meant in subaccount_sid",
+                        problems.push((line, format!(
+                            "customer {:?} matches {} subaccounts by name ({}); give the one meant in subaccount_sid",
                             row.customer,
                             many.len(),
                             many.join(", ")
-                        ));
+                        )));
                         continue;
                     }
                 }
@@ -285,9 +309,7 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
             }),
         }
     }
-    if !problems.is_empty() {
-        return Err(Error::Many(problems));
-    }
+    mapping.check(problems)?;
     let targets = per_number
         .into_iter()
         .map(|(sid, mut targets)| {
@@ -307,7 +329,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<MappingFile> {
-        parse_mapping(Path::new("map.csv"), text)
+        let file = parse_mapping(Path::new("map.csv"), text)?;
+        file.check(Vec::new())?;
+        Ok(file)
     }
 
     #[test]

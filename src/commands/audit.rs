@@ -32,7 +32,7 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: AuditArgs) -> Result<i32> {
-    report::prepare_out_dir(&args.out)?;
+    report::check_out_dir(&args.out)?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
@@ -40,6 +40,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
     let customers = mapping.moving_customers();
 
+    report::create_out_dir(&args.out)?;
     out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
     out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;

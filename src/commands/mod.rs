@@ -85,11 +85,14 @@ pub struct KeywordArgs {
     /// Extra opt-in keyword (repeat, or separate with commas).
     #[arg(long = "opt-in-keyword", value_name = "WORD", value_delimiter = ',')]
     pub opt_in: Vec<String>,
+    /// Extra help keyword (repeat, or separate with commas): changes no state.
+    #[arg(long = "help-keyword", value_name = "WORD", value_delimiter = ',')]
+    pub help: Vec<String>,
 }
 
 impl KeywordArgs {
     pub fn keywords(&self) -> Result<Keywords> {
-        Keywords::new(&self.opt_out, &self.opt_in)
+        Keywords::with_help(&self.opt_out, &self.opt_in, &self.help)
     }
 }
 

@@ -44,13 +44,13 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let to_stdout = args.out.as_os_str() == "-";
     // Check every output location before the work, so that a typo costs nothing.
     if !to_stdout {
-        report::prepare_out_file(&args.out)?;
+        report::check_out_file(&args.out)?;
     }
     for path in [&args.possible, &args.violations].into_iter().flatten() {
-        report::prepare_out_file(path)?;
+        report::check_out_file(path)?;
     }
     if let Some(dir) = &args.per_customer {
-        report::prepare_out_dir(dir)?;
+        report::check_out_dir(dir)?;
     }
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
@@ -65,15 +65,19 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
             .write_all(&bytes)
             .map_err(|e| crate::Error::Runtime(format!("cannot write to standard output: {e}")))?;
     } else {
+        create_parent(&args.out)?;
         out::write_lost(&args.out, &rows)?;
     }
     if let Some(dir) = &args.per_customer {
+        create_parent(dir)?;
         out::write_per_customer(dir, &mapping.moving_customers(), &rows)?;
     }
     if let Some(path) = &args.possible {
+        create_parent(path)?;
         out::write_possible(path, &analysis)?;
     }
     if let Some(path) = &args.violations {
+        create_parent(path)?;
         out::write_violations(path, &analysis)?;
     }
     let what = if args.all {
@@ -96,4 +100,11 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         println!("{line}; written to {}", args.out.display());
     }
     Ok(exit_code::OK)
+}
+
+fn create_parent(path: &std::path::Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => report::create_out_dir(parent),
+        _ => Ok(()),
+    }
 }

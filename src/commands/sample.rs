@@ -6,24 +6,40 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::exit_code;
+use crate::sample::{generate, SampleOptions};
 
-/// Generate a realistic, deterministic sample snapshot (Owlie Notifications).
+/// Generate a realistic, deterministic sample snapshot (Owlie Notifications) with its mapping.csv.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000"
 )]
 pub struct SampleArgs {
-    /// Snapshot folder to write.
+    /// Snapshot folder to write (created; files of an earlier snapshot there are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Seed of the generator: the same seed and sizes give the same snapshot, byte for byte.
+    /// Seed of the generator: the same seed and size give the same files, byte for byte.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Approximate number of messages.
+    /// Approximate number of messages (the shipped sample uses the default).
     #[arg(long, default_value_t = 6000)]
     pub messages: u64,
 }
 
-pub fn run(_args: SampleArgs) -> Result<i32> {
+pub fn run(args: SampleArgs) -> Result<i32> {
+    let summary = generate(
+        &args.out,
+        SampleOptions {
+            seed: args.seed,
+            messages: args.messages,
+        },
+    )?;
+    println!(
+        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, and mapping.csv",
+        args.out.display(),
+        summary.numbers,
+        summary.customers,
+        summary.messages,
+        summary.usage_records
+    );
     Ok(exit_code::OK)
 }

@@ -18,7 +18,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::write(path, e))?;
+    let mut temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
     temp.write_all(bytes).map_err(|e| Error::write(path, e))?;
     temp.as_file()
         .sync_all()
@@ -28,28 +28,81 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Creates the output folder (and parents) and checks it can be written to, before any work,
-/// so that a bad `--out` fails fast with exit code 2 and writes nothing.
-pub fn prepare_out_dir(dir: &Path) -> Result<()> {
-    let fail = |e: std::io::Error| {
+/// A temporary file in `dir` that becomes a normal readable file (0644 before umask) once
+/// renamed, not tempfile's private 0600.
+pub fn new_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".subaudit-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Checks, before any work and without creating anything, that `dir` can be the output
+/// folder: it is a folder we can write to, or the nearest existing folder above it is. A bad
+/// `--out` then fails fast with exit code 2 and leaves nothing behind. The folder itself is
+/// created when the outputs are written (`create_out_dir`).
+pub fn check_out_dir(dir: &Path) -> Result<()> {
+    check_writable(dir, dir)
+}
+
+/// Checks that `dir` (existing or to be created) can hold `target`; errors name `target`.
+fn check_writable(target: &Path, dir: &Path) -> Result<()> {
+    let bad = |why: String| {
         Error::Input(format!(
-            "{}: cannot write the output folder there ({e}); pass --out with a folder you can write to",
-            dir.display()
+            "{}: cannot write the output there ({why}); pass --out with a path you can write to",
+            target.display()
         ))
     };
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::Input(format!(
-            "{}: exists and is not a folder; pass --out with a folder path",
-            dir.display()
-        )));
+    let mut existing = dir.to_path_buf();
+    loop {
+        if existing.as_os_str().is_empty() {
+            existing = PathBuf::from(".");
+        }
+        match std::fs::metadata(&existing) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => {
+                return Err(bad(format!(
+                    "{} is a file, not a folder",
+                    existing.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match existing.parent() {
+                Some(parent) => existing = parent.to_path_buf(),
+                None => return Err(bad(e.to_string())),
+            },
+            Err(e) => return Err(bad(e.to_string())),
+        }
     }
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    new_temp_file(&existing).map_err(|e| bad(e.to_string()))?;
     Ok(())
 }
 
-/// Checks that the folder of an output file exists and is writable.
+/// Creates the output folder (and parents) when the outputs are ready to be written.
+pub fn create_out_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))
+}
+
+/// `check_out_dir`, then creates the folder: for commands with nothing to validate first.
+pub fn prepare_out_dir(dir: &Path) -> Result<()> {
+    check_out_dir(dir)?;
+    create_out_dir(dir)
+}
+
+/// `check_out_file`, then creates its folder.
 pub fn prepare_out_file(path: &Path) -> Result<()> {
+    check_out_file(path)?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => create_out_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that the folder of an output file exists and is writable.
+pub fn check_out_file(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(Error::Input(format!(
             "{}: is a folder; --out takes a file path here",
@@ -60,7 +113,7 @@ pub fn prepare_out_file(path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    prepare_out_dir(&dir)
+    check_writable(path, &dir)
 }
 
 /// Serializes rows to CSV in memory, with a header even when there are no rows.

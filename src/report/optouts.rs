@@ -64,6 +64,13 @@ pub fn write_per_customer(
         std::fs::rename(dir, &old).map_err(|e| Error::write(dir, e))?;
     }
     let staged = staging.keep();
+    #[cfg(unix)]
+    {
+        // tempfile makes private folders; the report folder is an ordinary one.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::write(dir, e))?;
+    }
     std::fs::rename(&staged, dir).map_err(|e| Error::write(dir, e))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| Error::write(&old, e))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tempfile::NamedTempFile;
 
@@ -73,7 +73,7 @@ impl SnapshotWriter {
         std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
         let mut files = BTreeMap::new();
         for resource in Resource::ALL {
-            let temp = NamedTempFile::new_in(dir).map_err(|e| Error::write(dir, e))?;
+            let temp = crate::report::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
             files.insert(
                 resource,
                 OpenFile {
@@ -109,6 +109,12 @@ impl SnapshotWriter {
     /// Renames every data file into place, then writes the manifest (last, so that a folder
     /// with a manifest has all its files).
     pub fn finish(self, created_by: &str) -> Result<Manifest> {
+        self.finish_at(created_by, Utc::now())
+    }
+
+    /// `finish` with a given creation time (the sample generator's output must not depend
+    /// on the clock).
+    pub fn finish_at(self, created_by: &str, created_at: DateTime<Utc>) -> Result<Manifest> {
         let mut resources = BTreeMap::new();
         for (resource, file) in self.files {
             let name = resource.default_file();
@@ -135,7 +141,7 @@ impl SnapshotWriter {
             format_version: FORMAT_VERSION,
             parent_account_sid: self.parent_account_sid,
             window: self.window,
-            created_at: Utc::now(),
+            created_at,
             created_by: created_by.to_string(),
             complete: true,
             outbound_bodies_kept: self.keep_outbound_bodies,

@@ -2,5 +2,7 @@
 
 mod support;
 
+mod errors;
 mod optouts;
 mod pull;
+mod sample;

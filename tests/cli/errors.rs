@@ -1,0 +1,250 @@
+//! Bad input: a clear message naming the file, line or field, exit code 2, and no output.
+
+use std::fs;
+
+use predicates::str::contains;
+use tempfile::TempDir;
+
+use crate::optouts::assert_no_files;
+use crate::support::*;
+
+/// A valid snapshot with one number and one STOP, in `dir/snap`, and a valid mapping.
+fn setup() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let mut b = SnapshotBuilder::default();
+    b.numbers.push(number(&sid("PN", 1), "+14155550101"));
+    b.messages.push(message(
+        &sid("SM", 1),
+        "inbound",
+        "+12065552001",
+        "+14155550101",
+        Some("STOP"),
+        &jan(2, 1, 2, 3),
+        None,
+        None,
+    ));
+    b.messages.push(message(
+        &sid("SM", 2),
+        "inbound",
+        "+12065552002",
+        "+14155550101",
+        Some("hi"),
+        &jan(2, 1, 2, 3),
+        None,
+        None,
+    ));
+    b.write(&dir.path().join("snap"));
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer,subaccount_sid\n+14155550101,Acme,\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
+    subaudit(dir.path())
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "report",
+        ])
+        .assert()
+}
+
+#[test]
+fn a_missing_snapshot_folder_is_named() {
+    let dir = setup();
+    subaudit(dir.path())
+        .args(["audit", "--snapshot", "nowhere", "--out", "report"])
+        .assert()
+        .code(2)
+        .stderr(contains("nowhere: no such snapshot folder"));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn a_missing_data_file_is_named() {
+    let dir = setup();
+    fs::remove_file(dir.path().join("snap/incoming_phone_numbers.jsonl")).unwrap();
+    audit(&dir)
+        .code(2)
+        .stderr(contains("incoming_phone_numbers.jsonl: file is missing"));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn a_corrupt_message_line_is_named_and_nothing_is_written() {
+    let dir = setup();
+    let path = dir.path().join("snap/messages.jsonl");
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1] = "{\"sid\": \"SM1\", truncated";
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    audit(&dir)
+        .code(2)
+        .stderr(contains("messages.jsonl:2: not a valid message record"));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn a_record_count_that_differs_from_the_manifest_is_an_error() {
+    let dir = setup();
+    let path = dir.path().join("snap/messages.jsonl");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.lines().next().unwrap().to_string() + "\n").unwrap();
+    audit(&dir).code(2).stderr(contains(
+        "messages.jsonl: holds 1 messages records but manifest.json says 2",
+    ));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn an_incomplete_snapshot_is_refused_unless_allowed() {
+    let dir = setup();
+    let path = dir.path().join("snap/manifest.json");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"complete\": true", "\"complete\": false");
+    fs::write(&path, text).unwrap();
+    audit(&dir)
+        .code(2)
+        .stderr(contains("the snapshot is incomplete"));
+    subaudit(dir.path())
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--out",
+            "report",
+            "--allow-incomplete",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_mapping_without_header_points_at_line_1() {
+    let dir = setup();
+    fs::write(dir.path().join("map.csv"), "+14155550101,Acme,\n").unwrap();
+    audit(&dir)
+        .code(2)
+        .stderr(contains("map.csv:1: missing header"))
+        .stderr(contains("number,customer,subaccount_sid"));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn a_non_e164_number_and_an_unknown_sid_are_named_with_their_lines() {
+    let dir = setup();
+    fs::write(
+        dir.path().join("map.csv"),
+        format!(
+            "number,customer,subaccount_sid\n(415) 555-0101,Acme,\n+14155550101,Acme,{}\n",
+            sid("AC", 0x99)
+        ),
+    )
+    .unwrap();
+    audit(&dir)
+        .code(2)
+        .stderr(contains("map.csv:2: number \"(415) 555-0101\" is neither E.164"))
+        .stderr(contains("map.csv:3: subaccount_sid AC00000000000000000000000000000099 is not one of the parent's subaccounts"));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn a_number_the_parent_does_not_hold_is_named() {
+    let dir = setup();
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550999,Acme\n",
+    )
+    .unwrap();
+    audit(&dir).code(2).stderr(contains(
+        "map.csv:2: number +14155550999 is not among the parent's 1 phone numbers",
+    ));
+}
+
+#[test]
+fn an_unwritable_output_folder_fails_before_any_work() {
+    let dir = setup();
+    fs::write(dir.path().join("afile"), "x").unwrap();
+    subaudit(dir.path())
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "afile/report",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("afile/report: cannot write the output there"));
+    subaudit(dir.path())
+        .args([
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "afile/lost.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("afile/lost.csv"));
+}
+
+#[test]
+fn a_failed_run_keeps_the_previous_report() {
+    let dir = setup();
+    audit(&dir).success();
+    let before = fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap();
+    fs::write(dir.path().join("map.csv"), "number,customer\nbad,Acme\n").unwrap();
+    audit(&dir).code(2);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap(),
+        before
+    );
+    // No temporary files are left beside the reports.
+    let stray: Vec<_> = fs::read_dir(dir.path().join("report"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn a_keyword_that_is_both_opt_out_and_opt_in_is_refused() {
+    let dir = setup();
+    subaudit(dir.path())
+        .args([
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--opt-out-keyword",
+            "START",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "--opt-out-keyword \"START\": START is already an opt-in or help keyword",
+        ));
+    assert_no_files(&dir.path().join("report"));
+}
+
+#[test]
+fn unknown_arguments_are_usage_errors() {
+    let dir = setup();
+    subaudit(dir.path())
+        .args(["audit", "--frobnicate"])
+        .assert()
+        .code(2);
+}
