@@ -59,8 +59,7 @@ pub fn reduce_to_words(body: &str) -> Vec<String> {
 }
 
 impl Keywords {
-    /// Extras are normalised like bodies. An extra that is empty, or already a keyword of the
-    /// other class, is an error: the same word cannot both opt out and opt in.
+    /// Twilio's defaults plus extras, normalised like bodies (see `add_extras`).
     pub fn new(extra_opt_out: &[String], extra_opt_in: &[String]) -> Result<Keywords> {
         Keywords::with_help(extra_opt_out, extra_opt_in, &[])
     }
@@ -71,48 +70,23 @@ impl Keywords {
         extra_opt_in: &[String],
         extra_help: &[String],
     ) -> Result<Keywords> {
-        let mut opt_out: BTreeSet<String> = DEFAULT_OPT_OUT.iter().map(|s| s.to_string()).collect();
-        let mut opt_in: BTreeSet<String> = DEFAULT_OPT_IN.iter().map(|s| s.to_string()).collect();
-        let mut help: BTreeSet<String> = DEFAULT_HELP.iter().map(|s| s.to_string()).collect();
-        for (extras, flag) in [
-            (extra_opt_out, "--opt-out-keyword"),
-            (extra_opt_in, "--opt-in-keyword"),
-        ] {
-            for raw in extras {
-                if normalize(raw).is_empty() {
-                    return Err(Error::Input(format!(
-                        "{flag}: an empty keyword is not valid; give a word such as ARRET"
-                    )));
-                }
-            }
-        }
-        for raw in extra_opt_out {
-            let word = normalize(raw);
-            if opt_in.contains(&word) || help.contains(&word) {
-                return Err(Error::Input(format!(
-                    "--opt-out-keyword {raw:?}: {word} is already an opt-in or help keyword"
-                )));
-            }
-            opt_out.insert(word);
-        }
-        for raw in extra_opt_in {
-            let word = normalize(raw);
-            if opt_out.contains(&word) || help.contains(&word) {
-                return Err(Error::Input(format!(
-                    "--opt-in-keyword {raw:?}: {word} is already an opt-out or help keyword"
-                )));
-            }
-            opt_in.insert(word);
-        }
-        for raw in extra_help {
-            let word = normalize(raw);
-            if opt_out.contains(&word) || opt_in.contains(&word) {
-                return Err(Error::Input(format!(
-                    "--help-keyword {raw:?}: {word} is already an opt-out or opt-in keyword"
-                )));
-            }
-            help.insert(word);
-        }
+        let defaults = |words: &[&str]| words.iter().map(|s| s.to_string()).collect();
+        let mut opt_out: BTreeSet<String> = defaults(&DEFAULT_OPT_OUT);
+        let mut opt_in: BTreeSet<String> = defaults(&DEFAULT_OPT_IN);
+        let mut help: BTreeSet<String> = defaults(&DEFAULT_HELP);
+        add_extras(
+            extra_opt_out,
+            "--opt-out-keyword",
+            &mut opt_out,
+            [&opt_in, &help],
+        )?;
+        add_extras(
+            extra_opt_in,
+            "--opt-in-keyword",
+            &mut opt_in,
+            [&opt_out, &help],
+        )?;
+        add_extras(extra_help, "--help-keyword", &mut help, [&opt_out, &opt_in])?;
         let opt_out_words = opt_out
             .iter()
             .map(|k| reduce_to_words(k))
@@ -162,6 +136,31 @@ impl Keywords {
     pub fn opt_out_keywords(&self) -> impl Iterator<Item = &str> {
         self.opt_out.iter().map(String::as_str)
     }
+}
+
+/// Adds the user's extras to one class. An empty extra, or one already in another class, is
+/// an error: the same word cannot both opt out and opt in.
+fn add_extras(
+    extras: &[String],
+    flag: &str,
+    class: &mut BTreeSet<String>,
+    others: [&BTreeSet<String>; 2],
+) -> Result<()> {
+    for raw in extras {
+        let word = normalize(raw);
+        if word.is_empty() {
+            return Err(Error::Input(format!(
+                "{flag}: an empty keyword is not valid; give a word such as ARRET"
+            )));
+        }
+        if others.iter().any(|other| other.contains(&word)) {
+            return Err(Error::Input(format!(
+                "{flag} {raw:?}: {word} is already a keyword of another class (opt-out, opt-in or help)"
+            )));
+        }
+        class.insert(word);
+    }
+    Ok(())
 }
 
 /// Whether `needle` stands in `words` as consecutive whole words.
@@ -256,7 +255,10 @@ mod tests {
     #[test]
     fn extra_help_keywords_change_nothing_and_are_no_near_misses() {
         let k = Keywords::with_help(&[], &[], &["Aide".into()]).unwrap();
-        assert_eq!(k.classify(" aide ").unwrap(), (KeywordClass::Help, "AIDE".to_string()));
+        assert_eq!(
+            k.classify(" aide ").unwrap(),
+            (KeywordClass::Help, "AIDE".to_string())
+        );
         assert!(Keywords::with_help(&[], &[], &["stop".into()]).is_err());
     }
 

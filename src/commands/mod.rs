@@ -87,12 +87,12 @@ pub struct KeywordArgs {
     pub opt_in: Vec<String>,
     /// Extra help keyword (repeat, or separate with commas): changes no state.
     #[arg(long = "help-keyword", value_name = "WORD", value_delimiter = ',')]
-    pub help: Vec<String>,
+    pub help_words: Vec<String>,
 }
 
 impl KeywordArgs {
     pub fn keywords(&self) -> Result<Keywords> {
-        Keywords::with_help(&self.opt_out, &self.opt_in, &self.help)
+        Keywords::with_help(&self.opt_out, &self.opt_in, &self.help_words)
     }
 }
 

@@ -235,7 +235,7 @@ fn a_keyword_that_is_both_opt_out_and_opt_in_is_refused() {
         .assert()
         .code(2)
         .stderr(contains(
-            "--opt-out-keyword \"START\": START is already an opt-in or help keyword",
+            "--opt-out-keyword \"START\": START is already a keyword of another class",
         ));
     assert_no_files(&dir.path().join("report"));
 }
