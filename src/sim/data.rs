@@ -20,7 +20,7 @@ pub struct SimAccount {
 }
 
 pub struct SimMessage {
-    /// `date_sent` as Unix seconds; `i64::MIN` when never sent.
+    /// `date_sent` (else `date_created`) as Unix seconds; `i64::MIN` when neither.
     pub ts: i64,
     pub sid: Box<str>,
     pub account: Box<str>,
@@ -139,10 +139,16 @@ impl SimData {
             Ok(())
         })?;
         for_each_record(&snapshot, Resource::Messages, |v, raw| {
-            let ts = v
-                .get("date_sent")
-                .and_then(Value::as_str)
-                .and_then(crate::time::parse_twilio_time)
+            // Twilio does not document how DateSent filters treat a message never sent
+            // (date_sent null, e.g. failed with 21610). The simulator's assumption: it is
+            // filtered by date_created, so that every message is reachable by day slices.
+            let time = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .and_then(crate::time::parse_twilio_time)
+            };
+            let ts = time("date_sent")
+                .or_else(|| time("date_created"))
                 .map_or(i64::MIN, |t| t.timestamp());
             data.messages.push(SimMessage {
                 ts,

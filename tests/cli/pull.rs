@@ -535,3 +535,75 @@ fn doctor_reports_what_the_credentials_reach() {
             "FAIL  account: the credentials were rejected",
         ));
 }
+
+#[test]
+fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = repo_root().join("sample-data/owlie");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(original.join("manifest.json")).unwrap())
+            .unwrap();
+    let parent = manifest["parent_account_sid"].as_str().unwrap().to_string();
+    let day = |k: &str| manifest["window"][k].as_str().unwrap()[..10].to_string();
+    #[allow(deprecated)]
+    let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
+    let mut child = StdCommand::new(bin)
+        .args([
+            "--snapshot",
+            original.to_str().unwrap(),
+            "--auth-token",
+            TOKEN,
+        ])
+        .args([
+            "--rate-429",
+            "0.15",
+            "--retry-after",
+            "0",
+            "--rate-500",
+            "0.05",
+            "--drop-rate",
+            "0.02",
+            "--max-page-size",
+            "200",
+        ])
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let sim = Sim {
+        child,
+        url: url.trim().to_string(),
+    };
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args([
+        "pull",
+        "--out",
+        "pulled",
+        "--since",
+        &day("since"),
+        "--until",
+        &day("until"),
+        "--quiet",
+    ])
+    .args([
+        "--retry-base-ms",
+        "5",
+        "--max-retries",
+        "12",
+        "--concurrency",
+        "8",
+    ])
+    .env("TWILIO_ACCOUNT_SID", &parent)
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+    .assert()
+    .success()
+    .stderr("");
+    assert_same_snapshot(&original, &tmp.path().join("pulled"));
+}
