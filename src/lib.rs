@@ -6,12 +6,14 @@
 //! [`commands`] holds one file per subcommand; `main` only parses and maps errors to exit codes.
 
 pub mod audit;
+pub mod client;
 pub mod commands;
 pub mod error;
 pub mod model;
 pub mod report;
 pub mod sample;
 pub mod sid;
+pub mod sim;
 pub mod snapshot;
 pub mod time;
 

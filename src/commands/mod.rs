@@ -2,9 +2,11 @@
 //! several commands share.
 
 pub mod audit;
+pub mod doctor;
 pub mod map;
 pub mod optouts;
 pub mod plan;
+pub mod pull;
 pub mod sample;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +44,8 @@ pub enum Command {
     Map(map::MapArgs),
     Plan(plan::PlanArgs),
     Sample(sample::SampleArgs),
+    Pull(pull::PullArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -51,6 +55,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Map(args) => map::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

@@ -6,4 +6,5 @@ mod errors;
 mod map;
 mod optouts;
 mod plan;
+mod pull;
 mod sample;

@@ -1,0 +1,543 @@
+//! The Twilio REST client: authentication, hosts, a bound on requests in flight, retries with
+//! backoff, error mapping and paging. Credentials go into the Authorization header only: URLs,
+//! errors and logs never hold them.
+
+mod auth;
+mod hosts;
+
+pub use auth::{CredentialKind, Credentials};
+pub use hosts::{Hosts, Product};
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use url::Url;
+
+/// Sleeps between retries. Injectable, so that tests check the delays without waiting them.
+pub type Sleeper = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+pub fn tokio_sleeper() -> Sleeper {
+    Arc::new(|d| Box::pin(tokio::time::sleep(d)))
+}
+
+/// How the client behaves under pressure.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Requests in flight at most (Twilio limits concurrency per account, unpublished).
+    pub concurrency: usize,
+    /// Retries of one GET after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay; doubles per retry, with jitter, up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Whole-request timeout (a stalled connection counts as a connection error).
+    pub timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            concurrency: 8,
+            max_retries: 8,
+            retry_base: Duration::from_millis(500),
+            retry_cap: Duration::from_secs(30),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Counters for the progress display.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub pages: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// A failed request, after retries where they apply. `Display` is the user-facing message:
+/// what happened, what to do, which request (method and URL, never credentials).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Twilio's error code (e.g. 20003, 20429), when the body had one.
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+impl From<ApiError> for crate::error::Error {
+    fn from(e: ApiError) -> Self {
+        crate::error::Error::Api(e.message)
+    }
+}
+
+/// Twilio's error body, in either shape: `{code, message, more_info, status}` or RFC 9457
+/// `{type, title, status, code, detail, instance}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TwilioErrorBody {
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub more_info: Option<String>,
+}
+
+impl TwilioErrorBody {
+    pub fn parse(body: &[u8]) -> TwilioErrorBody {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return TwilioErrorBody::default();
+        };
+        let text = |k: &str| {
+            map.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        let code = map.get("code").and_then(|c| match c {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        TwilioErrorBody {
+            code,
+            message: text("message")
+                .or_else(|| text("detail"))
+                .or_else(|| text("title")),
+            more_info: text("more_info").or_else(|| text("type")),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        if let Some(code) = self.code {
+            out.push_str(&format!("Twilio error {code}"));
+        }
+        if let Some(m) = &self.message {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(m);
+        }
+        if let Some(more) = &self.more_info {
+            out.push_str(&format!(" (see {more})"));
+        }
+        out
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    creds: Credentials,
+    hosts: Hosts,
+    in_flight: Semaphore,
+    config: ClientConfig,
+    sleeper: Sleeper,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("creds", &self.inner.creds)
+            .field("hosts", &self.inner.hosts)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// What one attempt gave: an answer to keep, or a reason to try again.
+enum Attempt {
+    Done(Result<Value, ApiError>),
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Client {
+    pub fn new(
+        creds: Credentials,
+        hosts: Hosts,
+        config: ClientConfig,
+    ) -> crate::error::Result<Client> {
+        Client::with_sleeper(creds, hosts, config, tokio_sleeper())
+    }
+
+    pub fn with_sleeper(
+        creds: Credentials,
+        hosts: Hosts,
+        config: ClientConfig,
+        sleeper: Sleeper,
+    ) -> crate::error::Result<Client> {
+        let http = reqwest::Client::builder()
+            // A redirect could carry the Authorization header elsewhere: never follow one.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(config.timeout)
+            .user_agent(crate::created_by())
+            .build()
+            .map_err(|e| {
+                crate::error::Error::Runtime(format!("cannot set up the HTTP client: {e}"))
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                creds,
+                hosts,
+                in_flight: Semaphore::new(config.concurrency.max(1)),
+                config,
+                sleeper,
+                stats: Arc::new(Stats::default()),
+            }),
+        })
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.creds
+    }
+
+    pub fn hosts(&self) -> &Hosts {
+        &self.inner.hosts
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    pub fn url(&self, product: Product, path: &str) -> Url {
+        self.inner.hosts.url(product, path)
+    }
+
+    /// GET a JSON object, retrying 429, 5xx and connection errors with backoff.
+    pub async fn get_json(&self, url: &Url) -> Result<Value, ApiError> {
+        let config = &self.inner.config;
+        let mut retries = 0u32;
+        loop {
+            match self.attempt(Method::GET, url, None).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                } => {
+                    if retries >= config.max_retries {
+                        return Err(ApiError {
+                            status: None,
+                            code: None,
+                            message: format!(
+                                "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling: run the same command again later, it resumes",
+                                display_url(url),
+                                retries + 1
+                            ),
+                        });
+                    }
+                    let delay = retry_after.unwrap_or_else(|| backoff(config, retries));
+                    self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    retries += 1;
+                    (self.inner.sleeper)(delay).await;
+                }
+            }
+        }
+    }
+
+    /// POST a form, once: a POST that failed midway may have been applied, so it is never
+    /// retried blindly; the caller decides after checking the state.
+    pub async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        match self.attempt(Method::POST, url, Some(body)).await {
+            Attempt::Done(result) => result,
+            Attempt::Retry { reason, .. } => Err(ApiError {
+                status: None,
+                code: None,
+                message: format!(
+                    "POST {} failed ({reason}); not retried, since it may have been applied: check the account's state before trying again",
+                    display_url(url)
+                ),
+            }),
+        }
+    }
+
+    async fn attempt(&self, method: Method, url: &Url, form: Option<String>) -> Attempt {
+        let inner = &self.inner;
+        let permit = inner
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let mut request = inner
+            .http
+            .request(method.clone(), url.clone())
+            .basic_auth(inner.creds.username(), Some(inner.creds.secret()))
+            .header(ACCEPT, "application/json");
+        if let Some(form) = form {
+            request = request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: describe_transport(&e),
+                    retry_after: None,
+                }
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: describe_transport(&e),
+                    retry_after: None,
+                }
+            }
+        };
+        drop(permit);
+        if status.is_success() {
+            return Attempt::Done(
+                serde_json::from_slice::<Value>(&body).map_err(|e| ApiError {
+                    status: Some(status.as_u16()),
+                    code: None,
+                    message: format!(
+                        "{method} {}: the response is not JSON ({e})",
+                        display_url(url)
+                    ),
+                }),
+            );
+        }
+        let error = TwilioErrorBody::parse(&body);
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Attempt::Retry {
+                reason: format!("HTTP {}{}", status.as_u16(), with_detail(&error)),
+                retry_after: retry_after(&headers, &self.inner.config),
+            };
+        }
+        Attempt::Done(Err(self.map_error(&method, url, status, &error)))
+    }
+
+    /// Turns a final HTTP error into a message that says what to do.
+    fn map_error(
+        &self,
+        method: &Method,
+        url: &Url,
+        status: StatusCode,
+        body: &TwilioErrorBody,
+    ) -> ApiError {
+        let creds = &self.inner.creds;
+        let request = format!("{method} {}", display_url(url));
+        let detail = with_detail(body);
+        let other_account = account_in_path(url).is_some_and(|sid| sid != creds.account_sid);
+        let message = match status.as_u16() {
+            401 | 403 if creds.kind == CredentialKind::ApiKey && other_account => format!(
+                "an API key cannot read subaccounts' resources: use the parent account's SID and auth token (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) instead (HTTP {}{detail}; {request})",
+                status.as_u16()
+            ),
+            401 => format!(
+                "the credentials were rejected (HTTP 401{detail}): check TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY with TWILIO_API_SECRET ({request})"
+            ),
+            403 => format!(
+                "the credentials may not read this resource (HTTP 403{detail}): use the parent account's own credentials ({request})"
+            ),
+            404 => format!(
+                "not found (HTTP 404{detail}): the account or resource does not exist or these credentials cannot see it ({request})"
+            ),
+            code => format!("Twilio refused the request (HTTP {code}{detail}) ({request})"),
+        };
+        ApiError {
+            status: Some(status.as_u16()),
+            code: body.code,
+            message,
+        }
+    }
+
+    /// Pages through a list, starting at `first`, yielding the array under `key` page by page.
+    pub fn pages(&self, first: Url, key: &str) -> Pager {
+        Pager {
+            client: self.clone(),
+            origin: first.origin().ascii_serialization(),
+            next: Some(first),
+            key: key.to_string(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+/// Follows `next_page_uri` (2010 API, relative) or `meta.next_page_url` (v1 APIs, absolute)
+/// exactly as given, with two guards: a link must stay on the origin first called (the
+/// credentials go nowhere else), and a link to a page already fetched stops the listing.
+pub struct Pager {
+    client: Client,
+    origin: String,
+    next: Option<Url>,
+    key: String,
+    seen: HashSet<String>,
+}
+
+impl Pager {
+    /// The next page's records, or `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ApiError> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        self.seen.insert(url.as_str().to_string());
+        let mut body = self.client.get_json(&url).await?;
+        self.client
+            .inner
+            .stats
+            .pages
+            .fetch_add(1, Ordering::Relaxed);
+        let shape_error = |what: &str| ApiError {
+            status: Some(200),
+            code: None,
+            message: format!("GET {}: unexpected response: {what}", display_url(&url)),
+        };
+        let records = match body.get_mut(&self.key).map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => return Err(shape_error(&format!("no \"{}\" array", self.key))),
+        };
+        let link = match body.get("next_page_uri") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => body
+                .get("meta")
+                .and_then(|m| m.get("next_page_url"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        };
+        if let Some(link) = link {
+            let origin = Url::parse(&self.origin).expect("an origin is a URL");
+            let next = origin
+                .join(&link)
+                .map_err(|e| shape_error(&format!("next-page link {link:?} is not a URL ({e})")))?;
+            if next.origin().ascii_serialization() != self.origin {
+                return Err(shape_error(&format!(
+                    "the next-page link points at {}, not at {} which was called; not following it (credentials are only sent to the origin called)",
+                    next.origin().ascii_serialization(),
+                    self.origin
+                )));
+            }
+            if self.seen.contains(next.as_str()) {
+                return Err(shape_error(&format!(
+                    "the next-page link {} repeats a page already fetched; stopping rather than looping (is this a mock server?)",
+                    display_url(&next)
+                )));
+            }
+            self.next = Some(next);
+        }
+        Ok(Some(records))
+    }
+
+    /// Every record of the list (small lists only).
+    pub async fn collect_all(mut self) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        while let Some(page) = self.next_page().await? {
+            out.extend(page);
+        }
+        Ok(out)
+    }
+}
+
+/// The account SID in a 2010 path (`/2010-04-01/Accounts/AC.../...`), if any.
+fn account_in_path(url: &Url) -> Option<&str> {
+    let mut segments = url.path_segments()?;
+    while let Some(s) = segments.next() {
+        if s == "Accounts" {
+            return segments.next().map(|s| s.trim_end_matches(".json"));
+        }
+    }
+    None
+}
+
+/// A URL for messages: decoded query (readable `DateSent>`), no userinfo.
+fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    let text = shown.to_string();
+    text.replace("%3E", ">")
+        .replace("%3C", "<")
+        .replace("%3A", ":")
+}
+
+fn with_detail(body: &TwilioErrorBody) -> String {
+    let d = body.describe();
+    if d.is_empty() {
+        d
+    } else {
+        format!(", {d}")
+    }
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    // reqwest's Display names the URL; keep only the kind and the cause chain.
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "connection error".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// `Retry-After` in seconds (Twilio sends seconds), capped so a bad value cannot stall a pull.
+fn retry_after(headers: &HeaderMap, config: &ClientConfig) -> Option<Duration> {
+    let secs: f64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs).min(config.retry_cap.max(Duration::from_secs(1))))
+}
+
+/// Exponential backoff with jitter: `base * 2^n`, capped, scaled by a random factor in
+/// [0.5, 1), so that concurrent workers do not retry in step.
+fn backoff(config: &ClientConfig, retries: u32) -> Duration {
+    let exp = config
+        .retry_base
+        .saturating_mul(1u32.checked_shl(retries.min(20)).unwrap_or(u32::MAX))
+        .min(config.retry_cap);
+    exp.mul_f64(0.5 + 0.5 * random_fraction())
+}
+
+/// A random number in [0, 1) from the standard library's randomly seeded hasher: jitter needs
+/// no cryptographic quality, and it spares a dependency.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests;

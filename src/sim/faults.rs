@@ -1,0 +1,28 @@
+//! Fault injection switches: what a real pull meets on a bad day.
+
+use clap::Args;
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct Faults {
+    /// Added latency per request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests answered 429 (Twilio error 20429), e.g. 0.15.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_429: f64,
+    /// Retry-After seconds sent with half of the 429s (the other half carry none).
+    #[arg(long, value_name = "SECS")]
+    pub retry_after: Option<u64>,
+    /// Share of requests answered 500, e.g. 0.05.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_500: f64,
+    /// Share of requests whose connection is dropped without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Serve at most this many records per page, whatever PageSize asks.
+    #[arg(long, value_name = "N")]
+    pub max_page_size: Option<usize>,
+    /// Seed of the fault dice (same seed, same sequence of faults).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}

@@ -1,0 +1,609 @@
+//! `subaudit pull` end to end: a snapshot served by `twilio-sim`, pulled back, compared record
+//! for record; with faults injected; killed midway and resumed; and the errors a user meets.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+use serde_json::{json, Value};
+use subaudit::snapshot::{OpenOptions, Resource, Snapshot};
+
+use crate::support::*;
+
+const TOKEN: &str = "sim-parent-token-7f3a";
+const SUB_A: &str = "AC000000000000000000000000000000a1";
+const SUB_B: &str = "AC000000000000000000000000000000b2";
+
+/// A running simulator, killed on drop.
+struct Sim {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(snapshot: &Path, extra: &[&str]) -> Sim {
+    #[allow(deprecated)]
+    let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
+    let mut child = StdCommand::new(bin)
+        .args([
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--account-sid", PARENT, "--auth-token", TOKEN])
+        .args(extra)
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("twilio-sim starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("http://127.0.0.1:"),
+        "sim printed {line:?}"
+    );
+    Sim {
+        child,
+        url: line.trim().to_string(),
+    }
+}
+
+fn clear_twilio_env(cmd: &mut Command) {
+    for var in [
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_API_KEY",
+        "TWILIO_API_SECRET",
+        "TWILIO_REGION",
+        "TWILIO_EDGE",
+        "SUBAUDIT_TWILIO_BASE_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// `subaudit pull` against the simulator, with the test snapshot's window and fast retries.
+fn pull(dir: &Path, sim: &Sim, out: &str) -> Command {
+    let mut cmd = subaudit(dir);
+    clear_twilio_env(&mut cmd);
+    cmd.args([
+        "pull",
+        "--out",
+        out,
+        "--since",
+        "2025-12-01",
+        "--until",
+        "2026-02-01",
+    ])
+    .args(["--retry-base-ms", "5", "--max-retries", "12"])
+    .env("TWILIO_ACCOUNT_SID", PARENT)
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url);
+    cmd
+}
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> String {
+    use chrono::TimeZone;
+    subaudit::time::to_rfc2822(&chrono::Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap())
+}
+
+fn usage(account: &str, category: &str, start: &str, end: &str, count: &str, price: &str) -> Value {
+    json!({
+        "account_sid": account, "api_version": "2010-04-01", "as_of": "2026-02-01T00:00:00+00:00",
+        "category": category, "count": count, "count_unit": "messages",
+        "description": "SMS Messages", "end_date": end, "price": price, "price_unit": "usd",
+        "start_date": start, "subresource_uris": {}, "uri": format!("/2010-04-01/Accounts/{account}/Usage/Records/Monthly?Category={category}"),
+        "usage": count, "usage_unit": "segments"
+    })
+}
+
+/// A small account with every resource, and messages on both edges of days (00:00:00,
+/// 23:59:59), sharing seconds, outbound with bodies (to be dropped), a null date_sent aside.
+fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
+    let mut b = SnapshotBuilder::default();
+    b.accounts
+        .push(account(SUB_A, "Falcon Flights", "active", Some(PARENT)));
+    b.accounts
+        .push(account(SUB_B, "Old Customer", "closed", Some(PARENT)));
+    let mg1 = sid("MG", 1);
+    let mg2 = sid("MG", 2);
+    b.services.push(service(&mg1, "Owlie Alerts"));
+    b.services.push(service(&mg2, "Owlie Marketing"));
+    for n in 1..=12u64 {
+        let phone = format!("+1415555{:04}", n);
+        b.numbers.push(number(&sid("PN", n), &phone));
+        if n <= 8 {
+            let mg = if n % 2 == 0 { &mg1 } else { &mg2 };
+            b.service_numbers
+                .push(service_number(mg, &sid("PN", n), &phone));
+        }
+    }
+    b.campaigns.push(json!({
+        "sid": sid("QE", 1), "messaging_service_sid": mg1, "campaign_status": "VERIFIED",
+        "campaign_id": "CABCDEF", "us_app_to_person_usecase": "MIXED", "brand_registration_sid": sid("BN", 1)
+    }));
+    let mut n = 0u64;
+    for (month, days) in [(12u32, 31u32), (1, 31)] {
+        let year = if month == 12 { 2025 } else { 2026 };
+        for day in 1..=days {
+            for (h, m, s) in [(0, 0, 0), (0, 0, 0), (9, 30, 15), (23, 59, 59)] {
+                if (day + h) % 5 == 0 {
+                    continue; // some days thinner than others
+                }
+                n += 1;
+                let inbound = n % 3 == 0;
+                let user = format!("+1202555{:04}", n % 40);
+                let twilio = format!("+1415555{:04}", 1 + n % 12);
+                let (from, to, dir, body) = if inbound {
+                    (
+                        user.clone(),
+                        twilio.clone(),
+                        "inbound",
+                        if n % 2 == 0 { "STOP" } else { "hello" },
+                    )
+                } else {
+                    (
+                        twilio.clone(),
+                        user.clone(),
+                        "outbound-api",
+                        "Your code is 1234",
+                    )
+                };
+                let service = (n % 4 == 0).then_some(mg1.as_str());
+                let error = (n % 17 == 0 && !inbound).then_some(21610);
+                b.messages.push(message(
+                    &sid("SM", n),
+                    dir,
+                    &from,
+                    &to,
+                    Some(body),
+                    &utc(year, month, day, h, m, s),
+                    service,
+                    error,
+                ));
+            }
+        }
+    }
+    for (start, end) in [("2025-12-01", "2025-12-31"), ("2026-01-01", "2026-01-31")] {
+        b.usage
+            .push(usage(PARENT, "sms", start, end, "120", "-0.95"));
+        b.usage
+            .push(usage(PARENT, "sms-inbound", start, end, "40", "-0.31"));
+        b.usage.push(usage(SUB_A, "sms", start, end, "30", "-0.24"));
+    }
+    b.write(dir)
+}
+
+/// Every record of every resource, as sorted JSON text (order within a file may differ).
+fn records(dir: &Path) -> BTreeMap<&'static str, Vec<String>> {
+    let snapshot = Snapshot::open(dir, OpenOptions::default()).unwrap();
+    let mut out = BTreeMap::new();
+    for resource in Resource::ALL {
+        let mut lines = Vec::new();
+        for (path, _) in snapshot.data_files(resource).unwrap() {
+            for line in std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
+                let v: Value = serde_json::from_str(line).unwrap();
+                lines.push(v.to_string());
+            }
+        }
+        lines.sort();
+        out.insert(resource.name(), lines);
+    }
+    out
+}
+
+fn assert_same_snapshot(original: &Path, pulled: &Path) {
+    let (a, b) = (records(original), records(pulled));
+    for resource in Resource::ALL {
+        let name = resource.name();
+        assert_eq!(a[name].len(), b[name].len(), "{name}: record counts differ");
+        assert!(a[name] == b[name], "{name}: records differ");
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(pulled.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["complete"], json!(true));
+    // No secret reached the disk: neither the simulator's account tokens nor ours.
+    for entry in walk(pulled) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            !text.contains("auth_token") && !text.contains(TOKEN),
+            "{}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn pull_from_the_simulator_gives_back_the_same_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    // Short pages, so that every list pages several times.
+    let sim = start_sim(&original, &["--max-page-size", "3"]);
+    let out = pull(tmp.path(), &sim, "pulled").assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("pull: done"), "{stderr}");
+    assert!(!stderr.contains(TOKEN));
+    let pulled = tmp.path().join("pulled");
+    assert_same_snapshot(&original, &pulled);
+    // One file per day of the window, named by the day.
+    assert!(pulled.join("messages/2026-01-31.jsonl").is_file());
+    assert!(pulled.join("messages/2025-12-01.jsonl").is_file());
+    // Outbound bodies were dropped on the way (the original's writer dropped them too).
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(pulled.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["resources"]["messages"]["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        62
+    );
+    // The pulled snapshot feeds the audit.
+    subaudit(tmp.path())
+        .args([
+            "optouts",
+            "--snapshot",
+            "pulled",
+            "--all",
+            "--out",
+            "optouts.csv",
+        ])
+        .assert()
+        .success();
+    // Run again: nothing to do.
+    pull(tmp.path(), &sim, "pulled")
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("nothing to do"));
+}
+
+#[test]
+fn pull_survives_latency_429s_500s_and_dropped_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(
+        &original,
+        &[
+            "--latency-ms",
+            "5",
+            "--rate-429",
+            "0.15",
+            "--retry-after",
+            "0",
+            "--rate-500",
+            "0.05",
+            "--drop-rate",
+            "0.03",
+            "--max-page-size",
+            "4",
+            "--seed",
+            "42",
+        ],
+    );
+    let out = pull(tmp.path(), &sim, "pulled")
+        .args(["--concurrency", "6"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let done = stderr
+        .lines()
+        .find(|l| l.starts_with("pull: done"))
+        .unwrap_or_default();
+    assert!(
+        done.contains(" retries") && !done.contains(" 0 retries"),
+        "faults were injected, retries expected: {stderr}"
+    );
+    assert_same_snapshot(&original, &tmp.path().join("pulled"));
+}
+
+#[test]
+fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &["--latency-ms", "40", "--max-page-size", "2"]);
+    #[allow(deprecated)]
+    let bin = assert_cmd::cargo::cargo_bin("subaudit");
+    let out_dir = tmp.path().join("pulled");
+    let mut child = StdCommand::new(bin)
+        .current_dir(tmp.path())
+        .args([
+            "pull",
+            "--out",
+            "pulled",
+            "--since",
+            "2025-12-01",
+            "--until",
+            "2026-02-01",
+            "--concurrency",
+            "2",
+            "--quiet",
+        ])
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some days are written, then kill -9.
+    let days_written = |dir: &Path| -> usize {
+        std::fs::read_to_string(dir.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|m| m["resources"]["messages"]["files"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    for _ in 0..6000 {
+        if days_written(&out_dir) >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["complete"], json!(false), "killed before the end");
+    let done_before = days_written(&out_dir);
+    assert!((3..62).contains(&done_before), "{done_before}");
+    // Analysis refuses the incomplete snapshot.
+    subaudit(tmp.path())
+        .args(["optouts", "--snapshot", "pulled", "--all", "--out", "o.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("incomplete"));
+    // Same arguments, without the window: the pull remembers it.
+    let mut again = subaudit(tmp.path());
+    clear_twilio_env(&mut again);
+    let out = again
+        .args(["pull", "--out", "pulled", "--retry-base-ms", "5"])
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains(&format!("resuming: {done_before} of 62 days")),
+        "{stderr}"
+    );
+    assert_same_snapshot(&original, &out_dir);
+    assert!(walk(&out_dir)
+        .iter()
+        .all(|p| p.extension().map_or(true, |e| e != "part")));
+}
+
+#[test]
+fn rejected_credentials_are_a_clear_error_without_the_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &[]);
+    pull(tmp.path(), &sim, "pulled")
+        .env("TWILIO_AUTH_TOKEN", "wrong-secret-123")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("the credentials were rejected"))
+        .stderr(predicates::str::contains("wrong-secret-123").not());
+}
+
+#[test]
+fn an_api_key_cannot_read_subaccounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let key = sid("SK", 9);
+    let sim = start_sim(
+        &original,
+        &["--api-key", &key, "--api-secret", "key-secret-456"],
+    );
+    pull(tmp.path(), &sim, "pulled")
+        .env("TWILIO_API_KEY", &key)
+        .env("TWILIO_API_SECRET", "key-secret-456")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "an API key cannot read subaccounts' resources",
+        ))
+        .stderr(predicates::str::contains("key-secret-456").not());
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args(["pull", "--out", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("TWILIO_ACCOUNT_SID"));
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args(["pull", "--out", "x", "--resources", "calls"])
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("unknown resource \"calls\""));
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args([
+        "pull",
+        "--out",
+        "x",
+        "--since",
+        "2026-02-01",
+        "--until",
+        "2026-01-01",
+    ])
+    .env("TWILIO_ACCOUNT_SID", PARENT)
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .assert()
+    .code(2)
+    .stderr(predicates::str::contains("must be before"));
+}
+
+#[test]
+fn subset_of_resources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &[]);
+    pull(tmp.path(), &sim, "pulled")
+        .args(["--resources", "accounts,incoming_phone_numbers"])
+        .assert()
+        .success();
+    let a = records(&original);
+    let b = records(&tmp.path().join("pulled"));
+    assert_eq!(a["incoming_phone_numbers"], b["incoming_phone_numbers"]);
+    assert_eq!(a["accounts"], b["accounts"]);
+    assert!(b["messages"].is_empty());
+}
+
+#[test]
+fn doctor_reports_what_the_credentials_reach() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let key = sid("SK", 9);
+    let sim = start_sim(
+        &original,
+        &["--api-key", &key, "--api-secret", "key-secret-456"],
+    );
+    let doctor = || {
+        let mut cmd = subaudit(tmp.path());
+        clear_twilio_env(&mut cmd);
+        cmd.arg("doctor")
+            .env("TWILIO_ACCOUNT_SID", PARENT)
+            .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url);
+        cmd
+    };
+    doctor()
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "ok    subaccounts: 2 (1 active, 0 suspended, 1 closed)",
+        ))
+        .stdout(predicates::str::contains(
+            "ok    subaccounts' resources: reachable",
+        ));
+    doctor()
+        .env("TWILIO_API_KEY", &key)
+        .env("TWILIO_API_SECRET", "key-secret-456")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "FAIL  subaccounts' resources: an API key cannot read subaccounts' resources",
+        ));
+    doctor()
+        .env("TWILIO_AUTH_TOKEN", "nope")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "FAIL  account: the credentials were rejected",
+        ));
+}
+
+#[test]
+fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = repo_root().join("sample-data/owlie");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(original.join("manifest.json")).unwrap())
+            .unwrap();
+    let parent = manifest["parent_account_sid"].as_str().unwrap().to_string();
+    let day = |k: &str| manifest["window"][k].as_str().unwrap()[..10].to_string();
+    #[allow(deprecated)]
+    let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
+    let mut child = StdCommand::new(bin)
+        .args([
+            "--snapshot",
+            original.to_str().unwrap(),
+            "--auth-token",
+            TOKEN,
+        ])
+        .args([
+            "--rate-429",
+            "0.15",
+            "--retry-after",
+            "0",
+            "--rate-500",
+            "0.05",
+            "--drop-rate",
+            "0.02",
+            "--max-page-size",
+            "200",
+        ])
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let sim = Sim {
+        child,
+        url: url.trim().to_string(),
+    };
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args([
+        "pull",
+        "--out",
+        "pulled",
+        "--since",
+        &day("since"),
+        "--until",
+        &day("until"),
+        "--quiet",
+    ])
+    .args([
+        "--retry-base-ms",
+        "5",
+        "--max-retries",
+        "12",
+        "--concurrency",
+        "8",
+    ])
+    .env("TWILIO_ACCOUNT_SID", &parent)
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+    .assert()
+    .success()
+    .stderr("");
+    assert_same_snapshot(&original, &tmp.path().join("pulled"));
+}
