@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::usage::{self as usage_cmd, UsageOptions};
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs};
 use crate::error::Result;
@@ -27,9 +28,12 @@ pub struct AuditArgs {
     pub all: bool,
     #[command(flatten)]
     pub keywords: KeywordArgs,
+    #[command(flatten)]
+    pub usage: UsageOptions,
 }
 
 pub fn run(args: AuditArgs) -> Result<i32> {
+    let (period, categories) = args.usage.check()?;
     report::prepare_out_dir(&args.out)?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
@@ -37,11 +41,13 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let analysis = analyze(&snapshot, &keywords)?;
     let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
     let customers = mapping.moving_customers();
+    let usage = usage_cmd::compute(&snapshot, &mapping, period, &categories)?;
 
     out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
     out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
     out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
+    usage_cmd::write(&snapshot, &usage, &args.out.join(report::usage::SUMMARY_FILE))?;
 
     let parent = snapshot.parent();
     println!(
@@ -93,6 +99,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         analysis.possible.len(),
         analysis.violations.len()
     );
+    usage_cmd::print(&usage, args.usage.top);
     println!("Reports written to {}", args.out.display());
     Ok(exit_code::OK)
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod optouts;
 pub mod sample;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     Optouts(optouts::OptoutsArgs),
     Sample(sample::SampleArgs),
+    Usage(usage::UsageArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(args) => audit::run(args),
         Command::Optouts(args) => optouts::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Usage(args) => usage::run(args),
     }
 }
 

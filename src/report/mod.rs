@@ -3,6 +3,7 @@
 
 pub mod optouts;
 pub mod table;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 
