@@ -159,6 +159,7 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
 
 /// A Usage API record (`api.v2010.account.usage.usage_record`) with amounts as Twilio sends
 /// them: strings, or null.
+#[allow(clippy::too_many_arguments)]
 pub fn usage_record(
     account_sid: &str,
     category: &str,
