@@ -9,22 +9,28 @@
 # Uses the release build (cargo build --release; CARGO_TARGET_DIR is honoured), copied into
 # the work folder first so that another build sharing the target folder cannot swap it
 # mid-run. Work folder: ${BENCH_DIR:-/tmp/subaudit-bench}; snapshots are kept there between
-# runs (about 0.8 GB of JSON per million messages). SKIP_BUILD=1 skips the cargo build.
+# runs (about 0.8 GB of JSON per million messages). SUBAUDIT_BIN=path times that binary
+# instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
 work=${BENCH_DIR:-/tmp/subaudit-bench}
 mkdir -p "$work"
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
-bin="$work/subaudit-usage-bench"
-cp "${CARGO_TARGET_DIR:-target}/release/subaudit" "$bin"
+src=${SUBAUDIT_BIN:-}
+if [ -z "$src" ]; then
+  cargo build --release --quiet
+  src="${CARGO_TARGET_DIR:-target}/release/subaudit"
+fi
+bin="$work/subaudit-usage-bench.$$"
+cp "$src" "$bin"
+trap 'rm -f "$bin" "$work/time.$$.txt" "$work/last.$$.out"' EXIT
 
 measure() { # label, command...
   local label=$1; shift
-  /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" > "$work/last.out"
-  read -r wall rss_kb < "$work/time.txt"
+  /usr/bin/time -f '%e %M' -o "$work/time.$$.txt" "$@" > "$work/last.$$.out"
+  read -r wall rss_kb < "$work/time.$$.txt"
   printf '%-40s %8ss %8.0f MiB\n' "$label" "$wall" "$((rss_kb / 1024))"
 }
 
@@ -39,5 +45,5 @@ for n in "${sizes[@]}"; do
     --out "$work/usage-$n/usage_summary.csv"
   measure "usage --start/--end one quarter" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \
     --start 2026-01-01 --end 2026-03-31 --out "$work/usage-$n-q1/usage_summary.csv"
-  tail -1 "$work/last.out"
+  tail -1 "$work/last.$$.out"
 done

@@ -110,7 +110,10 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
     }
     if other_count > 0 {
         table.add_row(row(
-            format!("({other_count} other customers)"),
+            format!(
+                "({other_count} other customer{})",
+                if other_count == 1 { "" } else { "s" }
+            ),
             String::new(),
             &others,
         ));

@@ -376,6 +376,32 @@ fn attribution_and_reconciliation_match_the_hand_worked_totals() {
 }
 
 #[test]
+fn the_table_folds_customers_past_top_into_one_row() {
+    let run = run_usage(&builder(), &["--top", "1"]);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("Falcon Flights")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Heron Health")),
+        "{}",
+        run.stdout
+    );
+    let others = lines
+        .iter()
+        .find(|l| l.contains("(1 other customer)"))
+        .unwrap();
+    assert!(others.contains("0.02000"), "{others}");
+    let total = lines.iter().find(|l| l.contains("total")).unwrap();
+    assert!(
+        total.contains("2 customers") && total.contains("0.09110"),
+        "{total}"
+    );
+}
+
+#[test]
 fn a_period_keeps_records_inside_and_reports_those_crossing_its_edges() {
     let run = run_usage(
         &builder(),
