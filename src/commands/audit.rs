@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::usage::{self as usage_cmd, UsageOptions};
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs};
 use crate::error::Result;
@@ -30,9 +31,12 @@ pub struct AuditArgs {
     pub fail_on: super::plan::FailOnArgs,
     #[command(flatten)]
     pub keywords: KeywordArgs,
+    #[command(flatten)]
+    pub usage: UsageOptions,
 }
 
 pub fn run(args: AuditArgs) -> Result<i32> {
+    let (period, categories) = args.usage.check()?;
     report::check_out_dir(&args.out)?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
@@ -40,6 +44,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let analysis = analyze(&snapshot, &keywords)?;
     let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
     let customers = mapping.moving_customers();
+    let usage = usage_cmd::compute(&snapshot, &mapping, period, &categories)?;
 
     // Everything is computed before the first file is written: a failure leaves no mix of
     // old and new reports.
@@ -58,6 +63,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
     out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
     super::plan::PlanFiles::in_dir(&args.out).write(&plan)?;
+    usage_cmd::write(&snapshot, &usage, &args.out.join(report::usage::SUMMARY_FILE))?;
 
     let parent = snapshot.parent();
     println!(
@@ -76,6 +82,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         analysis.possible.len(),
         analysis.violations.len()
     );
+    usage_cmd::print(&usage, args.usage.top);
     println!("Reports written to {}", args.out.display());
     args.fail_on.report(&plan);
     Ok(args.fail_on.exit_code(&plan))

@@ -8,6 +8,7 @@ pub mod optouts;
 pub mod plan;
 pub mod pull;
 pub mod sample;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,7 @@ pub enum Command {
     Sample(sample::SampleArgs),
     Pull(pull::PullArgs),
     Doctor(doctor::DoctorArgs),
+    Usage(usage::UsageArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sample(args) => sample::run(args),
         Command::Pull(args) => pull::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Usage(args) => usage::run(args),
     }
 }
 

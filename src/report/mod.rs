@@ -5,6 +5,7 @@ pub mod optouts;
 pub mod plan;
 pub mod proposal;
 pub mod table;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 

@@ -8,3 +8,4 @@ mod optouts;
 mod plan;
 mod pull;
 mod sample;
+mod usage;

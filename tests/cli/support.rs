@@ -156,3 +156,33 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .map(|r| r.unwrap().iter().map(str::to_string).collect())
         .collect()
 }
+
+/// A Usage API record (`api.v2010.account.usage.usage_record`) with amounts as Twilio sends
+/// them: strings, or null.
+#[allow(clippy::too_many_arguments)]
+pub fn usage_record(
+    account_sid: &str,
+    category: &str,
+    start_date: &str,
+    end_date: &str,
+    count: Option<&str>,
+    usage: Option<&str>,
+    usage_unit: &str,
+    price: Option<&str>,
+) -> Value {
+    json!({
+        "account_sid": account_sid, "api_version": "2010-04-01",
+        "as_of": "2026-02-01T00:00:00+00:00", "category": category,
+        "count": count, "count_unit": usage_unit, "description": category,
+        "end_date": end_date, "price": price, "price_unit": "usd",
+        "start_date": start_date, "subresource_uris": {},
+        "uri": format!("/2010-04-01/Accounts/{account_sid}/Usage/Records.json?Category={category}"),
+        "usage": usage, "usage_unit": usage_unit
+    })
+}
+
+/// Twilio's RFC 2822 time for any UTC date and time.
+pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> String {
+    let t = Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap();
+    subaudit::time::to_rfc2822(&t)
+}

@@ -1,0 +1,146 @@
+//! `subaudit usage`: usage per account from the Usage API records, the finance pivot, and the
+//! parent's message traffic attributed to the target customers.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use clap::Args;
+
+use super::{load_mapping, SnapshotArgs};
+use crate::audit::attribution::{attribute, Attribution};
+use crate::audit::mapping::ResolvedMapping;
+use crate::audit::usage::{
+    check_categories, parse_records, pivot, summarize, Period, Pivot, UsageSummary,
+};
+use crate::error::Result;
+use crate::exit_code;
+use crate::report::{self, usage as out};
+use crate::snapshot::Snapshot;
+
+/// Summarise usage per account and attribute the parent's messages to the target customers.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  subaudit usage --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/usage_summary.csv\n  subaudit usage --start 2026-01-01 --end 2026-03-31 --category sms,mms,totalprice --out q1/usage_summary.csv\n\n\
+usage_pivot.csv, usage_attribution.csv and usage_straddling.csv are written beside --out."
+)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// Mapping CSV (number,customer,subaccount_sid). Without it all traffic is "(unmapped)".
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+    /// Where to write usage_summary.csv; the other usage files go into the same folder.
+    #[arg(long, value_name = "FILE.csv", default_value = out::SUMMARY_FILE)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub options: UsageOptions,
+}
+
+/// The period and the pivot's categories (shared with `audit`).
+#[derive(Debug, Clone, Args)]
+pub struct UsageOptions {
+    /// First day of the usage period, included (YYYY-MM-DD). Default: no lower bound.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+    pub start: Option<NaiveDate>,
+    /// Last day of the usage period, included (YYYY-MM-DD). Default: no upper bound.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+    pub end: Option<NaiveDate>,
+    /// Usage categories of the pivot, comma-separated.
+    #[arg(
+        long = "category",
+        value_name = "CATEGORY",
+        value_delimiter = ',',
+        default_value = "sms,mms,calls,phonenumbers,totalprice"
+    )]
+    pub categories: Vec<String>,
+    /// Customers shown in the terminal table (the rest are folded into one row).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+fn parse_day(text: &str) -> std::result::Result<NaiveDate, String> {
+    crate::time::parse_date(text)
+        .ok_or_else(|| format!("{text:?} is not a date: expected YYYY-MM-DD, e.g. 2026-01-31"))
+}
+
+impl UsageOptions {
+    /// Checks the options before any work.
+    pub fn check(&self) -> Result<(Period, Vec<String>)> {
+        Ok((
+            Period::new(self.start, self.end)?,
+            check_categories(&self.categories)?,
+        ))
+    }
+}
+
+/// Everything the usage outputs hold.
+pub struct UsageReport {
+    pub summary: UsageSummary,
+    pub pivot: Pivot,
+    pub attribution: Attribution,
+}
+
+/// Computes the summary, the pivot and the attribution; writes nothing.
+pub fn compute(
+    snapshot: &Snapshot,
+    mapping: &ResolvedMapping,
+    period: Period,
+    categories: &[String],
+) -> Result<UsageReport> {
+    let records = parse_records(snapshot)?;
+    let summary = summarize(snapshot, &records, period)?;
+    let pivot = pivot(snapshot, &summary, categories)?;
+    let attribution = attribute(snapshot, mapping, period, &records, &summary.included)?;
+    Ok(UsageReport {
+        summary,
+        pivot,
+        attribution,
+    })
+}
+
+/// Writes the four files: the summary at `summary_path`, the others beside it.
+pub fn write(snapshot: &Snapshot, report: &UsageReport, summary_path: &Path) -> Result<()> {
+    let dir = match summary_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    out::write_pivot(&dir.join(out::PIVOT_FILE), &report.pivot)?;
+    out::write_attribution(&dir.join(out::ATTRIBUTION_FILE), &report.attribution)?;
+    out::write_straddling(&dir.join(out::STRADDLING_FILE), snapshot, &report.summary)?;
+    out::write_summary(summary_path, &report.summary)
+}
+
+/// Warnings to stderr, then the table of the top customers to stdout.
+pub fn print(report: &UsageReport, top: usize) {
+    for w in report
+        .summary
+        .warnings
+        .iter()
+        .chain(&report.attribution.warnings)
+    {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "Usage over {}: {} account/category rows from {} usage records ({} crossing the period left out); {} of {} messages in the period",
+        report.summary.period.describe(),
+        report.summary.rows.len(),
+        report.summary.included.len(),
+        report.summary.straddling.len(),
+        report.attribution.messages_in_period,
+        report.attribution.messages_read,
+    );
+    println!("{}", out::top_customers_table(&report.attribution, top));
+    println!("{}", out::reconciliation_line(&report.attribution));
+}
+
+pub fn run(args: UsageArgs) -> Result<i32> {
+    let (period, categories) = args.options.check()?;
+    report::prepare_out_file(&args.out)?;
+    let snapshot = args.snapshot.open()?;
+    let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
+    let report = compute(&snapshot, &mapping, period, &categories)?;
+    write(&snapshot, &report, &args.out)?;
+    print(&report, args.options.top);
+    println!("Usage reports written beside {}", args.out.display());
+    Ok(exit_code::OK)
+}
