@@ -210,6 +210,21 @@ impl EventIndex {
         }
     }
 
+    /// Adds another worker's events (order is restored by sorting afterwards).
+    fn merge(&mut self, other: EventIndex) {
+        for (mine, theirs) in [
+            (&mut self.by_service, other.by_service),
+            (&mut self.by_number, other.by_number),
+        ] {
+            for (scope, users) in theirs {
+                let into = mine.entry(scope).or_default();
+                for (user, events) in users {
+                    into.entry(user).or_default().extend(events);
+                }
+            }
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.by_service.is_empty() && self.by_number.is_empty()
     }
@@ -256,20 +271,21 @@ fn opt_out_in_force(events: &[Event]) -> Option<&Event> {
 
 /// Runs the engine over every message of the snapshot.
 pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysis> {
+    // Pass 1, on every core: each worker collects its own evidence; merged below.
+    let (states, messages_read) = snapshot.fold_messages(
+        || (EventIndex::default(), Vec::new(), 0u64),
+        |(index, possible, events), at, message| {
+            collect_evidence(at, message, keywords, index, possible, events)
+        },
+    )?;
     let mut index = EventIndex::default();
     let mut possible = Vec::new();
     let mut events = 0u64;
-
-    let messages_read = snapshot.for_each_message(|at, message| {
-        collect_evidence(
-            at,
-            message,
-            keywords,
-            &mut index,
-            &mut possible,
-            &mut events,
-        )
-    })?;
+    for (part, part_possible, part_events) in states {
+        index.merge(part);
+        possible.extend(part_possible);
+        events += part_events;
+    }
 
     // Duplicated lines (a message fetched twice) must not count twice.
     for users in index
@@ -295,14 +311,16 @@ pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysi
         .collect();
     opt_outs.sort_by(|a, b| (&a.scope, &a.end_user).cmp(&(&b.scope, &b.end_user)));
 
+    // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
     if !index.is_empty() {
-        snapshot.for_each_message(|at, message| {
+        let (states, _) = snapshot.fold_messages(Vec::new, |found, at, message| {
             if let Some(v) = check_violation(at, message, &index)? {
-                violations.push(v);
+                found.push(v);
             }
             Ok(())
         })?;
+        violations = states.into_iter().flatten().collect();
     }
     violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
     violations.dedup_by(|a, b| a.message_sid == b.message_sid);

@@ -8,7 +8,7 @@ use super::usage::{self as usage_cmd, UsageOptions};
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs};
 use crate::error::Result;
-use crate::report::{self, optouts as out};
+use crate::report::{self, html, optouts as out};
 
 /// Run the whole audit on a snapshot and write every report into one folder.
 #[derive(Debug, Args)]
@@ -63,7 +63,36 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
     out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
     super::plan::PlanFiles::in_dir(&args.out).write(&plan)?;
-    usage_cmd::write(&snapshot, &usage, &args.out.join(report::usage::SUMMARY_FILE))?;
+    usage_cmd::write(
+        &snapshot,
+        &usage,
+        &args.out.join(report::usage::SUMMARY_FILE),
+    )?;
+    let files = [
+        out::LOST_FILE,
+        out::PER_CUSTOMER_DIR,
+        out::POSSIBLE_FILE,
+        out::VIOLATIONS_FILE,
+        crate::report::plan::JSON_FILE,
+        crate::report::plan::CSV_FILE,
+        crate::report::plan::SHELL_FILE,
+        report::usage::SUMMARY_FILE,
+        report::usage::PIVOT_FILE,
+        report::usage::ATTRIBUTION_FILE,
+        report::usage::STRADDLING_FILE,
+    ];
+    let usage_section = (
+        "Usage: top customers by spend".to_string(),
+        format!(
+            "<pre>{}\n{}</pre>",
+            html::escape(
+                &report::usage::top_customers_table(&usage.attribution, args.usage.top).to_string()
+            ),
+            html::escape(&report::usage::reconciliation_line(&usage.attribution))
+        ),
+    );
+    let page = html::render(&plan, &analysis, lost.len(), &files, &[usage_section]);
+    report::write_atomic(&args.out.join(html::HTML_FILE), page.as_bytes())?;
 
     let parent = snapshot.parent();
     println!(

@@ -1,6 +1,7 @@
 //! Renderers and the one way outputs reach the disk: whole files, written to a temporary file
 //! beside the target and renamed into place, so that no reader ever sees half a file.
 
+pub mod html;
 pub mod optouts;
 pub mod plan;
 pub mod proposal;

@@ -5,7 +5,10 @@
 //! count that differs from the manifest is an error naming the file and line. Messages are
 //! only ever streamed (tens of millions of lines), never held in memory.
 
+mod parallel;
 mod writer;
+
+pub use parallel::default_workers;
 
 pub use writer::{sanitize_record, SnapshotWriter};
 

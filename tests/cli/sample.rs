@@ -70,6 +70,20 @@ fn the_readme_audit_command_runs_on_the_sample() {
     assert!(text.contains(",number,") && text.contains(",service,"));
     assert!(text.contains("error-21610") && text.contains("inbound-keyword"));
     assert!(read_csv(&out.join("optouts_possible.csv")).len() > 1);
+    // The page a reviewer opens first: the blockers of the sample are on it.
+    let page = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("Migration audit of Owlie Notifications"));
+    for code in [
+        "hosted-number",
+        "target-suspended",
+        "target-closed",
+        "mapping-conflict",
+    ] {
+        assert!(
+            page.contains(&format!("<td>{code}</td>")),
+            "{code} missing from report.html"
+        );
+    }
 }
 
 /// The whole terminal summary and the two review files of the sample, as a reviewer sees them.

@@ -1,0 +1,270 @@
+//! Reading the messages on every core: the file is cut into blocks of whole lines, each block
+//! parsed by a worker into its own state; the caller merges the states. Tens of millions of
+//! lines parse in parallel while memory holds only a few blocks.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+
+use super::{check_count, LineRef, Resource, Snapshot};
+use crate::error::{Error, Result};
+use crate::model::MessageRef;
+
+/// Bytes per block handed to a worker.
+const BLOCK: usize = 4 << 20;
+
+struct Block {
+    bytes: Vec<u8>,
+    /// Line number of the block's first line (1-based).
+    first_line: usize,
+}
+
+/// How many workers to use: the machine's cores, at most 8.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+impl Snapshot {
+    /// Folds every message into per-worker states made by `init`, in no particular order;
+    /// returns the states (the caller merges them) and the number of messages. Errors are
+    /// those of `for_each_message` (the first line in file order that failed), and the
+    /// manifest counts are checked.
+    pub fn fold_messages<S, I, F>(&self, init: I, visit: F) -> Result<(Vec<S>, u64)>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+    {
+        let workers = default_workers();
+        let mut states: Vec<S> = (0..workers).map(|_| init()).collect();
+        let mut total = 0;
+        for (path, expected) in self.data_files(Resource::Messages)? {
+            let count = fold_file(&path, BLOCK, &mut states, &visit)?;
+            check_count(&path, Resource::Messages, expected, count)?;
+            total += count;
+        }
+        Ok((states, total))
+    }
+}
+
+fn fold_file<S, F>(path: &Path, block_size: usize, states: &mut [S], visit: &F) -> Result<u64>
+where
+    S: Send,
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+{
+    let (sender, receiver) = mpsc::sync_channel::<Block>(states.len() * 2);
+    let receiver = Arc::new(Mutex::new(receiver));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = states
+            .iter_mut()
+            .map(|state| {
+                let receiver = Arc::clone(&receiver);
+                scope.spawn(move || -> (u64, Option<(usize, Error)>) {
+                    let mut count = 0u64;
+                    let mut error: Option<(usize, Error)> = None;
+                    loop {
+                        let next = receiver.lock().expect("no worker panics holding it").recv();
+                        let Ok(block) = next else {
+                            return (count, error);
+                        };
+                        // After an error only earlier lines matter: the first bad line in
+                        // file order is the one reported, whichever worker meets it.
+                        if error
+                            .as_ref()
+                            .is_some_and(|(line, _)| block.first_line > *line)
+                        {
+                            continue;
+                        }
+                        match parse_block(path, &block, state, visit) {
+                            Ok(n) => count += n,
+                            Err((line, e)) => {
+                                if error.as_ref().is_none_or(|(l, _)| line < *l) {
+                                    error = Some((line, e));
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let read = read_blocks(path, block_size, &sender);
+        drop(sender);
+        let mut count = 0;
+        let mut first_error: Option<(usize, Error)> = None;
+        for handle in handles {
+            let (n, error) = handle.join().expect("message workers do not panic");
+            count += n;
+            if let Some((line, e)) = error {
+                if first_error.as_ref().is_none_or(|(l, _)| line < *l) {
+                    first_error = Some((line, e));
+                }
+            }
+        }
+        read?;
+        match first_error {
+            Some((_, e)) => Err(e),
+            None => Ok(count),
+        }
+    })
+}
+
+/// Reads the file in blocks that end on a line break and sends them with their first line's
+/// number.
+fn read_blocks(path: &Path, block_size: usize, sender: &mpsc::SyncSender<Block>) -> Result<()> {
+    let mut file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut next_line = 1usize;
+    loop {
+        let mut bytes = std::mem::take(&mut carry);
+        let start = bytes.len();
+        bytes.resize(start + block_size, 0);
+        let n = read_full(&mut file, &mut bytes[start..]).map_err(|e| Error::read(path, e))?;
+        bytes.truncate(start + n);
+        let at_end = n == 0;
+        if !at_end {
+            // Cut after the last line break; the rest starts the next block.
+            match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(cut) => carry = bytes.split_off(cut + 1),
+                None => {
+                    carry = bytes;
+                    continue;
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let lines =
+            bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!bytes.ends_with(b"\n"));
+        let block = Block {
+            bytes,
+            first_line: next_line,
+        };
+        next_line += lines;
+        if sender.send(block).is_err() || at_end {
+            return Ok(());
+        }
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Parses a block's lines (blank ones skipped, as `for_each_line` does); on failure, the
+/// line number and the error.
+fn parse_block<S, F>(
+    path: &Path,
+    block: &Block,
+    state: &mut S,
+    visit: &F,
+) -> Result<u64, (usize, Error)>
+where
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
+{
+    let mut count = 0;
+    for (i, raw) in block.bytes.split(|&b| b == b'\n').enumerate() {
+        let line = block.first_line + i;
+        let fail = |e: Error| (line, e);
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| fail(Error::at_line(path, line, "line is not valid UTF-8")))?;
+        let text = text.trim_end_matches('\r');
+        if text.trim().is_empty() {
+            continue;
+        }
+        let message = serde_json::from_str::<MessageRef>(text).map_err(|e| {
+            fail(Error::at_line(
+                path,
+                line,
+                format!("not a valid message record: {e}"),
+            ))
+        })?;
+        count += 1;
+        visit(state, LineRef { path, line }, &message).map_err(fail)?;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn line(n: usize) -> String {
+        format!("{{\"sid\":\"SM{n:032}\",\"direction\":\"inbound\",\"body\":\"hi {n}\"}}\n")
+    }
+
+    fn run(text: &str, block: usize) -> Result<(Vec<(usize, String)>, u64)> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let mut states: Vec<Vec<(usize, String)>> = vec![Vec::new(); 3];
+        let count = fold_file(
+            file.path(),
+            block,
+            &mut states,
+            &|seen: &mut Vec<(usize, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                seen.push((at.line, m.sid.to_string()));
+                Ok(())
+            },
+        )?;
+        let mut seen: Vec<_> = states.into_iter().flatten().collect();
+        seen.sort();
+        Ok((seen, count))
+    }
+
+    #[test]
+    fn blocks_cut_on_line_breaks_and_keep_line_numbers() {
+        let mut text = String::new();
+        for n in 1..=50 {
+            text.push_str(&line(n));
+            if n % 7 == 0 {
+                text.push_str("\n"); // a blank line: skipped, but counted as a line
+            }
+        }
+        text.push_str(&line(51).trim_end().to_string()); // no final line break
+        for block in [16, 100, 333, 1 << 20] {
+            let (seen, count) = run(&text, block).unwrap();
+            assert_eq!(count, 51, "block {block}");
+            let (first_line, first_sid) = &seen[0];
+            assert_eq!(
+                (*first_line, first_sid.as_str()),
+                (1, "SM00000000000000000000000000000001")
+            );
+            // Line 8 is line(8)'s, after the blank line that follows line(7).
+            assert!(
+                seen.contains(&(9, format!("SM{:032}", 8))),
+                "block {block}: {seen:?}"
+            );
+            assert_eq!(seen.last().unwrap().0, 58);
+        }
+    }
+
+    #[test]
+    fn the_first_bad_line_in_file_order_is_reported() {
+        let mut text = String::new();
+        for n in 1..=40 {
+            if n == 12 || n == 30 {
+                text.push_str("{broken\n");
+            } else {
+                text.push_str(&line(n));
+            }
+        }
+        for block in [64, 1 << 20] {
+            let err = run(&text, block).unwrap_err().to_string();
+            assert!(
+                err.contains(":12: not a valid message record"),
+                "block {block}: {err}"
+            );
+        }
+    }
+}
