@@ -210,16 +210,25 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
         })
         .collect();
 
+    // Traffic per number and day; end users grow with it, so that a big snapshot is many
+    // conversations rather than the same few people texted hundreds of times.
+    let days = (until - since).num_days();
+    // Outbound messages per number per day (in thousandths), so that the total lands near
+    // the requested count (about 1 in 12 outbound draws a reply).
+    let per_day_milli = (options.messages * 1000 * 12 / 13) / (NUMBERS as u64 * days as u64);
+    let contact_scale = (per_day_milli / 100).max(1) as usize;
+
     // Numbers.
     let mut numbers: Vec<Number> = Vec::new();
     let mut customer_contacts: HashMap<usize, Vec<String>> = HashMap::new();
     let mut contact_serial = 0u32;
-    let mut new_contact = |rng: &mut Rng| {
+    // Unique by construction: the serial picks the area code and the subscriber digits.
+    let mut new_contact = || {
         contact_serial += 1;
         format!(
-            "+1{}555{:04}",
-            rng.pick(&AREA_CODES),
-            2000 + contact_serial % 8000
+            "+1{}{:07}",
+            AREA_CODES[contact_serial as usize % AREA_CODES.len()],
+            2_000_000 + contact_serial / AREA_CODES.len() as u32
         )
     };
     for n in 0..NUMBERS {
@@ -252,12 +261,12 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
         let pool = customer_contacts
             .entry(customer.unwrap_or(1000 + n))
             .or_default();
-        while pool.len() < 12 {
-            pool.push(new_contact(&mut rng));
+        while pool.len() < 12 * contact_scale {
+            pool.push(new_contact());
         }
-        let mut contacts: Vec<String> = pool.iter().take(8).cloned().collect();
-        for _ in 0..4 {
-            contacts.push(new_contact(&mut rng));
+        let mut contacts: Vec<String> = pool.iter().take(8 * contact_scale).cloned().collect();
+        for _ in 0..4 * contact_scale {
+            contacts.push(new_contact());
         }
         numbers.push(Number {
             sid: rng.sid("PN"),
@@ -346,11 +355,6 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
         }),
     )?;
 
-    // Messages, day by day.
-    let days = (until - since).num_days();
-    // Outbound messages per number per day (in thousandths), so that the total lands near
-    // the requested count (about 1 in 12 outbound draws a reply).
-    let per_day_milli = (options.messages * 1000 * 12 / 13) / (NUMBERS as u64 * days as u64);
     let mut opted_out: HashMap<(String, String), bool> = HashMap::new();
     // Some end users opted out before the logs begin (over 400 days ago): only the 21610
     // refusals of later sends show it.
@@ -376,8 +380,13 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
             if rng.below(1000) < budget {
                 count += 1;
             }
-            for _ in 0..count {
-                let at = day_start + Duration::seconds(rng.below(86_400 - 3_600) as i64);
+            // In time order, so that each end user's state follows its own history.
+            let mut times: Vec<i64> = (0..count)
+                .map(|_| rng.below(86_400 - 3_600) as i64)
+                .collect();
+            times.sort_unstable();
+            for offset in times {
+                let at = day_start + Duration::seconds(offset);
                 let contact = rng.pick(&number.contacts).clone();
                 let service = if at < service_switch {
                     number.earlier_service
