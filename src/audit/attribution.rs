@@ -95,7 +95,8 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, o: &Totals) {
+    /// Adds another cell's totals (all fields).
+    pub fn add(&mut self, o: &Totals) {
         self.messages += o.messages;
         self.inbound += o.inbound;
         self.outbound += o.outbound;
@@ -189,6 +190,16 @@ fn count_field(at: LineRef<'_>, field: &str, value: Option<&str>) -> Result<Opti
             )
         }),
     }
+}
+
+/// What one worker gathers from its share of the messages.
+#[derive(Default)]
+struct Worker {
+    chunk: Chunk,
+    cells: BTreeMap<(u32, i32), Totals>,
+    price_unit: Option<String>,
+    display_scale: u32,
+    in_period: u64,
 }
 
 /// The columns of one chunk of messages.
@@ -343,12 +354,9 @@ pub fn attribute(
         by_phone.insert(number.phone_number.as_str(), bucket);
     }
 
-    let mut cells: BTreeMap<(u32, i32), Totals> = BTreeMap::new();
-    let mut chunk = Chunk::default();
-    let mut price_unit: Option<String> = None;
-    let mut display_scale = 0u32;
-    let mut in_period = 0u64;
-    let messages_read = snapshot.for_each_message(|at, m: &MessageRef<'_>| {
+    // On every core: each worker fills its own columns, groups them in polars every
+    // CHUNK_ROWS rows, and keeps exact totals; the workers' totals are merged below.
+    let (workers, messages_read) = snapshot.fold_messages(Worker::default, |w, at, m: &MessageRef<'_>| {
         let text = m.event_time_text().ok_or_else(|| {
             Error::at_line(at.path, at.line, "message has neither \"date_sent\" nor \"date_created\"")
         })?;
@@ -363,7 +371,7 @@ pub fn attribute(
         if !period.contains(day) {
             return Ok(());
         }
-        in_period += 1;
+        w.in_period += 1;
         use chrono::Datelike;
         let month = day.year() * 100 + day.month() as i32;
         // The Twilio side of the message: `to` when inbound, `from` otherwise.
@@ -377,10 +385,10 @@ pub fn attribute(
             Some(text) => {
                 let (units, scale) =
                     price_units(text).map_err(|e| Error::at_line(at.path, at.line, e))?;
-                display_scale = display_scale.max(scale);
+                w.display_scale = w.display_scale.max(scale);
                 let unit = m.price_unit.as_deref().unwrap_or("").trim();
-                match &price_unit {
-                    None if !unit.is_empty() => price_unit = Some(unit.to_string()),
+                match &w.price_unit {
+                    None if !unit.is_empty() => w.price_unit = Some(unit.to_string()),
                     Some(seen) if !unit.is_empty() && !seen.eq_ignore_ascii_case(unit) => {
                         return Err(Error::at_line(
                             at.path,
@@ -393,19 +401,41 @@ pub fn attribute(
                 Some(units)
             }
         };
-        chunk.bucket.push(bucket);
-        chunk.month.push(month);
-        chunk.inbound.push(m.is_inbound() as u32);
-        chunk.outbound.push(m.is_outbound() as u32);
-        chunk.segments.push(count_field(at, "num_segments", m.num_segments.as_deref())?);
-        chunk.media.push(count_field(at, "num_media", m.num_media.as_deref())?);
-        chunk.price.push(price);
-        if chunk.len() >= CHUNK_ROWS {
-            chunk.flush(&mut cells)?;
+        w.chunk.bucket.push(bucket);
+        w.chunk.month.push(month);
+        w.chunk.inbound.push(m.is_inbound() as u32);
+        w.chunk.outbound.push(m.is_outbound() as u32);
+        w.chunk.segments.push(count_field(at, "num_segments", m.num_segments.as_deref())?);
+        w.chunk.media.push(count_field(at, "num_media", m.num_media.as_deref())?);
+        w.chunk.price.push(price);
+        if w.chunk.len() >= CHUNK_ROWS {
+            let Worker { chunk, cells, .. } = w;
+            chunk.flush(cells)?;
         }
         Ok(())
     })?;
-    chunk.flush(&mut cells)?;
+    let mut cells: BTreeMap<(u32, i32), Totals> = BTreeMap::new();
+    let mut price_unit: Option<String> = None;
+    let mut display_scale = 0u32;
+    let mut in_period = 0u64;
+    for mut w in workers {
+        w.chunk.flush(&mut w.cells)?;
+        for (key, t) in w.cells {
+            cells.entry(key).or_default().add(&t);
+        }
+        display_scale = display_scale.max(w.display_scale);
+        in_period += w.in_period;
+        match (&price_unit, w.price_unit) {
+            (_, None) => {}
+            (None, Some(unit)) => price_unit = Some(unit),
+            (Some(seen), Some(unit)) if !seen.eq_ignore_ascii_case(&unit) => {
+                return Err(Error::Input(format!(
+                    "messages are priced in both {seen:?} and {unit:?}: costs in different currencies cannot be added"
+                )))
+            }
+            _ => {}
+        }
+    }
 
     let price_unit = price_unit.unwrap_or_default();
     let mut warnings = Vec::new();

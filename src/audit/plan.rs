@@ -482,35 +482,45 @@ pub fn recent_traffic(snapshot: &Snapshot) -> Result<HashMap<String, Traffic>> {
         .iter()
         .map(|n| (n.phone_number.as_str(), n.sid.as_str()))
         .collect();
-    let mut out: HashMap<String, Traffic> = HashMap::new();
-    snapshot.for_each_message(|_, message| {
-        // Look the numbers up before parsing the time: most lines are cheap to skip.
-        let ours = [message.from.as_deref(), message.to.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| by_phone.get(p).copied());
-        let mut time = None;
-        for pn in ours {
-            let t = match time {
-                Some(t) => t,
-                None => match message.event_time_text().and_then(parse_twilio_time) {
-                    Some(t) => {
-                        time = Some(t);
-                        t
-                    }
-                    // A message without a readable time cannot be placed: not recent.
-                    None => return Ok(()),
-                },
-            };
-            if t < since || t >= until {
-                return Ok(());
+    let (parts, _) = snapshot.fold_messages(
+        HashMap::new,
+        |out: &mut HashMap<String, Traffic>, _, message| {
+            // Look the numbers up before parsing the time: most lines are cheap to skip.
+            let ours = [message.from.as_deref(), message.to.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| by_phone.get(p).copied());
+            let mut time = None;
+            for pn in ours {
+                let t = match time {
+                    Some(t) => t,
+                    None => match message.event_time_text().and_then(parse_twilio_time) {
+                        Some(t) => {
+                            time = Some(t);
+                            t
+                        }
+                        // A message without a readable time cannot be placed: not recent.
+                        None => return Ok(()),
+                    },
+                };
+                if t < since || t >= until {
+                    return Ok(());
+                }
+                let entry = out.entry(pn.to_string()).or_default();
+                entry.messages += 1;
+                entry.last = entry.last.max(Some(t));
             }
-            let entry = out.entry(pn.to_string()).or_default();
-            entry.messages += 1;
-            entry.last = entry.last.max(Some(t));
+            Ok(())
+        },
+    )?;
+    let mut out: HashMap<String, Traffic> = HashMap::new();
+    for part in parts {
+        for (pn, t) in part {
+            let entry = out.entry(pn).or_default();
+            entry.messages += t.messages;
+            entry.last = entry.last.max(t.last);
         }
-        Ok(())
-    })?;
+    }
     Ok(out)
 }
 

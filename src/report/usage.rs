@@ -92,7 +92,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
     let mut other_count = 0;
     for (rank, b) in customers.iter().enumerate() {
         let t = &per_bucket[*b];
-        add(&mut total, t);
+        total.add(t);
         if rank < top {
             let bucket = &attribution.buckets[*b];
             table.add_row(row(
@@ -104,7 +104,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
                 t,
             ));
         } else {
-            add(&mut others, t);
+            others.add(t);
             other_count += 1;
         }
     }
@@ -120,7 +120,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
     }
     for (b, bucket) in attribution.buckets.iter().enumerate() {
         if bucket.kind != BucketKind::Customer && per_bucket[b].messages > 0 {
-            add(&mut total, &per_bucket[b]);
+            total.add(&per_bucket[b]);
             table.add_row(row(
                 bucket.name.clone(),
                 "(unattributed)".to_string(),
@@ -134,13 +134,6 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
         &total,
     ));
     table
-}
-
-fn add(into: &mut Totals, t: &Totals) {
-    into.messages += t.messages;
-    into.segments += t.segments;
-    into.unpriced += t.unpriced;
-    into.price_units += t.price_units;
 }
 
 /// One line reconciling the whole period: the parent's sms+mms usage, the priced messages,

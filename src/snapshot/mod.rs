@@ -23,8 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    A2pCampaign, Account, IncomingPhoneNumber, MessageRef, MessagingService, ServicePhoneNumber,
-    UsageRecord,
+    A2pCampaign, Account, IncomingPhoneNumber, MessagingService, ServicePhoneNumber, UsageRecord,
 };
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -260,35 +259,6 @@ impl Snapshot {
             check_count(&path, resource, expected, count)?;
         }
         Ok(out)
-    }
-
-    /// Streams every message, in file order, to `visit`. Each line is parsed into a borrowed
-    /// view; nothing of it outlives the call. The manifest counts are checked at the end of
-    /// each file.
-    pub fn for_each_message(
-        &self,
-        mut visit: impl FnMut(LineRef<'_>, &MessageRef<'_>) -> Result<()>,
-    ) -> Result<u64> {
-        let mut total = 0u64;
-        for (path, expected) in self.data_files(Resource::Messages)? {
-            let mut count = 0u64;
-            for_each_line(&path, |line_no, line| {
-                let message = serde_json::from_str::<MessageRef>(line).map_err(|e| {
-                    Error::at_line(&path, line_no, format!("not a valid message record: {e}"))
-                })?;
-                count += 1;
-                visit(
-                    LineRef {
-                        path: &path,
-                        line: line_no,
-                    },
-                    &message,
-                )
-            })?;
-            check_count(&path, Resource::Messages, expected, count)?;
-            total += count;
-        }
-        Ok(total)
     }
 }
 

@@ -27,9 +27,9 @@ pub fn default_workers() -> usize {
 
 impl Snapshot {
     /// Folds every message into per-worker states made by `init`, in no particular order;
-    /// returns the states (the caller merges them) and the number of messages. Errors are
-    /// those of `for_each_message` (the first line in file order that failed), and the
-    /// manifest counts are checked.
+    /// returns the states (the caller merges them) and the number of messages. An error names
+    /// the first line in file order that failed (not UTF-8, not a message record, or refused
+    /// by `visit`), and the manifest counts are checked.
     pub fn fold_messages<S, I, F>(&self, init: I, visit: F) -> Result<(Vec<S>, u64)>
     where
         S: Send,

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmark of the offline audit: generates snapshots of N messages with the project's own
+# generator (once; kept between runs), then times each stage on them, reporting wall time and
+# peak RSS (GNU time). Rerun it to check the README's figures:
+#
+#   benches/audit.sh [MESSAGES ...]          (default: 1000000 10000000)
+#
+# Stages: `optouts` (the opt-out engine), `usage` (summary, pivot, attribution through
+# polars; whole snapshot and one quarter), `audit` (everything, plus the plan and the page).
+# Uses the release build (cargo build --release; CARGO_TARGET_DIR is honoured), copied into the
+# work folder first so that another build sharing the target folder cannot swap it mid-run.
+# Work folder: ${BENCH_DIR:-/tmp/subaudit-bench} (about 0.7 GB of JSON per million messages).
+# SUBAUDIT_BIN=path times that binary instead of building one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
+work=${BENCH_DIR:-/tmp/subaudit-bench}
+mkdir -p "$work"
+[ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
+src=${SUBAUDIT_BIN:-}
+if [ -z "$src" ]; then
+  cargo build --release --quiet
+  src="${CARGO_TARGET_DIR:-target}/release/subaudit"
+fi
+bin="$work/subaudit-bench.$$"
+cp "$src" "$bin"
+trap 'rm -f "$bin" "$work/time.$$.txt" "$work/last.$$.out"' EXIT
+
+measure() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -f '%e %M' -o "$work/time.$$.txt" "$@" > "$work/last.$$.out"
+  read -r wall rss_kb < "$work/time.$$.txt"
+  printf '%-40s %8ss %8.0f MiB\n' "$label" "$wall" "$((rss_kb / 1024))"
+}
+
+printf '%-40s %9s %12s\n' "step" "wall" "peak RSS"
+for n in "${sizes[@]}"; do
+  snap="$work/owlie-$n"
+  if [ ! -f "$snap/manifest.json" ]; then
+    measure "sample --messages $n" "$bin" sample --out "$snap" --messages "$n"
+  fi
+  size=$(du -sh "$snap/messages.jsonl" | cut -f1)
+  out="$work/out-$n"
+  measure "optouts ($n msgs, $size)" "$bin" optouts --snapshot "$snap" --map "$snap/mapping.csv" \
+    --out "$out/optouts_lost.csv"
+  measure "usage (whole snapshot)" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \
+    --out "$out/usage/usage_summary.csv"
+  measure "usage --start/--end one quarter" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \
+    --start 2026-01-01 --end 2026-03-31 --out "$out/usage-q1/usage_summary.csv"
+  measure "audit (everything)" "$bin" audit --snapshot "$snap" --map "$snap/mapping.csv" \
+    --out "$out/report"
+done
