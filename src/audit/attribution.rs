@@ -21,7 +21,6 @@ use super::usage::{AmountSum, ParsedRecord, Period};
 use crate::error::{Error, Result};
 use crate::model::MessageRef;
 use crate::snapshot::{LineRef, Snapshot};
-use crate::time::parse_twilio_time;
 
 /// Message prices are kept as integers of 10^-PRICE_SCALE currency units. A price with more
 /// (non-zero) decimals than this is refused rather than rounded.
@@ -357,16 +356,7 @@ pub fn attribute(
     // On every core: each worker fills its own columns, groups them in polars every
     // CHUNK_ROWS rows, and keeps exact totals; the workers' totals are merged below.
     let (workers, messages_read) = snapshot.fold_messages(Worker::default, |w, at, m: &MessageRef<'_>| {
-        let text = m.event_time_text().ok_or_else(|| {
-            Error::at_line(at.path, at.line, "message has neither \"date_sent\" nor \"date_created\"")
-        })?;
-        let time = parse_twilio_time(text).ok_or_else(|| {
-            Error::at_line(
-                at.path,
-                at.line,
-                format!("message time {text:?} is neither RFC 2822 (Twilio's \"Mon, 02 Jan 2026 03:04:05 +0000\") nor RFC 3339"),
-            )
-        })?;
+        let time = at.event_time(m)?;
         let day = time.date_naive();
         if !period.contains(day) {
             return Ok(());

@@ -347,23 +347,6 @@ fn required<'m>(at: LineRef<'_>, value: Option<&'m str>, field: &str) -> Result<
     })
 }
 
-fn event_time(at: LineRef<'_>, message: &MessageRef<'_>) -> Result<DateTime<Utc>> {
-    let text = message.event_time_text().ok_or_else(|| {
-        Error::at_line(
-            at.path,
-            at.line,
-            "message has neither \"date_sent\" nor \"date_created\"",
-        )
-    })?;
-    parse_twilio_time(text).ok_or_else(|| {
-        Error::at_line(
-            at.path,
-            at.line,
-            format!("message time {text:?} is neither RFC 2822 (Twilio's \"Mon, 02 Jan 2026 03:04:05 +0000\") nor RFC 3339"),
-        )
-    })
-}
-
 fn collect_evidence(
     at: LineRef<'_>,
     message: &MessageRef<'_>,
@@ -424,7 +407,7 @@ fn collect_evidence(
     };
     let end_user = required(at, field(end_user), end_user)?;
     let twilio_number = required(at, field(twilio_number), twilio_number)?;
-    let time = event_time(at, message)?;
+    let time = at.event_time(message)?;
     // Step 4: the service when the message names one, else the number.
     let scope = match message.service_sid() {
         Some(service) => Scope::Service(service.to_string()),
@@ -458,7 +441,7 @@ fn check_violation(
     let Some(events) = index.events(service, twilio_number, end_user) else {
         return Ok(None);
     };
-    let time = event_time(at, message)?;
+    let time = at.event_time(message)?;
     let sid = message.sid.as_ref();
     // The events strictly before this message, in step 5's order.
     let before = events.partition_point(|e| (e.time, e.sid.as_str()) < (time, sid));

@@ -24,8 +24,8 @@ use crate::client::{Client, ClientConfig, Credentials, Hosts, Product, Stats};
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::snapshot::{
-    read_manifest, sanitize_record, FileEntry, Manifest, Resource, ResourceEntry, Window,
-    FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+    read_manifest, sanitize_record, write_manifest, FileEntry, Manifest, Resource, ResourceEntry,
+    Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
 };
 
 /// The pull's own record of its arguments, so that a resumed pull fetches the same thing.
@@ -329,7 +329,9 @@ fn plan(
         created_by: crate::created_by(),
         complete: false,
         outbound_bodies_kept: args.keep_outbound_bodies,
-        resources: Resource::ALL
+        // Only what is fetched is listed: a resource left out by --resources must not read
+        // as "fetched, none found" (analysis refuses a snapshot that lacks one).
+        resources: resources
             .iter()
             .map(|r| (r.name().to_string(), ResourceEntry::default()))
             .collect::<BTreeMap<_, _>>(),
@@ -337,10 +339,6 @@ fn plan(
     crate::report::write_json(&out.join(PULL_STATE_FILE), &state)?;
     write_manifest(out, &manifest)?;
     Ok(Some((state, manifest)))
-}
-
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
-    crate::report::write_json(&dir.join(MANIFEST_FILE), manifest)
 }
 
 /// One unit of work: writes one file (or, for services, three).

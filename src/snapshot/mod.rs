@@ -10,7 +10,7 @@ mod writer;
 
 pub use parallel::default_workers;
 
-pub use writer::{sanitize_record, SnapshotWriter};
+pub use writer::{sanitize_record, write_manifest, SnapshotWriter};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    A2pCampaign, Account, IncomingPhoneNumber, MessagingService, ServicePhoneNumber, UsageRecord,
+    A2pCampaign, Account, IncomingPhoneNumber, MessageRef, MessagingService, ServicePhoneNumber,
+    UsageRecord,
 };
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -149,6 +150,27 @@ pub struct LineRef<'a> {
     pub line: usize,
 }
 
+impl LineRef<'_> {
+    /// The message's event time (DOMAIN.md rule 3: `date_sent`, else `date_created`), or an
+    /// error naming this line.
+    pub fn event_time(&self, message: &MessageRef<'_>) -> Result<DateTime<Utc>> {
+        let text = message.event_time_text().ok_or_else(|| {
+            Error::at_line(
+                self.path,
+                self.line,
+                "message has neither \"date_sent\" nor \"date_created\"",
+            )
+        })?;
+        crate::time::parse_twilio_time(text).ok_or_else(|| {
+            Error::at_line(
+                self.path,
+                self.line,
+                format!("message time {text:?} is neither RFC 2822 (Twilio's \"Mon, 02 Jan 2026 03:04:05 +0000\") nor RFC 3339"),
+            )
+        })
+    }
+}
+
 impl Snapshot {
     pub fn open(dir: &Path, options: OpenOptions) -> Result<Snapshot> {
         let manifest = read_manifest(dir)?;
@@ -162,7 +184,7 @@ impl Snapshot {
         for resource in Resource::ALL {
             let entry = manifest.resource(resource).ok_or_else(|| {
                 Error::Input(format!(
-                    "{}: resource \"{}\" is missing from \"resources\" (expected one entry per resource: {})",
+                    "{}: the snapshot holds no \"{}\" (a pull with --resources leaves resources out); the audit needs every resource ({}): pull again without --resources",
                     dir.join(MANIFEST_FILE).display(),
                     resource.name(),
                     Resource::ALL.map(Resource::name).join(", ")
