@@ -7,6 +7,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -155,19 +156,34 @@ pub const VIOLATION_HEADER: [&str; 11] = [
 ];
 
 /// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order).
+/// A service opt-out stands on every number of the service, so rows run to millions: the text
+/// is shared (`Arc<str>`) between the rows that repeat it, not copied into each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LostOptOut {
-    pub end_user: String,
-    pub twilio_number: String,
-    pub twilio_number_sid: String,
+    #[serde(serialize_with = "shared_text")]
+    pub end_user: Arc<str>,
+    #[serde(serialize_with = "shared_text")]
+    pub twilio_number: Arc<str>,
+    #[serde(serialize_with = "shared_text")]
+    pub twilio_number_sid: Arc<str>,
     pub scope: &'static str,
-    pub messaging_service_sid: String,
-    pub opted_out_at: String,
-    pub keyword: String,
+    #[serde(serialize_with = "shared_text")]
+    pub messaging_service_sid: Arc<str>,
+    #[serde(serialize_with = "shared_text")]
+    pub opted_out_at: Arc<str>,
+    #[serde(serialize_with = "shared_text")]
+    pub keyword: Arc<str>,
     pub evidence: &'static str,
-    pub evidence_message_sid: String,
-    pub target_customer: String,
-    pub target_account_sid: String,
+    #[serde(serialize_with = "shared_text")]
+    pub evidence_message_sid: Arc<str>,
+    #[serde(serialize_with = "shared_text")]
+    pub target_customer: Arc<str>,
+    #[serde(serialize_with = "shared_text")]
+    pub target_account_sid: Arc<str>,
+}
+
+fn shared_text<S: serde::Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
 }
 
 pub const LOST_HEADER: [&str; 11] = [
@@ -516,47 +532,72 @@ pub fn services_by_number(snapshot: &Snapshot) -> HashMap<String, Vec<String>> {
 fn lost_for_number<'a>(
     number: &IncomingPhoneNumber,
     services: &[String],
-    by_scope: &'a BTreeMap<&Scope, Vec<&'a OptOut>>,
-) -> BTreeMap<&'a str, &'a OptOut> {
-    let mut chosen: BTreeMap<&str, &OptOut> = BTreeMap::new();
+    opt_outs: &'a [OptOut],
+    by_scope: &BTreeMap<&Scope, Vec<usize>>,
+) -> BTreeMap<&'a str, usize> {
+    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
     let number_scope = Scope::Number(number.phone_number.clone());
     let scopes =
         std::iter::once(number_scope).chain(services.iter().map(|s| Scope::Service(s.clone())));
     for scope in scopes {
-        for opt_out in by_scope.get(&scope).into_iter().flatten() {
+        for &i in by_scope.get(&scope).into_iter().flatten() {
+            let opt_out = &opt_outs[i];
             chosen
                 .entry(opt_out.end_user.as_str())
                 .and_modify(|current| {
                     // Strictly earlier only: on a tie the one seen first (the number) stands.
-                    if opt_out.began.time < current.began.time {
-                        *current = opt_out;
+                    if opt_out.began.time < opt_outs[*current].began.time {
+                        *current = i;
                     }
                 })
-                .or_insert(opt_out);
+                .or_insert(i);
         }
     }
     chosen
 }
 
-fn lost_row(
-    number_phone: &str,
-    number_sid: &str,
-    opt_out: &OptOut,
-    customer: &str,
-    account: &str,
-) -> LostOptOut {
+/// The text of one opt-out, made once and shared by every row that cites it.
+struct OptOutText {
+    end_user: Arc<str>,
+    service: Arc<str>,
+    opted_out_at: Arc<str>,
+    keyword: Arc<str>,
+    evidence_sid: Arc<str>,
+}
+
+impl OptOutText {
+    fn of(opt_out: &OptOut) -> OptOutText {
+        OptOutText {
+            end_user: opt_out.end_user.as_str().into(),
+            service: opt_out.scope.service_sid().into(),
+            opted_out_at: rfc3339(&opt_out.began.time).into(),
+            keyword: opt_out.began.keyword.as_deref().unwrap_or("").into(),
+            evidence_sid: opt_out.began.sid.as_str().into(),
+        }
+    }
+}
+
+/// Where the rows of one number go: its number and target, shared by its rows.
+struct RowTarget {
+    number: Arc<str>,
+    number_sid: Arc<str>,
+    customer: Arc<str>,
+    account: Arc<str>,
+}
+
+fn lost_row(target: &RowTarget, opt_out: &OptOut, text: &OptOutText) -> LostOptOut {
     LostOptOut {
-        end_user: opt_out.end_user.clone(),
-        twilio_number: number_phone.to_string(),
-        twilio_number_sid: number_sid.to_string(),
+        end_user: text.end_user.clone(),
+        twilio_number: target.number.clone(),
+        twilio_number_sid: target.number_sid.clone(),
         scope: opt_out.scope.kind(),
-        messaging_service_sid: opt_out.scope.service_sid().to_string(),
-        opted_out_at: rfc3339(&opt_out.began.time),
-        keyword: opt_out.began.keyword.clone().unwrap_or_default(),
+        messaging_service_sid: text.service.clone(),
+        opted_out_at: text.opted_out_at.clone(),
+        keyword: text.keyword.clone(),
         evidence: opt_out.began.evidence.as_str(),
-        evidence_message_sid: opt_out.began.sid.clone(),
-        target_customer: customer.to_string(),
-        target_account_sid: account.to_string(),
+        evidence_message_sid: text.evidence_sid.clone(),
+        target_customer: target.customer.clone(),
+        target_account_sid: target.account.clone(),
     }
 }
 
@@ -569,13 +610,16 @@ pub fn lost_opt_outs(
     mapping: &ResolvedMapping,
     all: bool,
 ) -> Vec<LostOptOut> {
-    let mut by_scope: BTreeMap<&Scope, Vec<&OptOut>> = BTreeMap::new();
-    for opt_out in &analysis.opt_outs {
-        by_scope.entry(&opt_out.scope).or_default().push(opt_out);
+    let opt_outs = &analysis.opt_outs;
+    let texts: Vec<OptOutText> = opt_outs.iter().map(OptOutText::of).collect();
+    let mut by_scope: BTreeMap<&Scope, Vec<usize>> = BTreeMap::new();
+    for (i, opt_out) in opt_outs.iter().enumerate() {
+        by_scope.entry(&opt_out.scope).or_default().push(i);
     }
     let memberships = services_by_number(snapshot);
     let no_services = Vec::new();
     let mut rows = Vec::new();
+    let empty: Arc<str> = "".into();
     for number in &snapshot.numbers {
         let target = match mapping.target(&number.sid) {
             Some(NumberTarget::Move(t)) => Some(t),
@@ -585,17 +629,16 @@ pub fn lost_opt_outs(
             continue;
         }
         let services = memberships.get(&number.sid).unwrap_or(&no_services);
-        let (customer, account) = target
-            .map(|t| (t.customer.as_str(), t.account_sid.as_deref().unwrap_or("")))
-            .unwrap_or(("", ""));
-        for opt_out in lost_for_number(number, services, &by_scope).into_values() {
-            rows.push(lost_row(
-                &number.phone_number,
-                &number.sid,
-                opt_out,
-                customer,
-                account,
-            ));
+        let row_target = RowTarget {
+            number: number.phone_number.as_str().into(),
+            number_sid: number.sid.as_str().into(),
+            customer: target.map_or_else(|| empty.clone(), |t| t.customer.as_str().into()),
+            account: target
+                .and_then(|t| t.account_sid.as_deref())
+                .map_or_else(|| empty.clone(), Into::into),
+        };
+        for i in lost_for_number(number, services, opt_outs, &by_scope).into_values() {
+            rows.push(lost_row(&row_target, &opt_outs[i], &texts[i]));
         }
     }
     if all {
@@ -608,7 +651,7 @@ pub fn lost_opt_outs(
             .collect();
         let held_services: HashSet<&str> =
             memberships.values().flatten().map(String::as_str).collect();
-        for (scope, opt_outs) in &by_scope {
+        for (scope, indices) in &by_scope {
             let held = match scope {
                 Scope::Number(n) => held_numbers.contains(n.as_str()),
                 Scope::Service(s) => held_services.contains(s.as_str()),
@@ -616,12 +659,17 @@ pub fn lost_opt_outs(
             if held {
                 continue;
             }
-            let number = match scope {
-                Scope::Number(n) => n.as_str(),
-                Scope::Service(_) => "",
+            let row_target = RowTarget {
+                number: match scope {
+                    Scope::Number(n) => n.as_str().into(),
+                    Scope::Service(_) => empty.clone(),
+                },
+                number_sid: empty.clone(),
+                customer: empty.clone(),
+                account: empty.clone(),
             };
-            for opt_out in opt_outs {
-                rows.push(lost_row(number, "", opt_out, "", ""));
+            for &i in indices {
+                rows.push(lost_row(&row_target, &opt_outs[i], &texts[i]));
             }
         }
     }

@@ -536,7 +536,7 @@ pub fn build(
     let mut lost_by_number: HashMap<&str, Vec<&LostOptOut>> = HashMap::new();
     for row in lost {
         lost_by_number
-            .entry(row.twilio_number_sid.as_str())
+            .entry(&*row.twilio_number_sid)
             .or_default()
             .push(row);
     }
@@ -1042,7 +1042,7 @@ fn consent_item(row: &LostOptOut, sender: &Template) -> Template {
     };
     let mut t = Template::text(format!(
         "{{\"contact_id\":{},\"correlation_id\":\"{correlation}\",\"sender_id\":\"",
-        serde_json::Value::String(row.end_user.clone())
+        serde_json::Value::String(row.end_user.to_string())
     ));
     for part in &sender.parts {
         t.parts.push(part.clone());
@@ -1370,7 +1370,7 @@ fn build_steps(
                 .into_iter()
                 .flatten()
             {
-                let k = (sender.to_string(), row.end_user.clone());
+                let k = (sender.to_string(), row.end_user.to_string());
                 // One item per (sender, end user): the earliest opt-out stands.
                 match items.get(&k) {
                     Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
@@ -1732,16 +1732,16 @@ mod tests {
     fn lost_row(n: u64, user: &str, at: &str, evidence_sid: &str) -> LostOptOut {
         LostOptOut {
             end_user: user.into(),
-            twilio_number: format!("+1415555{:04}", n),
-            twilio_number_sid: sid("PN", n),
+            twilio_number: format!("+1415555{:04}", n).into(),
+            twilio_number_sid: sid("PN", n).into(),
             scope: "number",
-            messaging_service_sid: String::new(),
+            messaging_service_sid: "".into(),
             opted_out_at: at.into(),
             keyword: "STOP".into(),
             evidence: "inbound-keyword",
             evidence_message_sid: evidence_sid.into(),
             target_customer: "A".into(),
-            target_account_sid: String::new(),
+            target_account_sid: "".into(),
         }
     }
 
@@ -1811,7 +1811,7 @@ mod tests {
     fn correlation_ids_are_32_hex_characters() {
         let mut row = lost_row(1, "+12125550000", "2026-01-02T03:04:05Z", "SMabc");
         assert_eq!(correlation_id(&row).len(), 32);
-        row.evidence_message_sid = sid("SM", 255);
+        row.evidence_message_sid = sid("SM", 255).into();
         assert_eq!(correlation_id(&row), format!("{:032x}", 255));
     }
 }

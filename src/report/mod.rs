@@ -18,12 +18,21 @@ use crate::error::{Error, Result};
 /// Writes `bytes` to `path` atomically (temp file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Lets `fill` write the file's content into a temporary file beside `path`, then renames it
+/// into place; on any error the temporary file is removed and `path` is untouched.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let mut temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
-    temp.write_all(bytes).map_err(|e| Error::write(path, e))?;
+    fill(temp.as_file_mut()).map_err(|e| Error::write(path, e))?;
     temp.as_file()
         .sync_all()
         .map_err(|e| Error::write(path, e))?;
@@ -122,33 +131,54 @@ pub fn check_out_file(path: &Path) -> Result<()> {
 
 /// Serializes rows to CSV in memory, with a header even when there are no rows.
 pub fn csv_bytes<R: Serialize>(header: &[&str], rows: &[R]) -> Result<Vec<u8>> {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    writer
-        .write_record(header)
+    let mut bytes = Vec::new();
+    write_csv_to(&mut bytes, header, rows)
         .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))?;
-    for row in rows {
-        writer
-            .serialize(row)
-            .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))?;
-    }
-    writer
-        .into_inner()
-        .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))
+    Ok(bytes)
 }
 
-/// Writes rows as a CSV file atomically.
+/// Writes a header (even with no rows) and the rows as CSV to `out`.
+pub fn write_csv_to<W: std::io::Write, R: Serialize>(
+    out: W,
+    header: &[&str],
+    rows: &[R],
+) -> std::result::Result<(), csv::Error> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    writer.write_record(header)?;
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Writes rows as a CSV file atomically, streaming them to the temporary file (an output of
+/// millions of rows is never held twice in memory).
 pub fn write_csv<R: Serialize>(path: &Path, header: &[&str], rows: &[R]) -> Result<()> {
-    write_atomic(path, &csv_bytes(header, rows)?)
+    write_atomic_with(path, |file| {
+        write_csv_to(
+            std::io::BufWriter::with_capacity(1 << 16, file),
+            header,
+            rows,
+        )
+        .map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(io) => io,
+            other => std::io::Error::other(format!("{other:?}")),
+        })
+    })
 }
 
 /// Writes a value as pretty JSON atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::Runtime(format!("cannot render JSON: {e}")))?;
-    text.push(b'\n');
-    write_atomic(path, &text)
+    use std::io::Write;
+    write_atomic_with(path, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    })
 }
 
 /// RFC 3339, UTC, whole seconds, `Z`: the one time format of every output.

@@ -43,6 +43,14 @@ pub fn write_per_customer(
         .map_err(|e| Error::write(dir, e))?;
     let mut names = BTreeMap::new();
     let mut used = std::collections::HashSet::new();
+    let mut by_customer: std::collections::HashMap<&str, Vec<&LostOptOut>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        by_customer
+            .entry(&row.target_customer)
+            .or_default()
+            .push(row);
+    }
     for customer in customers {
         let stem = safe_file_stem(customer);
         let mut name = format!("{stem}.csv");
@@ -51,11 +59,10 @@ pub fn write_per_customer(
             name = format!("{stem}-{n}.csv");
             n += 1;
         }
-        let own: Vec<&LostOptOut> = rows
-            .iter()
-            .filter(|r| &r.target_customer == customer)
-            .collect();
-        write_csv(&staging.path().join(&name), &LOST_HEADER, &own)?;
+        let own = by_customer
+            .get(customer.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        write_csv(&staging.path().join(&name), &LOST_HEADER, own)?;
         names.insert(customer.clone(), name);
     }
     // Swap the folders: the old one moves aside first, then is removed.
