@@ -87,8 +87,11 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceEntry {
     /// Total records over all files.
+    #[serde(default)]
     pub count: u64,
     /// Data files, read in this order. Messages may be split into slices (one file per day).
+    /// A hand-written manifest may leave it out: then `<resource>.jsonl` holds `count`.
+    #[serde(default)]
     pub files: Vec<FileEntry>,
 }
 
@@ -99,21 +102,38 @@ pub struct Window {
     pub until: DateTime<Utc>,
 }
 
+/// What a hand-written manifest may leave out has a default: the format, the creation
+/// fields, `complete` (true) and `outbound_bodies_kept` (false).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    #[serde(default = "default_format")]
     pub format: String,
+    #[serde(default = "default_format_version")]
     pub format_version: u32,
     pub parent_account_sid: String,
     pub window: Window,
+    #[serde(default)]
     pub created_at: DateTime<Utc>,
     /// `subaudit <version>` (or the generator that wrote it).
+    #[serde(default)]
     pub created_by: String,
     /// False while a pull is under way or after it died; analysis refuses it unless told.
+    #[serde(default = "default_complete")]
     pub complete: bool,
     /// Whether outbound message bodies were kept (personal data: off unless asked).
     #[serde(default)]
     pub outbound_bodies_kept: bool,
     pub resources: BTreeMap<String, ResourceEntry>,
+}
+
+fn default_format() -> String {
+    FORMAT_NAME.to_string()
+}
+fn default_format_version() -> u32 {
+    FORMAT_VERSION
+}
+fn default_complete() -> bool {
+    true
 }
 
 impl Manifest {
@@ -182,7 +202,7 @@ impl Snapshot {
         }
         // Check every file up front, so that a missing message slice fails before any work.
         for resource in Resource::ALL {
-            let entry = manifest.resource(resource).ok_or_else(|| {
+            manifest.resource(resource).ok_or_else(|| {
                 Error::Input(format!(
                     "{}: the snapshot holds no \"{}\" (a pull with --resources leaves resources out); the audit needs every resource ({}): pull again without --resources",
                     dir.join(MANIFEST_FILE).display(),
@@ -190,8 +210,7 @@ impl Snapshot {
                     Resource::ALL.map(Resource::name).join(", ")
                 ))
             })?;
-            for file in &entry.files {
-                let path = resolve_data_path(dir, &file.path)?;
+            for (path, _) in data_files_in(dir, &manifest, resource)? {
                 if !path.is_file() {
                     return Err(Error::Input(format!(
                         "{}: file is missing (listed in {} for \"{}\")",
@@ -251,15 +270,7 @@ impl Snapshot {
     }
 
     pub fn data_files(&self, resource: Resource) -> Result<Vec<(PathBuf, u64)>> {
-        let entry = self
-            .manifest
-            .resource(resource)
-            .expect("Snapshot::open checked every resource is listed");
-        entry
-            .files
-            .iter()
-            .map(|f| Ok((resolve_data_path(&self.dir, &f.path)?, f.count)))
-            .collect()
+        data_files_in(&self.dir, &self.manifest, resource)
     }
 
     fn load_all<T: DeserializeOwned>(&self, resource: Resource) -> Result<Vec<T>> {
@@ -326,6 +337,30 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         )));
     }
     Ok(manifest)
+}
+
+/// The data files of a resource with their record counts, in reading order.
+fn data_files_in(
+    dir: &Path,
+    manifest: &Manifest,
+    resource: Resource,
+) -> Result<Vec<(PathBuf, u64)>> {
+    let Some(entry) = manifest.resource(resource) else {
+        return Ok(Vec::new());
+    };
+    if entry.files.is_empty() {
+        let path = dir.join(resource.default_file());
+        return Ok(if path.is_file() || entry.count > 0 {
+            vec![(path, entry.count)]
+        } else {
+            Vec::new()
+        });
+    }
+    entry
+        .files
+        .iter()
+        .map(|f| Ok((resolve_data_path(dir, &f.path)?, f.count)))
+        .collect()
 }
 
 /// A manifest path must stay inside the snapshot folder.

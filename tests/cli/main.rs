@@ -8,4 +8,5 @@ mod optouts;
 mod plan;
 mod pull;
 mod sample;
+mod snapshot_format;
 mod usage;
