@@ -2,7 +2,8 @@
 //! subaccounts.
 //!
 //! Data flows one way, and the modules follow it:
-//! Twilio API -> [`client`] -> [`snapshot`] -> [`audit`] -> [`report`].
+//! Twilio API -> [`client`] -> ([`pull`]) -> [`snapshot`] -> [`audit`] -> [`report`].
+//! [`sim`] serves a snapshot back as the Twilio API does, for tests and demos.
 //! [`commands`] holds one file per subcommand; `main` only parses and maps errors to exit codes.
 
 pub mod audit;
@@ -10,6 +11,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod model;
+pub mod pull;
 pub mod report;
 pub mod sample;
 pub mod sid;

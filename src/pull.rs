@@ -1,0 +1,766 @@
+//! The pull: a parent account from the Twilio REST API (through `client`) into a snapshot
+//! folder (the `snapshot` format).
+//!
+//! Every resource (and every day of messages) is one job writing one file: first to
+//! `<file>.part`, renamed when complete, then listed in the manifest, which says
+//! `complete: false` until the last job is done. A pull that dies is resumed by running it
+//! again: listed files are kept, everything else is fetched afresh, so the result is the same
+//! snapshot an uninterrupted pull would have written.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::client::{Client, Credentials, Product, Stats};
+use crate::error::{Error, Result};
+use crate::snapshot::{
+    read_manifest, sanitize_record, write_manifest, FileEntry, Manifest, Resource, ResourceEntry,
+    Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+};
+
+/// The pull's own record of its arguments, so that a resumed pull fetches the same thing.
+pub const PULL_STATE_FILE: &str = "pull.json";
+/// Twilio keeps message logs this long; the default window.
+pub const DEFAULT_DAYS: u64 = 400;
+const PAGE_SIZE: &str = "1000";
+
+/// What to pull, as the command line gave it.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    pub out: PathBuf,
+    /// First day (UTC, inclusive); default: `DEFAULT_DAYS` before `until`.
+    pub since: Option<NaiveDate>,
+    /// Day after the last (UTC, exclusive); default: tomorrow.
+    pub until: Option<NaiveDate>,
+    /// Sorted, each once.
+    pub resources: Vec<Resource>,
+    pub keep_outbound_bodies: bool,
+}
+
+/// What a pull was asked for, stored beside the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullState {
+    pub parent_account_sid: String,
+    pub since: NaiveDate,
+    pub until: NaiveDate,
+    pub resources: Vec<String>,
+    pub keep_outbound_bodies: bool,
+}
+
+/// Runs a prepared pull to the end (or to the first error, or Ctrl-C), `concurrency` jobs at
+/// a time.
+pub fn execute(
+    out: &Path,
+    state: PullState,
+    manifest: Manifest,
+    client: Client,
+    concurrency: usize,
+    quiet: bool,
+) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let out = out.to_path_buf();
+    runtime.block_on(async move {
+        let pull = Pull::new(out.clone(), state, manifest, client, quiet);
+        tokio::select! {
+            result = pull.clone().run(concurrency) => result,
+            _ = tokio::signal::ctrl_c() => Err(Error::Runtime(format!(
+                "interrupted: {} holds what was fetched so far; run the same command again to resume",
+                out.display()
+            ))),
+        }
+    })
+}
+
+fn midnight(day: NaiveDate) -> chrono::DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+}
+
+/// Decides between a fresh pull, a resumed one, and nothing to do (`None`). Writes the state
+/// file and the initial manifest of a fresh pull.
+pub fn prepare(
+    request: &PullRequest,
+    creds: &Credentials,
+) -> Result<Option<(PullState, Manifest)>> {
+    let out = &request.out;
+    let (since, until, resources) = (request.since, request.until, &request.resources);
+    let resource_names: Vec<String> = resources.iter().map(|r| r.name().to_string()).collect();
+    if out.join(MANIFEST_FILE).is_file() {
+        let state_path = out.join(PULL_STATE_FILE);
+        let text = std::fs::read_to_string(&state_path).map_err(|_| {
+            Error::Input(format!(
+                "{}: holds a snapshot that `subaudit pull` did not write (no {PULL_STATE_FILE}); choose another --out folder",
+                out.display()
+            ))
+        })?;
+        let state: PullState = serde_json::from_str(&text).map_err(|e| {
+            Error::at_line(
+                &state_path,
+                e.line(),
+                format!("not a valid pull state: {e}"),
+            )
+        })?;
+        let manifest = read_manifest(out)?;
+        let differs = |what: &str| {
+            Error::Input(format!(
+                "{}: holds a pull with a different {what}; run it with the same arguments to resume it, or choose another --out folder",
+                out.display()
+            ))
+        };
+        if state.parent_account_sid != creds.account_sid {
+            return Err(differs("account (TWILIO_ACCOUNT_SID)"));
+        }
+        if since.is_some_and(|s| s != state.since) || until.is_some_and(|u| u != state.until) {
+            return Err(differs("window (--since/--until)"));
+        }
+        if state.resources != resource_names {
+            return Err(differs("--resources"));
+        }
+        if state.keep_outbound_bodies != request.keep_outbound_bodies {
+            return Err(differs("--keep-outbound-bodies"));
+        }
+        if manifest.complete {
+            return Ok(None);
+        }
+        return Ok(Some((state, manifest)));
+    }
+    if out.is_dir()
+        && std::fs::read_dir(out)
+            .map_err(|e| Error::read(out, e))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::Input(format!(
+            "{}: the folder is not empty and holds no pull; choose a new or empty --out folder",
+            out.display()
+        )));
+    }
+    crate::report::prepare_out_dir(out)?;
+    let until = until.unwrap_or_else(|| Utc::now().date_naive() + Days::new(1));
+    let since = since.unwrap_or(until - Days::new(DEFAULT_DAYS));
+    if since >= until {
+        return Err(Error::Input(format!(
+            "--since {since} must be before --until {until} (--until is exclusive)"
+        )));
+    }
+    let state = PullState {
+        parent_account_sid: creds.account_sid.clone(),
+        since,
+        until,
+        resources: resource_names,
+        keep_outbound_bodies: request.keep_outbound_bodies,
+    };
+    let manifest = Manifest {
+        format: FORMAT_NAME.to_string(),
+        format_version: FORMAT_VERSION,
+        parent_account_sid: creds.account_sid.clone(),
+        window: Window {
+            since: midnight(since),
+            until: midnight(until),
+        },
+        created_at: Utc::now(),
+        created_by: crate::created_by(),
+        complete: false,
+        outbound_bodies_kept: request.keep_outbound_bodies,
+        // Only what is fetched is listed: a resource left out by --resources must not read
+        // as "fetched, none found" (analysis refuses a snapshot that lacks one).
+        resources: resources
+            .iter()
+            .map(|r| (r.name().to_string(), ResourceEntry::default()))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    crate::report::write_json(&out.join(PULL_STATE_FILE), &state)?;
+    write_manifest(out, &manifest)?;
+    Ok(Some((state, manifest)))
+}
+
+/// One unit of work: writes one file (or, for services, three).
+#[derive(Debug, Clone)]
+enum Job {
+    Numbers,
+    Services,
+    Usage,
+    Messages(NaiveDate),
+}
+
+#[derive(Clone)]
+struct Pull {
+    inner: Arc<PullInner>,
+}
+
+struct PullInner {
+    dir: PathBuf,
+    state: PullState,
+    manifest: Mutex<Manifest>,
+    client: Client,
+    progress: Progress,
+}
+
+impl Pull {
+    fn new(
+        dir: PathBuf,
+        state: PullState,
+        manifest: Manifest,
+        client: Client,
+        quiet: bool,
+    ) -> Pull {
+        let stats = client.stats().clone();
+        Pull {
+            inner: Arc::new(PullInner {
+                dir,
+                state,
+                manifest: Mutex::new(manifest),
+                client,
+                progress: Progress::new(quiet, stats),
+            }),
+        }
+    }
+
+    fn wants(&self, r: Resource) -> bool {
+        self.inner.state.resources.iter().any(|n| n == r.name())
+    }
+
+    fn is_done(&self, r: Resource, path: &str) -> bool {
+        let manifest = self.inner.manifest.lock().expect("no panics hold the lock");
+        manifest
+            .resource(r)
+            .is_some_and(|e| e.files.iter().any(|f| f.path == path))
+    }
+
+    fn parent(&self) -> &str {
+        &self.inner.state.parent_account_sid
+    }
+
+    async fn run(self, concurrency: usize) -> Result<()> {
+        let dir = &self.inner.dir;
+        remove_parts(dir)?;
+        remove_parts(&dir.join("messages"))?;
+        // Accounts first: usage needs the subaccounts, and this checks the credentials.
+        let accounts = self.fetch_accounts().await?;
+        let mut jobs = VecDeque::new();
+        if self.wants(Resource::IncomingPhoneNumbers)
+            && !self.is_done(
+                Resource::IncomingPhoneNumbers,
+                &Resource::IncomingPhoneNumbers.default_file(),
+            )
+        {
+            jobs.push_back(Job::Numbers);
+        }
+        let service_resources = [
+            Resource::MessagingServices,
+            Resource::ServicePhoneNumbers,
+            Resource::A2pCampaigns,
+        ];
+        if service_resources
+            .iter()
+            .any(|r| self.wants(*r) && !self.is_done(*r, &r.default_file()))
+        {
+            jobs.push_back(Job::Services);
+        }
+        if self.wants(Resource::UsageRecords)
+            && !self.is_done(
+                Resource::UsageRecords,
+                &Resource::UsageRecords.default_file(),
+            )
+        {
+            jobs.push_back(Job::Usage);
+        }
+        if self.wants(Resource::Messages) {
+            std::fs::create_dir_all(dir.join("messages"))
+                .map_err(|e| Error::write(&dir.join("messages"), e))?;
+            let days: Vec<NaiveDate> = self
+                .inner
+                .state
+                .since
+                .iter_days()
+                .take_while(|d| *d < self.inner.state.until)
+                .collect();
+            let pending: Vec<NaiveDate> = days
+                .iter()
+                .copied()
+                .filter(|d| !self.is_done(Resource::Messages, &message_file(*d)))
+                .collect();
+            self.inner
+                .progress
+                .start_messages(days.len() as u64, (days.len() - pending.len()) as u64);
+            // Newest days first, as Twilio lists: the busiest recent days start early.
+            jobs.extend(pending.into_iter().rev().map(Job::Messages));
+        }
+        let queue = Arc::new(Mutex::new(jobs));
+        let accounts = Arc::new(accounts);
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let pull = self.clone();
+            let queue = queue.clone();
+            let accounts = accounts.clone();
+            workers.spawn(async move {
+                loop {
+                    let job = queue.lock().expect("no panics hold the lock").pop_front();
+                    let Some(job) = job else {
+                        return Ok::<(), Error>(());
+                    };
+                    pull.run_job(job, &accounts).await?;
+                }
+            });
+        }
+        while let Some(joined) = workers.join_next().await {
+            let result = joined.map_err(|e| Error::Runtime(format!("a pull task failed: {e}")))?;
+            if let Err(e) = result {
+                workers.abort_all();
+                self.inner.progress.finish();
+                return Err(e);
+            }
+        }
+        let manifest = {
+            let mut m = self.inner.manifest.lock().expect("no panics hold the lock");
+            m.complete = true;
+            m.created_at = Utc::now();
+            m.clone()
+        };
+        write_manifest(dir, &manifest)?;
+        self.inner.progress.done(&manifest);
+        Ok(())
+    }
+
+    async fn run_job(&self, job: Job, accounts: &[Value]) -> Result<()> {
+        match job {
+            Job::Numbers => {
+                let url = self.list_url(
+                    Product::Api,
+                    &format!(
+                        "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
+                        self.parent()
+                    ),
+                    &[],
+                );
+                let mut file = self.open(
+                    Resource::IncomingPhoneNumbers,
+                    Resource::IncomingPhoneNumbers.default_file(),
+                )?;
+                let mut pager = self.inner.client.pages(url, "incoming_phone_numbers");
+                while let Some(page) = pager.next_page().await? {
+                    file.write_page(page)?;
+                }
+                self.complete(vec![file])
+            }
+            Job::Services => self.fetch_services().await,
+            Job::Usage => self.fetch_usage(accounts).await,
+            Job::Messages(day) => {
+                let from = format!("{day}T00:00:00Z");
+                let to = format!("{day}T23:59:59Z");
+                // DateSent> and DateSent< are inclusive and Twilio keeps whole seconds: a day
+                // is [00:00:00, 23:59:59], and days never overlap.
+                let url = self.list_url(
+                    Product::Api,
+                    &format!("/2010-04-01/Accounts/{}/Messages.json", self.parent()),
+                    &[("DateSent>", &from), ("DateSent<", &to)],
+                );
+                let mut file = self.open(Resource::Messages, message_file(day))?;
+                let mut pager = self.inner.client.pages(url, "messages");
+                while let Some(page) = pager.next_page().await? {
+                    file.write_page(page)?;
+                }
+                self.complete(vec![file])?;
+                self.inner.progress.slice_done();
+                Ok(())
+            }
+        }
+    }
+
+    fn list_url(&self, product: Product, path: &str, filters: &[(&str, &str)]) -> Url {
+        let mut url = self.inner.client.url(product, path);
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in filters {
+                q.append_pair(k, v);
+            }
+            q.append_pair("PageSize", PAGE_SIZE);
+        }
+        url
+    }
+
+    /// The parent and its subaccounts; written when asked for, always returned.
+    async fn fetch_accounts(&self) -> Result<Vec<Value>> {
+        let client = &self.inner.client;
+        let url = self.list_url(Product::Api, "/2010-04-01/Accounts.json", &[]);
+        let mut all = client.pages(url, "accounts").collect_all().await?;
+        let parent = self.parent().to_string();
+        let is_parent = |v: &Value| v.get("sid").and_then(Value::as_str) == Some(parent.as_str());
+        if !all.iter().any(is_parent) {
+            let one = client
+                .get_json(&client.url(Product::Api, &format!("/2010-04-01/Accounts/{parent}.json")))
+                .await?;
+            all.insert(0, one);
+        }
+        // The parent first (the snapshot's rule), then subaccounts as listed.
+        all.sort_by_key(|v| !is_parent(v));
+        for v in &mut all {
+            sanitize_record(Resource::Accounts, v, false);
+        }
+        if self.wants(Resource::Accounts)
+            && !self.is_done(Resource::Accounts, &Resource::Accounts.default_file())
+        {
+            let mut file = self.open(Resource::Accounts, Resource::Accounts.default_file())?;
+            file.write_page(all.clone())?;
+            self.complete(vec![file])?;
+        }
+        Ok(all)
+    }
+
+    async fn fetch_services(&self) -> Result<()> {
+        let client = &self.inner.client;
+        let url = self.list_url(Product::Messaging, "/v1/Services", &[]);
+        let services = client.pages(url, "services").collect_all().await?;
+        let mut service_file = self.open(
+            Resource::MessagingServices,
+            Resource::MessagingServices.default_file(),
+        )?;
+        let mut numbers_file = self.open(
+            Resource::ServicePhoneNumbers,
+            Resource::ServicePhoneNumbers.default_file(),
+        )?;
+        let mut campaigns_file = self.open(
+            Resource::A2pCampaigns,
+            Resource::A2pCampaigns.default_file(),
+        )?;
+        let sids: Vec<String> = services
+            .iter()
+            .filter_map(|s| s.get("sid").and_then(Value::as_str).map(String::from))
+            .collect();
+        service_file.write_page(services)?;
+        // Each service's lists, fetched concurrently, written in service order.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, sid) in sids.iter().enumerate() {
+            for (key, path) in [
+                ("phone_numbers", format!("/v1/Services/{sid}/PhoneNumbers")),
+                ("compliance", format!("/v1/Services/{sid}/Compliance/Usa2p")),
+            ] {
+                let url = self.list_url(Product::Messaging, &path, &[]);
+                let pager = client.pages(url, key);
+                tasks.spawn(async move { (i, key, pager.collect_all().await) });
+            }
+        }
+        let mut numbers: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+        let mut campaigns: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, key, result) =
+                joined.map_err(|e| Error::Runtime(format!("a pull task failed: {e}")))?;
+            let records = result?;
+            if key == "phone_numbers" {
+                numbers.insert(i, records);
+            } else {
+                campaigns.insert(i, records);
+            }
+        }
+        for (_, records) in numbers {
+            numbers_file.write_page(records)?;
+        }
+        for (_, records) in campaigns {
+            campaigns_file.write_page(records)?;
+        }
+        let files = [service_file, numbers_file, campaigns_file]
+            .into_iter()
+            .filter(|f| self.wants(f.resource))
+            .collect();
+        self.complete(files)
+    }
+
+    /// Monthly usage of the parent and of each subaccount, each on its own
+    /// (`IncludeSubaccounts=false`: the parent's figures would otherwise include theirs).
+    async fn fetch_usage(&self, accounts: &[Value]) -> Result<()> {
+        let client = &self.inner.client;
+        let start = self.inner.state.since.to_string();
+        let end = (self.inner.state.until - Days::new(1)).to_string();
+        let parent = self.parent().to_string();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, account) in accounts.iter().enumerate() {
+            let Some(sid) = account.get("sid").and_then(Value::as_str) else {
+                continue;
+            };
+            let owner = account.get("owner_account_sid").and_then(Value::as_str);
+            if sid != parent && owner.is_some_and(|o| o != parent) {
+                continue;
+            }
+            let closed = account.get("status").and_then(Value::as_str) == Some("closed");
+            let url = self.list_url(
+                Product::Api,
+                &format!("/2010-04-01/Accounts/{sid}/Usage/Records/Monthly.json"),
+                &[
+                    ("StartDate", &start),
+                    ("EndDate", &end),
+                    ("IncludeSubaccounts", "false"),
+                ],
+            );
+            let pager = client.pages(url, "usage_records");
+            let sid = sid.to_string();
+            tasks.spawn(async move { (i, sid, closed, pager.collect_all().await) });
+        }
+        let mut by_account = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, sid, closed, result) =
+                joined.map_err(|e| Error::Runtime(format!("a pull task failed: {e}")))?;
+            match result {
+                Ok(records) => {
+                    by_account.insert(i, records);
+                }
+                // A closed account may no longer answer: its usage is skipped, not fatal.
+                Err(e) if closed && matches!(e.status, Some(401 | 403 | 404)) => {
+                    self.inner
+                        .progress
+                        .line(&format!("usage of closed subaccount {sid} skipped: {e}"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut file = self.open(
+            Resource::UsageRecords,
+            Resource::UsageRecords.default_file(),
+        )?;
+        for (_, records) in by_account {
+            file.write_page(records)?;
+        }
+        self.complete(vec![file])
+    }
+
+    fn open(&self, resource: Resource, path: String) -> Result<PartFile> {
+        PartFile::create(
+            &self.inner.dir,
+            resource,
+            path,
+            self.inner.state.keep_outbound_bodies,
+            self.inner.progress.records.clone(),
+        )
+    }
+
+    /// Renames the files into place, then lists them in the manifest, in one manifest write.
+    fn complete(&self, files: Vec<PartFile>) -> Result<()> {
+        let mut entries = Vec::new();
+        for file in files {
+            entries.push(file.finish()?);
+        }
+        let mut manifest = self.inner.manifest.lock().expect("no panics hold the lock");
+        for (resource, entry) in entries {
+            let e = manifest
+                .resources
+                .entry(resource.name().to_string())
+                .or_default();
+            e.files.retain(|f| f.path != entry.path);
+            e.files.push(entry.clone());
+            e.files.sort_by(|a, b| a.path.cmp(&b.path));
+            e.count = e.files.iter().map(|f| f.count).sum();
+            self.inner.progress.resource_done(resource, &entry);
+        }
+        write_manifest(&self.inner.dir, &manifest)
+    }
+}
+
+fn message_file(day: NaiveDate) -> String {
+    format!("messages/{day}.jsonl")
+}
+
+/// Removes `.part` files an earlier, interrupted pull left behind.
+fn remove_parts(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "part") {
+            std::fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A data file being written: records stream in page by page, sanitized; the file gets its
+/// final name only once complete.
+struct PartFile {
+    resource: Resource,
+    rel: String,
+    part: PathBuf,
+    target: PathBuf,
+    writer: BufWriter<File>,
+    count: u64,
+    keep_outbound_bodies: bool,
+    records: Arc<AtomicU64>,
+}
+
+impl PartFile {
+    fn create(
+        dir: &Path,
+        resource: Resource,
+        rel: String,
+        keep_outbound_bodies: bool,
+        records: Arc<AtomicU64>,
+    ) -> Result<PartFile> {
+        let target = dir.join(&rel);
+        let part = dir.join(format!("{rel}.part"));
+        let file = File::create(&part).map_err(|e| Error::write(&part, e))?;
+        Ok(PartFile {
+            resource,
+            rel,
+            part,
+            target,
+            writer: BufWriter::with_capacity(1 << 16, file),
+            count: 0,
+            keep_outbound_bodies,
+            records,
+        })
+    }
+
+    fn write_page(&mut self, page: Vec<Value>) -> Result<()> {
+        let n = page.len() as u64;
+        for mut record in page {
+            sanitize_record(self.resource, &mut record, self.keep_outbound_bodies);
+            serde_json::to_writer(&mut self.writer, &record)
+                .map_err(|e| Error::write(&self.part, e.into()))?;
+            self.writer
+                .write_all(b"\n")
+                .map_err(|e| Error::write(&self.part, e))?;
+        }
+        self.count += n;
+        self.records.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(Resource, FileEntry)> {
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| Error::write(&self.part, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::write(&self.part, e))?;
+        std::fs::rename(&self.part, &self.target).map_err(|e| Error::write(&self.target, e))?;
+        Ok((
+            self.resource,
+            FileEntry {
+                path: self.rel,
+                count: self.count,
+            },
+        ))
+    }
+}
+
+/// Progress on stderr: a live line on a terminal, plain lines otherwise, nothing with --quiet.
+struct Progress {
+    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+    records: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+    days_total: AtomicU64,
+    days_done: AtomicU64,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(quiet: bool, stats: Arc<Stats>) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] days {pos}/{len} {wide_msg}",
+                )
+                .expect("a valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            quiet,
+            bar,
+            records: Arc::new(AtomicU64::new(0)),
+            stats,
+            days_total: AtomicU64::new(0),
+            days_done: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("pull: {text}"),
+        }
+    }
+
+    fn counters(&self) -> String {
+        let records = self.records.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "{records} records, {} pages, {} retries, {:.0} records/s",
+            self.stats.pages.load(Ordering::Relaxed),
+            self.stats.retries.load(Ordering::Relaxed),
+            records as f64 / secs
+        )
+    }
+
+    fn start_messages(&self, total: u64, done: u64) {
+        self.days_total.store(total, Ordering::Relaxed);
+        self.days_done.store(done, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        if done > 0 {
+            self.line(&format!(
+                "resuming: {done} of {total} days of messages already fetched"
+            ));
+        }
+    }
+
+    fn slice_done(&self) {
+        let done = self.days_done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.days_total.load(Ordering::Relaxed);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(self.counters());
+            }
+            None => {
+                // Plain output: about every tenth of the days.
+                let step = (total / 10).max(1);
+                if done % step == 0 || done == total {
+                    self.line(&format!(
+                        "messages: {done}/{total} days; {}",
+                        self.counters()
+                    ));
+                }
+            }
+        }
+    }
+
+    fn resource_done(&self, resource: Resource, entry: &FileEntry) {
+        if resource != Resource::Messages {
+            self.line(&format!("{}: {} records", resource.name(), entry.count));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+    }
+
+    fn done(&self, manifest: &Manifest) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let messages = manifest.resource(Resource::Messages).map_or(0, |e| e.count);
+        self.line(&format!(
+            "done in {:.1}s: {messages} messages; {}",
+            self.started.elapsed().as_secs_f64(),
+            self.counters()
+        ));
+    }
+}
