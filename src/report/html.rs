@@ -8,6 +8,8 @@ use crate::audit::optouts::OptOutAnalysis;
 use crate::audit::plan::{Plan, Severity};
 
 pub const HTML_FILE: &str = "report.html";
+/// Violations listed on the page; the CSV has them all.
+const MAX_VIOLATION_ROWS: usize = 200;
 
 /// Extra sections other stages add (e.g. usage), as (title, already-escaped HTML).
 pub type Section = (String, String);
@@ -179,9 +181,11 @@ pub fn render(
     if analysis.violations.is_empty() {
         html.push_str("<p>None: no message was sent into an opt-out in the same scope.</p>");
     } else {
+        // The page stays light: the first ones here, all of them in the CSV.
         let rows: Vec<Vec<String>> = analysis
             .violations
             .iter()
+            .take(MAX_VIOLATION_ROWS)
             .map(|v| {
                 vec![
                     v.sent_at.clone(),
@@ -198,6 +202,13 @@ pub fn render(
             &[],
             &rows,
         ));
+        if analysis.violations.len() > MAX_VIOLATION_ROWS {
+            let _ = write!(
+                html,
+                "<p>The first {MAX_VIOLATION_ROWS} of {}: every one is in optout_violations.csv.</p>",
+                analysis.violations.len()
+            );
+        }
     }
 
     for (title, body) in extra {
