@@ -193,7 +193,7 @@ fn count_field(at: LineRef<'_>, field: &str, value: Option<&str>) -> Result<Opti
 
 /// What one worker gathers from its share of the messages.
 #[derive(Default)]
-struct Worker {
+pub struct AttributionWorker {
     chunk: Chunk,
     cells: BTreeMap<(u32, i32), Totals>,
     price_unit: Option<String>,
@@ -336,38 +336,70 @@ pub fn attribute(
     records: &[ParsedRecord<'_>],
     included: &[usize],
 ) -> Result<Attribution> {
-    let buckets = buckets(mapping);
-    let customer_index: HashMap<&str, u32> = buckets
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.kind == BucketKind::Customer)
-        .map(|(i, b)| (b.name.as_str(), i as u32))
-        .collect();
-    let mut by_phone: HashMap<&str, u32> = HashMap::new();
-    for number in &snapshot.numbers {
-        let bucket = match mapping.target(&number.sid) {
-            Some(NumberTarget::Move(t)) => customer_index[t.customer.as_str()],
-            Some(NumberTarget::Conflict(_)) => CONFLICT,
-            None => UNMAPPED,
-        };
-        by_phone.insert(number.phone_number.as_str(), bucket);
+    let scan = AttributionScan::new(snapshot, mapping, period);
+    // On every core: each worker fills its own columns, groups them in polars every
+    // CHUNK_ROWS rows, and keeps exact totals; `finish` merges the workers' totals.
+    let (workers, messages_read) =
+        snapshot.fold_messages(AttributionWorker::default, |w, at, m| scan.visit(w, at, m))?;
+    scan.finish(snapshot, workers, messages_read, records, included)
+}
+
+/// The attribution in two halves, so that `audit` can run `visit` in the same read of the
+/// messages as its other stages: which bucket each number is in, and the period.
+pub struct AttributionScan<'a> {
+    period: Period,
+    buckets: Vec<Bucket>,
+    by_phone: HashMap<&'a str, u32>,
+}
+
+impl<'a> AttributionScan<'a> {
+    pub fn new(snapshot: &'a Snapshot, mapping: &ResolvedMapping, period: Period) -> Self {
+        let buckets = buckets(mapping);
+        let customer_index: HashMap<&str, u32> = buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind == BucketKind::Customer)
+            .map(|(i, b)| (b.name.as_str(), i as u32))
+            .collect();
+        let mut by_phone: HashMap<&str, u32> = HashMap::new();
+        for number in &snapshot.numbers {
+            let bucket = match mapping.target(&number.sid) {
+                Some(NumberTarget::Move(t)) => customer_index[t.customer.as_str()],
+                Some(NumberTarget::Conflict(_)) => CONFLICT,
+                None => UNMAPPED,
+            };
+            by_phone.insert(number.phone_number.as_str(), bucket);
+        }
+        AttributionScan {
+            period,
+            buckets,
+            by_phone,
+        }
     }
 
-    // On every core: each worker fills its own columns, groups them in polars every
-    // CHUNK_ROWS rows, and keeps exact totals; the workers' totals are merged below.
-    let (workers, messages_read) = snapshot.fold_messages(Worker::default, |w, at, m: &MessageRef<'_>| {
+    /// Adds one message to a worker's columns.
+    pub fn visit(
+        &self,
+        w: &mut AttributionWorker,
+        at: LineRef<'_>,
+        m: &MessageRef<'_>,
+    ) -> Result<()> {
         let time = at.event_time(m)?;
         let day = time.date_naive();
-        if !period.contains(day) {
+        if !self.period.contains(day) {
             return Ok(());
         }
         w.in_period += 1;
         use chrono::Datelike;
         let month = day.year() * 100 + day.month() as i32;
         // The Twilio side of the message: `to` when inbound, `from` otherwise.
-        let ours = if m.is_inbound() { m.to.as_deref() } else { m.from.as_deref() };
+        let ours = if m.is_inbound() {
+            m.to.as_deref()
+        } else {
+            m.from.as_deref()
+        };
         let bucket = ours
-            .and_then(|n| by_phone.get(n.trim()))
+            .and_then(|n| self.by_phone.get(n.trim()))
             .copied()
             .unwrap_or(UNKNOWN_NUMBER);
         let price = match m.price.as_deref() {
@@ -378,16 +410,16 @@ pub fn attribute(
                 w.display_scale = w.display_scale.max(scale);
                 let unit = m.price_unit.as_deref().unwrap_or("").trim();
                 match &w.price_unit {
-                    None if !unit.is_empty() => w.price_unit = Some(unit.to_string()),
-                    Some(seen) if !unit.is_empty() && !seen.eq_ignore_ascii_case(unit) => {
-                        return Err(Error::at_line(
-                            at.path,
-                            at.line,
-                            format!("price_unit {unit:?} differs from {seen:?} of earlier messages: costs in different currencies cannot be added"),
-                        ))
+                        None if !unit.is_empty() => w.price_unit = Some(unit.to_string()),
+                        Some(seen) if !unit.is_empty() && !seen.eq_ignore_ascii_case(unit) => {
+                            return Err(Error::at_line(
+                                at.path,
+                                at.line,
+                                format!("price_unit {unit:?} differs from {seen:?} of earlier messages: costs in different currencies cannot be added"),
+                            ))
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                }
                 Some(units)
             }
         };
@@ -395,118 +427,135 @@ pub fn attribute(
         w.chunk.month.push(month);
         w.chunk.inbound.push(m.is_inbound() as u32);
         w.chunk.outbound.push(m.is_outbound() as u32);
-        w.chunk.segments.push(count_field(at, "num_segments", m.num_segments.as_deref())?);
-        w.chunk.media.push(count_field(at, "num_media", m.num_media.as_deref())?);
+        w.chunk
+            .segments
+            .push(count_field(at, "num_segments", m.num_segments.as_deref())?);
+        w.chunk
+            .media
+            .push(count_field(at, "num_media", m.num_media.as_deref())?);
         w.chunk.price.push(price);
         if w.chunk.len() >= CHUNK_ROWS {
-            let Worker { chunk, cells, .. } = w;
+            let AttributionWorker { chunk, cells, .. } = w;
             chunk.flush(cells)?;
         }
         Ok(())
-    })?;
-    let mut cells: BTreeMap<(u32, i32), Totals> = BTreeMap::new();
-    let mut price_unit: Option<String> = None;
-    let mut display_scale = 0u32;
-    let mut in_period = 0u64;
-    for mut w in workers {
-        w.chunk.flush(&mut w.cells)?;
-        for (key, t) in w.cells {
-            cells.entry(key).or_default().add(&t);
-        }
-        display_scale = display_scale.max(w.display_scale);
-        in_period += w.in_period;
-        match (&price_unit, w.price_unit) {
-            (_, None) => {}
-            (None, Some(unit)) => price_unit = Some(unit),
-            (Some(seen), Some(unit)) if !seen.eq_ignore_ascii_case(&unit) => {
-                return Err(Error::Input(format!(
-                    "messages are priced in both {seen:?} and {unit:?}: costs in different currencies cannot be added"
-                )))
-            }
-            _ => {}
-        }
     }
 
-    let price_unit = price_unit.unwrap_or_default();
-    let mut warnings = Vec::new();
-    // The parent's sms/mms usage per month, from the records inside the period.
-    let parent = snapshot.parent_sid();
-    let included: BTreeSet<usize> = included.iter().copied().collect();
-    let mut usage: BTreeMap<i32, AmountSum> = BTreeMap::new();
-    let mut multi_month = 0usize;
-    for r in records.iter().filter(|r| included.contains(&r.index)) {
-        if r.record.account_sid != parent
-            || !RECONCILED_CATEGORIES.contains(&r.record.category.as_str())
-        {
-            continue;
-        }
-        let Some(month) = r.month() else {
-            multi_month += 1;
-            continue;
-        };
-        let unit = r.record.price_unit.as_deref().unwrap_or("").trim();
-        if !unit.is_empty() && !price_unit.is_empty() && !unit.eq_ignore_ascii_case(&price_unit) {
-            return Err(Error::Input(format!(
-                "the parent's {} usage for {} is priced in {unit:?} but its messages in {price_unit:?}: cannot reconcile different currencies",
-                r.record.category,
-                month_text(month)
-            )));
-        }
-        usage
-            .entry(month)
-            .or_default()
-            .add(r.price)
-            .ok_or_else(|| {
-                Error::Input("the parent's sms/mms usage overflows an exact decimal".into())
-            })?;
-    }
-    if multi_month > 0 {
-        warnings.push(format!(
-            "{multi_month} of the parent's sms/mms usage records span more than one calendar month: left out of the monthly reconciliation"
-        ));
-    }
-    let months: BTreeSet<i32> = cells
-        .keys()
-        .map(|(_, m)| *m)
-        .chain(usage.keys().copied())
-        .collect();
-    let mut reconciliation = Vec::new();
-    for month in months {
-        let mut attributed = 0i128;
-        let mut unattributed = 0i128;
-        let mut unpriced = 0i64;
-        for ((b, _), t) in cells.iter().filter(|((_, m), _)| *m == month) {
-            if buckets[*b as usize].kind == BucketKind::Customer {
-                attributed += t.price_units;
-            } else {
-                unattributed += t.price_units;
+    /// Merges the workers and reconciles the months.
+    pub fn finish(
+        self,
+        snapshot: &Snapshot,
+        workers: Vec<AttributionWorker>,
+        messages_read: u64,
+        records: &[ParsedRecord<'_>],
+        included: &[usize],
+    ) -> Result<Attribution> {
+        let buckets = self.buckets;
+        let mut cells: BTreeMap<(u32, i32), Totals> = BTreeMap::new();
+        let mut price_unit: Option<String> = None;
+        let mut display_scale = 0u32;
+        let mut in_period = 0u64;
+        for mut w in workers {
+            w.chunk.flush(&mut w.cells)?;
+            for (key, t) in w.cells {
+                cells.entry(key).or_default().add(&t);
             }
-            unpriced += t.unpriced;
+            display_scale = display_scale.max(w.display_scale);
+            in_period += w.in_period;
+            match (&price_unit, w.price_unit) {
+                (_, None) => {}
+                (None, Some(unit)) => price_unit = Some(unit),
+                (Some(seen), Some(unit)) if !seen.eq_ignore_ascii_case(&unit) => {
+                    return Err(Error::Input(format!(
+                        "messages are priced in both {seen:?} and {unit:?}: costs in different currencies cannot be added"
+                    )))
+                }
+                _ => {}
+            }
         }
-        // Costs are −price.
-        let attributed = units_to_decimal(-attributed, display_scale);
-        let unattributed = units_to_decimal(-unattributed, display_scale);
-        let usage = usage.get(&month).copied().unwrap_or_default();
-        let difference = usage.value().map(|u| u - attributed - unattributed);
-        reconciliation.push(MonthReconciliation {
-            month,
-            usage,
-            attributed,
-            unattributed,
-            difference,
-            unpriced_messages: unpriced,
-        });
+
+        let price_unit = price_unit.unwrap_or_default();
+        let mut warnings = Vec::new();
+        // The parent's sms/mms usage per month, from the records inside the period.
+        let parent = snapshot.parent_sid();
+        let included: BTreeSet<usize> = included.iter().copied().collect();
+        let mut usage: BTreeMap<i32, AmountSum> = BTreeMap::new();
+        let mut multi_month = 0usize;
+        for r in records.iter().filter(|r| included.contains(&r.index)) {
+            if r.record.account_sid != parent
+                || !RECONCILED_CATEGORIES.contains(&r.record.category.as_str())
+            {
+                continue;
+            }
+            let Some(month) = r.month() else {
+                multi_month += 1;
+                continue;
+            };
+            let unit = r.record.price_unit.as_deref().unwrap_or("").trim();
+            if !unit.is_empty() && !price_unit.is_empty() && !unit.eq_ignore_ascii_case(&price_unit)
+            {
+                return Err(Error::Input(format!(
+                    "the parent's {} usage for {} is priced in {unit:?} but its messages in {price_unit:?}: cannot reconcile different currencies",
+                    r.record.category,
+                    month_text(month)
+                )));
+            }
+            usage
+                .entry(month)
+                .or_default()
+                .add(r.price)
+                .ok_or_else(|| {
+                    Error::Input("the parent's sms/mms usage overflows an exact decimal".into())
+                })?;
+        }
+        if multi_month > 0 {
+            warnings.push(format!(
+                "{multi_month} of the parent's sms/mms usage records span more than one calendar month: left out of the monthly reconciliation"
+            ));
+        }
+        let months: BTreeSet<i32> = cells
+            .keys()
+            .map(|(_, m)| *m)
+            .chain(usage.keys().copied())
+            .collect();
+        let mut reconciliation = Vec::new();
+        for month in months {
+            let mut attributed = 0i128;
+            let mut unattributed = 0i128;
+            let mut unpriced = 0i64;
+            for ((b, _), t) in cells.iter().filter(|((_, m), _)| *m == month) {
+                if buckets[*b as usize].kind == BucketKind::Customer {
+                    attributed += t.price_units;
+                } else {
+                    unattributed += t.price_units;
+                }
+                unpriced += t.unpriced;
+            }
+            // Costs are −price.
+            let attributed = units_to_decimal(-attributed, display_scale);
+            let unattributed = units_to_decimal(-unattributed, display_scale);
+            let usage = usage.get(&month).copied().unwrap_or_default();
+            let difference = usage.value().map(|u| u - attributed - unattributed);
+            reconciliation.push(MonthReconciliation {
+                month,
+                usage,
+                attributed,
+                unattributed,
+                difference,
+                unpriced_messages: unpriced,
+            });
+        }
+        Ok(Attribution {
+            buckets,
+            cells,
+            reconciliation,
+            price_unit,
+            display_scale,
+            messages_read,
+            messages_in_period: in_period,
+            warnings,
+        })
     }
-    Ok(Attribution {
-        buckets,
-        cells,
-        reconciliation,
-        price_unit,
-        display_scale,
-        messages_read,
-        messages_in_period: in_period,
-        warnings,
-    })
 }
 
 impl Attribution {

@@ -287,20 +287,52 @@ fn opt_out_in_force(events: &[Event]) -> Option<&Event> {
 
 /// Runs the engine over every message of the snapshot.
 pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysis> {
-    // Pass 1, on every core: each worker collects its own evidence; merged below.
-    let (states, messages_read) = snapshot.fold_messages(
-        || (EventIndex::default(), Vec::new(), 0u64),
-        |(index, possible, events), at, message| {
-            collect_evidence(at, message, keywords, index, possible, events)
-        },
-    )?;
+    // Pass 1, on every core: each worker collects its own evidence.
+    let (parts, messages_read) =
+        snapshot.fold_messages(EvidenceScan::default, |e, at, m| e.visit(at, m, keywords))?;
+    finish(snapshot, parts, messages_read)
+}
+
+/// One worker's evidence from pass 1 (public so that `audit` can collect it in the same read
+/// of the messages as its other stages).
+#[derive(Debug, Default)]
+pub struct EvidenceScan {
+    index: EventIndex,
+    possible: Vec<PossibleOptOut>,
+    events: u64,
+}
+
+impl EvidenceScan {
+    pub fn visit(
+        &mut self,
+        at: LineRef<'_>,
+        message: &MessageRef<'_>,
+        keywords: &Keywords,
+    ) -> Result<()> {
+        collect_evidence(
+            at,
+            message,
+            keywords,
+            &mut self.index,
+            &mut self.possible,
+            &mut self.events,
+        )
+    }
+}
+
+/// Merges the workers' evidence, derives the states, and runs pass 2 (violations).
+pub fn finish(
+    snapshot: &Snapshot,
+    parts: Vec<EvidenceScan>,
+    messages_read: u64,
+) -> Result<OptOutAnalysis> {
     let mut index = EventIndex::default();
     let mut possible = Vec::new();
     let mut events = 0u64;
-    for (part, part_possible, part_events) in states {
-        index.merge(part);
-        possible.extend(part_possible);
-        events += part_events;
+    for part in parts {
+        index.merge(part.index);
+        possible.extend(part.possible);
+        events += part.events;
     }
 
     // Duplicated lines (a message fetched twice) must not count twice.

@@ -475,53 +475,80 @@ pub fn recent_since(snapshot: &Snapshot) -> DateTime<Utc> {
 /// One streaming pass: the messages each of the parent's numbers sent or received in the 30
 /// days before the window end, by PN sid.
 pub fn recent_traffic(snapshot: &Snapshot) -> Result<HashMap<String, Traffic>> {
-    let since = recent_since(snapshot);
-    let until = snapshot.manifest.window.until;
-    let by_phone: HashMap<&str, &str> = snapshot
-        .numbers
-        .iter()
-        .map(|n| (n.phone_number.as_str(), n.sid.as_str()))
-        .collect();
-    let (parts, _) = snapshot.fold_messages(
-        HashMap::new,
-        |out: &mut HashMap<String, Traffic>, _, message| {
-            // Look the numbers up before parsing the time: most lines are cheap to skip.
-            let ours = [message.from.as_deref(), message.to.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|p| by_phone.get(p).copied());
-            let mut time = None;
-            for pn in ours {
-                let t = match time {
-                    Some(t) => t,
-                    None => match message.event_time_text().and_then(parse_twilio_time) {
-                        Some(t) => {
-                            time = Some(t);
-                            t
-                        }
-                        // A message without a readable time cannot be placed: not recent.
-                        None => return Ok(()),
-                    },
-                };
-                if t < since || t >= until {
-                    return Ok(());
-                }
-                let entry = out.entry(pn.to_string()).or_default();
-                entry.messages += 1;
-                entry.last = entry.last.max(Some(t));
-            }
-            Ok(())
-        },
-    )?;
-    let mut out: HashMap<String, Traffic> = HashMap::new();
-    for part in parts {
-        for (pn, t) in part {
-            let entry = out.entry(pn).or_default();
-            entry.messages += t.messages;
-            entry.last = entry.last.max(t.last);
+    let scan = TrafficScan::new(snapshot);
+    let (parts, _) = snapshot.fold_messages(HashMap::new, |out, _, m| {
+        scan.visit(out, m);
+        Ok(())
+    })?;
+    Ok(TrafficScan::merge(parts))
+}
+
+/// Recent traffic per number in two halves, so that `audit` can count it in the same read of
+/// the messages as its other stages.
+pub struct TrafficScan<'a> {
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    by_phone: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> TrafficScan<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Self {
+        TrafficScan {
+            since: recent_since(snapshot),
+            until: snapshot.manifest.window.until,
+            by_phone: snapshot
+                .numbers
+                .iter()
+                .map(|n| (n.phone_number.as_str(), n.sid.as_str()))
+                .collect(),
         }
     }
-    Ok(out)
+
+    /// Counts one message on the numbers it is on, if it is recent.
+    pub fn visit(
+        &self,
+        out: &mut HashMap<String, Traffic>,
+        message: &crate::model::MessageRef<'_>,
+    ) {
+        // Look the numbers up before parsing the time: most lines are cheap to skip.
+        let ours = [message.from.as_deref(), message.to.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.by_phone.get(p).copied());
+        let mut time = None;
+        for pn in ours {
+            let t = match time {
+                Some(t) => t,
+                None => match message.event_time_text().and_then(parse_twilio_time) {
+                    Some(t) => {
+                        time = Some(t);
+                        t
+                    }
+                    // A message without a readable time cannot be placed: not recent.
+                    None => return,
+                },
+            };
+            if t < self.since || t >= self.until {
+                return;
+            }
+            let entry = out.entry(pn.to_string()).or_default();
+            entry.messages += 1;
+            entry.last = entry.last.max(Some(t));
+        }
+    }
+
+    /// Adds up the workers' counts.
+    pub fn merge(parts: Vec<HashMap<String, Traffic>>) -> HashMap<String, Traffic> {
+        let mut out: HashMap<String, Traffic> = HashMap::new();
+        for part in parts {
+            for (pn, t) in part {
+                let entry = out.entry(pn).or_default();
+                entry.messages += t.messages;
+                entry.last = entry.last.max(t.last);
+            }
+        }
+        out
+    }
 }
 
 /// Builds the plan. `lost` are the opt-out engine's rows for the mapped moves

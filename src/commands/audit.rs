@@ -1,12 +1,15 @@
 //! `subaudit audit`: the whole offline audit of a snapshot, every output into one folder.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::usage::{self as usage_cmd, UsageOptions};
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
-use crate::audit::optouts::{analyze, lost_opt_outs};
+use crate::audit::attribution::{AttributionScan, AttributionWorker};
+use crate::audit::optouts::{self, lost_opt_outs, EvidenceScan};
+use crate::audit::plan::{self, TrafficScan};
 use crate::error::Result;
 use crate::report::{self, html, optouts as out};
 
@@ -41,11 +44,45 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
-    let analysis = analyze(&snapshot, &keywords)?;
+    let usage_records = usage_cmd::UsageRecords::prepare(&snapshot, period, &categories)?;
+
+    // One read of the messages, on every core, for three stages: the opt-out evidence, the
+    // recent traffic of the plan, and the usage attribution.
+    let traffic_scan = TrafficScan::new(&snapshot);
+    let attribution_scan = AttributionScan::new(&snapshot, &mapping, period);
+    let (parts, messages_read) = snapshot.fold_messages(
+        || {
+            (
+                EvidenceScan::default(),
+                HashMap::new(),
+                AttributionWorker::default(),
+            )
+        },
+        |(evidence, traffic, attribution), at, message| {
+            evidence.visit(at, message, &keywords)?;
+            traffic_scan.visit(traffic, message);
+            attribution_scan.visit(attribution, at, message)
+        },
+    )?;
+    let (mut evidence, mut traffic, mut attribution) = (Vec::new(), Vec::new(), Vec::new());
+    for (e, t, a) in parts {
+        evidence.push(e);
+        traffic.push(t);
+        attribution.push(a);
+    }
+    let analysis = optouts::finish(&snapshot, evidence, messages_read)?;
+    let traffic = TrafficScan::merge(traffic);
+    let attribution = attribution_scan.finish(
+        &snapshot,
+        attribution,
+        messages_read,
+        &usage_records.parsed,
+        &usage_records.summary.included,
+    )?;
+    let usage = usage_records.with(attribution);
+
     let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
     let customers = mapping.moving_customers();
-    let usage = usage_cmd::compute(&snapshot, &mapping, period, &categories)?;
-
     // Everything is computed before the first file is written: a failure leaves no mix of
     // old and new reports.
     // The plan uses the same lost rows: with --all they would include numbers that stay.
@@ -56,7 +93,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     } else {
         &lost
     };
-    let plan = super::plan::make_plan(&snapshot, &mapping, moving_lost)?;
+    let plan = plan::build(&snapshot, &mapping, moving_lost, &traffic);
     report::create_out_dir(&args.out)?;
     out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
     out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;

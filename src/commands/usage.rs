@@ -10,7 +10,7 @@ use super::{load_mapping, SnapshotArgs};
 use crate::audit::attribution::{attribute, Attribution};
 use crate::audit::mapping::ResolvedMapping;
 use crate::audit::usage::{
-    check_categories, parse_records, pivot, summarize, Period, Pivot, UsageSummary,
+    check_categories, parse_records, pivot, summarize, ParsedRecord, Period, Pivot, UsageSummary,
 };
 use crate::error::Result;
 use crate::exit_code;
@@ -87,15 +87,45 @@ pub fn compute(
     period: Period,
     categories: &[String],
 ) -> Result<UsageReport> {
-    let records = parse_records(snapshot)?;
-    let summary = summarize(snapshot, &records, period)?;
-    let pivot = pivot(snapshot, &summary, categories)?;
-    let attribution = attribute(snapshot, mapping, period, &records, &summary.included)?;
-    Ok(UsageReport {
-        summary,
-        pivot,
-        attribution,
-    })
+    let records = UsageRecords::prepare(snapshot, period, categories)?;
+    let attribution = attribute(
+        snapshot,
+        mapping,
+        period,
+        &records.parsed,
+        &records.summary.included,
+    )?;
+    Ok(records.with(attribution))
+}
+
+/// The usage-record half of the report (no message read): the summary and the pivot, and
+/// the parsed records the attribution reconciles against.
+pub struct UsageRecords<'a> {
+    pub parsed: Vec<ParsedRecord<'a>>,
+    pub summary: UsageSummary,
+    pub pivot: Pivot,
+}
+
+impl<'a> UsageRecords<'a> {
+    pub fn prepare(snapshot: &'a Snapshot, period: Period, categories: &[String]) -> Result<Self> {
+        let parsed = parse_records(snapshot)?;
+        let summary = summarize(snapshot, &parsed, period)?;
+        let pivot = pivot(snapshot, &summary, categories)?;
+        Ok(UsageRecords {
+            parsed,
+            summary,
+            pivot,
+        })
+    }
+
+    /// The whole report, with the attribution of the messages.
+    pub fn with(self, attribution: Attribution) -> UsageReport {
+        UsageReport {
+            summary: self.summary,
+            pivot: self.pivot,
+            attribution,
+        }
+    }
 }
 
 /// Writes the four files: the summary at `summary_path`, the others beside it.
