@@ -483,23 +483,40 @@ fn link_query(req: &Request, size: usize, page: usize, token: Option<&str>) -> S
     q.finish()
 }
 
-/// A 2010 list page: relative `*_uri` links, `next_page_uri` null on the last page.
-fn page_2010<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) -> Handled {
-    let (size, page, offset) = paging(sim, req)?;
-    let slice = items
+/// The items of the page that starts at `offset`.
+fn page_slice<S>(items: &[S], offset: usize, size: usize) -> &[S] {
+    items
         .get(offset.min(items.len())..(offset + size).min(items.len()))
-        .unwrap_or(&[]);
-    let link = |page: usize, token: Option<&str>| {
-        format!("{}?{}", req.path, link_query(req, size, page, token))
-    };
-    let next =
-        (offset + size < items.len()).then(|| link(page + 1, Some(&encode_token(offset + size))));
+        .unwrap_or(&[])
+}
+
+/// The previous and next page links (None at either end), with opaque tokens: the same in
+/// both paging styles, which differ only in how `link` writes a URL.
+fn neighbour_links(
+    size: usize,
+    page: usize,
+    offset: usize,
+    len: usize,
+    link: &dyn Fn(usize, Option<&str>) -> String,
+) -> (Option<String>, Option<String>) {
+    let next = (offset + size < len).then(|| link(page + 1, Some(&encode_token(offset + size))));
     let previous = (offset > 0).then(|| {
         link(
             page.saturating_sub(1),
             Some(&encode_token(offset.saturating_sub(size))),
         )
     });
+    (previous, next)
+}
+
+/// A 2010 list page: relative `*_uri` links, `next_page_uri` null on the last page.
+fn page_2010<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) -> Handled {
+    let (size, page, offset) = paging(sim, req)?;
+    let slice = page_slice(items, offset, size);
+    let link = |page: usize, token: Option<&str>| {
+        format!("{}?{}", req.path, link_query(req, size, page, token))
+    };
+    let (previous, next) = neighbour_links(size, page, offset, items.len(), &link);
     let mut head = Map::new();
     head.insert("first_page_uri".into(), json!(link(0, None)));
     head.insert(
@@ -518,9 +535,7 @@ fn page_2010<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) ->
 /// A v1 list page: absolute links under `meta`.
 fn page_v1<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) -> Handled {
     let (size, page, offset) = paging(sim, req)?;
-    let slice = items
-        .get(offset.min(items.len())..(offset + size).min(items.len()))
-        .unwrap_or(&[]);
+    let slice = page_slice(items, offset, size);
     let link = |page: usize, token: Option<&str>| {
         format!(
             "http://{}{}?{}",
@@ -529,14 +544,7 @@ fn page_v1<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) -> H
             link_query(req, size, page, token)
         )
     };
-    let next =
-        (offset + size < items.len()).then(|| link(page + 1, Some(&encode_token(offset + size))));
-    let previous = (offset > 0).then(|| {
-        link(
-            page.saturating_sub(1),
-            Some(&encode_token(offset.saturating_sub(size))),
-        )
-    });
+    let (previous, next) = neighbour_links(size, page, offset, items.len(), &link);
     let meta = json!({
         "page": page,
         "page_size": size,
