@@ -65,19 +65,19 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
             .write_all(&bytes)
             .map_err(|e| crate::Error::Runtime(format!("cannot write to standard output: {e}")))?;
     } else {
-        create_parent(&args.out)?;
+        report::create_parent_dir(&args.out)?;
         out::write_lost(&args.out, &rows)?;
     }
     if let Some(dir) = &args.per_customer {
-        create_parent(dir)?;
+        report::create_parent_dir(dir)?;
         out::write_per_customer(dir, &mapping.moving_customers(), &rows)?;
     }
     if let Some(path) = &args.possible {
-        create_parent(path)?;
+        report::create_parent_dir(path)?;
         out::write_possible(path, &analysis)?;
     }
     if let Some(path) = &args.violations {
-        create_parent(path)?;
+        report::create_parent_dir(path)?;
         out::write_violations(path, &analysis)?;
     }
     let what = if args.all {
@@ -100,11 +100,4 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         println!("{line}; written to {}", args.out.display());
     }
     Ok(exit_code::OK)
-}
-
-fn create_parent(path: &std::path::Path) -> Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => report::create_out_dir(parent),
-        _ => Ok(()),
-    }
 }

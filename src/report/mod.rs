@@ -108,6 +108,11 @@ pub fn prepare_out_dir(dir: &Path) -> Result<()> {
 /// `check_out_file`, then creates its folder.
 pub fn prepare_out_file(path: &Path) -> Result<()> {
     check_out_file(path)?;
+    create_parent_dir(path)
+}
+
+/// Creates the folder an output file goes into (nothing to do for a bare file name).
+pub fn create_parent_dir(path: &Path) -> Result<()> {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => create_out_dir(parent),
         _ => Ok(()),
