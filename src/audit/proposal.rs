@@ -338,7 +338,7 @@ pub fn propose(snapshot: &Snapshot) -> Proposal {
         .filter(|n| {
             n.account_sid
                 .as_deref()
-                .map_or(true, |a| a == snapshot.parent_sid())
+                .is_none_or(|a| a == snapshot.parent_sid())
         })
         .collect();
     let clues: Vec<Vec<Clue>> = own

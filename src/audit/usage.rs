@@ -163,7 +163,7 @@ impl Period {
     }
 
     pub fn contains(&self, day: NaiveDate) -> bool {
-        self.start.map_or(true, |s| s <= day) && self.end.map_or(true, |e| day <= e)
+        self.start.is_none_or(|s| s <= day) && self.end.is_none_or(|e| day <= e)
     }
 
     /// A record `[start, end]` (inclusive) is inside when both ends are, outside when it ends

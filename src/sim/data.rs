@@ -122,7 +122,7 @@ impl SimData {
         for_each_record(&snapshot, Resource::MessagingServices, |v, raw| {
             if v.get("account_sid")
                 .and_then(Value::as_str)
-                .map_or(true, |a| a == parent)
+                .is_none_or(|a| a == parent)
             {
                 data.services.push((text(&v, "sid"), raw.to_string()));
             }
@@ -208,10 +208,10 @@ impl SimData {
     /// with its subaccounts' per (category, period), as Twilio reports them by default.
     pub fn usage_for(&self, account: &str, include_subaccounts: bool) -> Vec<UsageOut> {
         let rolls_up = include_subaccounts && account == self.parent;
-        let mut groups: Vec<(String, Option<NaiveDate>, Option<NaiveDate>, Vec<&UsageRow>)> =
-            Vec::new();
-        let mut index: HashMap<(String, Option<NaiveDate>, Option<NaiveDate>), usize> =
-            HashMap::new();
+        // One group per (category, start, end): the rows Twilio would sum into one record.
+        type Period = (String, Option<NaiveDate>, Option<NaiveDate>);
+        let mut groups: Vec<(Period, Vec<&UsageRow>)> = Vec::new();
+        let mut index: HashMap<Period, usize> = HashMap::new();
         for row in &self.usage {
             let counts = row.account == account || (rolls_up && self.is_subaccount(&row.account));
             if !counts {
@@ -220,18 +220,16 @@ impl SimData {
             let key = (row.category.clone(), row.start_date, row.end_date);
             let i = *index.entry(key).or_insert_with(|| {
                 groups.push((
-                    row.category.clone(),
-                    row.start_date,
-                    row.end_date,
+                    (row.category.clone(), row.start_date, row.end_date),
                     Vec::new(),
                 ));
                 groups.len() - 1
             });
-            groups[i].3.push(row);
+            groups[i].1.push(row);
         }
         groups
             .into_iter()
-            .map(|(category, start_date, end_date, rows)| {
+            .map(|((category, start_date, end_date), rows)| {
                 let raw = if rows.len() == 1 && rows[0].account == account {
                     rows[0].raw.clone()
                 } else {

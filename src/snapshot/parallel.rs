@@ -228,10 +228,10 @@ mod tests {
         for n in 1..=50 {
             text.push_str(&line(n));
             if n % 7 == 0 {
-                text.push_str("\n"); // a blank line: skipped, but counted as a line
+                text.push('\n'); // a blank line: skipped, but counted as a line
             }
         }
-        text.push_str(&line(51).trim_end().to_string()); // no final line break
+        text.push_str(line(51).trim_end()); // no final line break
         for block in [16, 100, 333, 1 << 20] {
             let (seen, count) = run(&text, block).unwrap();
             assert_eq!(count, 51, "block {block}");

@@ -405,7 +405,7 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
     assert_same_snapshot(&original, &out_dir);
     assert!(walk(&out_dir)
         .iter()
-        .all(|p| p.extension().map_or(true, |e| e != "part")));
+        .all(|p| p.extension().is_none_or(|e| e != "part")));
 }
 
 #[test]
