@@ -88,7 +88,7 @@ pub(super) fn plan_number(
                     format!(
                         "{opt_outs_lost} opt-out{} in force would be lost: Twilio keeps opt-outs per account. They are listed in optouts/{}.csv; the plan re-seeds them in the subaccount (Consents Bulk, a pilot API: if your account lacks it, import them another way); send nothing from the number until that is done",
                         plural(opt_outs_lost),
-                        crate::report::safe_file_stem(&t.customer)
+                        crate::output::safe_file_stem(&t.customer)
                     ),
                 ));
             }

@@ -23,7 +23,7 @@ use serde::{Serialize, Serializer};
 
 use super::mapping::{NumberTarget, ResolvedMapping, Target};
 use super::optouts::{services_by_number, LostOptOut};
-use crate::report::rfc3339;
+use crate::time::rfc3339;
 use crate::snapshot::Snapshot;
 
 use findings::plan_number;
