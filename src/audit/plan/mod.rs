@@ -23,8 +23,8 @@ use serde::{Serialize, Serializer};
 
 use super::mapping::{NumberTarget, ResolvedMapping, Target};
 use super::optouts::{services_by_number, LostOptOut};
-use crate::time::rfc3339;
 use crate::snapshot::Snapshot;
+use crate::time::rfc3339;
 
 use findings::plan_number;
 pub use request::{
