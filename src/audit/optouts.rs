@@ -16,9 +16,9 @@ use super::keywords::{KeywordClass, Keywords};
 use super::mapping::{NumberTarget, ResolvedMapping};
 use crate::error::{Error, Result};
 use crate::model::{IncomingPhoneNumber, MessageRef};
-use crate::report::rfc3339;
 use crate::snapshot::{LineRef, Snapshot};
 use crate::time::parse_twilio_time;
+use crate::time::rfc3339;
 
 /// Twilio's "Attempt to send to unsubscribed recipient".
 pub const ERROR_UNSUBSCRIBED: i64 = 21610;

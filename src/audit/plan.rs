@@ -16,9 +16,9 @@ use super::mapping::{NumberTarget, ResolvedMapping, Target};
 use super::optouts::{services_by_number, LostOptOut};
 use crate::error::Result;
 use crate::model::IncomingPhoneNumber;
-use crate::report::rfc3339;
 use crate::snapshot::Snapshot;
 use crate::time::parse_twilio_time;
+use crate::time::rfc3339;
 
 /// How far back from the snapshot's window end traffic counts as "recent".
 pub const RECENT_DAYS: i64 = 30;
@@ -794,7 +794,7 @@ fn plan_number(
                     format!(
                         "{opt_outs_lost} opt-out{} in force would be lost: Twilio keeps opt-outs per account. They are listed in optouts/{}.csv; the plan re-seeds them in the subaccount (Consents Bulk, a pilot API: if your account lacks it, import them another way); send nothing from the number until that is done",
                         plural(opt_outs_lost),
-                        crate::report::safe_file_stem(&t.customer)
+                        crate::output::safe_file_stem(&t.customer)
                     ),
                 ));
             }

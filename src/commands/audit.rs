@@ -11,6 +11,7 @@ use crate::audit::attribution::{AttributionScan, AttributionWorker};
 use crate::audit::optouts::{self, lost_opt_outs, EvidenceScan};
 use crate::audit::plan::{self, TrafficScan};
 use crate::error::Result;
+use crate::output;
 use crate::report::{self, html, optouts as out};
 
 /// Run the whole audit on a snapshot and write every report into one folder.
@@ -40,7 +41,7 @@ pub struct AuditArgs {
 
 pub fn run(args: AuditArgs) -> Result<i32> {
     let (period, categories) = args.usage.check()?;
-    report::check_out_dir(&args.out)?;
+    output::check_out_dir(&args.out)?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
@@ -94,7 +95,7 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         &lost
     };
     let plan = plan::build(&snapshot, &mapping, moving_lost, &traffic);
-    report::create_out_dir(&args.out)?;
+    output::create_out_dir(&args.out)?;
     out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
     out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
@@ -129,15 +130,15 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         ),
     );
     let page = html::render(&plan, &analysis, lost.len(), &files, &[usage_section]);
-    report::write_atomic(&args.out.join(html::HTML_FILE), page.as_bytes())?;
+    output::write_atomic(&args.out.join(html::HTML_FILE), page.as_bytes())?;
 
     let parent = snapshot.parent();
     println!(
         "subaudit audit of {} ({}), messages {} to {}",
         parent.name(),
         parent.sid,
-        report::rfc3339(&snapshot.manifest.window.since),
-        report::rfc3339(&snapshot.manifest.window.until),
+        crate::time::rfc3339(&snapshot.manifest.window.since),
+        crate::time::rfc3339(&snapshot.manifest.window.until),
     );
     super::plan::print_summary(&plan);
     println!(

@@ -10,7 +10,8 @@ use crate::audit::optouts::LostOptOut;
 use crate::audit::plan::{self, Plan, Severity};
 use crate::error::{Error, Result};
 use crate::exit_code;
-use crate::report::{self, plan as out};
+use crate::output;
+use crate::report::plan as out;
 use crate::snapshot::Snapshot;
 
 /// Build the migration plan: each number's target, its findings, the API steps in a safe order.
@@ -136,7 +137,7 @@ pub fn run(args: PlanArgs) -> Result<i32> {
             args.out.display()
         )));
     }
-    report::prepare_out_file(&args.out)?;
+    output::prepare_out_file(&args.out)?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(Some(&args.map), &snapshot)?;

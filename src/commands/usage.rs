@@ -14,7 +14,8 @@ use crate::audit::usage::{
 };
 use crate::error::Result;
 use crate::exit_code;
-use crate::report::{self, usage as out};
+use crate::output;
+use crate::report::usage as out;
 use crate::snapshot::Snapshot;
 
 /// Summarise usage per account and attribute the parent's messages to the target customers.
@@ -165,7 +166,7 @@ pub fn print(report: &UsageReport, top: usize) {
 
 pub fn run(args: UsageArgs) -> Result<i32> {
     let (period, categories) = args.options.check()?;
-    report::prepare_out_file(&args.out)?;
+    output::prepare_out_file(&args.out)?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let report = compute(&snapshot, &mapping, period, &categories)?;

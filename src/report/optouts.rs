@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{safe_file_stem, write_csv};
 use crate::audit::optouts::{
     LostOptOut, OptOutAnalysis, LOST_HEADER, POSSIBLE_HEADER, VIOLATION_HEADER,
 };
 use crate::error::{Error, Result};
+use crate::output::{safe_file_stem, write_csv};
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
 pub const PER_CUSTOMER_DIR: &str = "optouts";

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{write_atomic, write_csv, write_json};
 use crate::audit::plan::{
     Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, Template,
 };
 use crate::error::Result;
+use crate::output::{write_atomic, write_csv, write_json};
 
 pub const JSON_FILE: &str = "plan.json";
 pub const CSV_FILE: &str = "plan.csv";

@@ -7,12 +7,12 @@ use comfy_table::Table;
 use rust_decimal::Decimal;
 
 use super::table::new_table;
-use super::write_csv;
 use crate::audit::attribution::{Attribution, BucketKind, Totals, ATTRIBUTION_HEADER};
 use crate::audit::usage::{
     straddling_cells, Pivot, UsageSummary, STRADDLING_HEADER, SUMMARY_HEADER,
 };
 use crate::error::Result;
+use crate::output::write_csv;
 use crate::snapshot::Snapshot;
 
 pub const SUMMARY_FILE: &str = "usage_summary.csv";

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
+pub use subaudit::exit_code::{BAD_INPUT, FINDINGS, OK, RUNTIME};
 use subaudit::snapshot::{Resource, SnapshotWriter, Window};
 
 pub const PARENT: &str = "AC00000000000000000000000000000000";
