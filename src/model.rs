@@ -90,7 +90,7 @@ impl IncomingPhoneNumber {
 }
 
 /// `messaging.v1.service`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct MessagingService {
     pub sid: String,
     #[serde(default)]
@@ -101,6 +101,30 @@ pub struct MessagingService {
     pub us_app_to_person_registered: Option<bool>,
     #[serde(default)]
     pub inbound_request_url: Option<String>,
+    // The settings a customer's new service copies (docs/plan.md, "The customer's new
+    // Messaging Service"); Twilio's names, as the pull stores its raw objects.
+    #[serde(default)]
+    pub inbound_method: Option<String>,
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    #[serde(default)]
+    pub fallback_method: Option<String>,
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    #[serde(default)]
+    pub sticky_sender: Option<bool>,
+    #[serde(default)]
+    pub area_code_geomatch: Option<bool>,
+    #[serde(default)]
+    pub smart_encoding: Option<bool>,
+    #[serde(default)]
+    pub mms_converter: Option<bool>,
+    #[serde(default)]
+    pub validity_period: Option<i64>,
+    #[serde(default)]
+    pub usecase: Option<String>,
+    #[serde(default)]
+    pub use_inbound_webhook_on_number: Option<bool>,
 }
 
 /// `messaging.v1.service.phone_number`: a number's membership in a service.

@@ -1,7 +1,8 @@
 //! The mapping file: which customer (subaccount) each number moves to.
 //!
-//! CSV with the header `number,customer,subaccount_sid` (`subaccount_sid` optional; other
-//! columns, such as a proposal's `reason` and `confidence`, are ignored). `number` is E.164 or
+//! CSV with the header `number,customer,subaccount_sid,messaging_service_sid`
+//! (`subaccount_sid` and `messaging_service_sid` optional; other columns, such as a
+//! proposal's `reason` and `confidence`, are ignored). `number` is E.164 or
 //! a PN sid. Reading checks the file's shape; resolving checks it against a snapshot. Every
 //! problem is reported with its line, all at once.
 
@@ -21,6 +22,9 @@ pub struct MappingRow {
     pub number: String,
     pub customer: String,
     pub subaccount_sid: Option<String>,
+    /// An existing (campaign-approved) Messaging Service of the target subaccount that the
+    /// number joins instead of a new one.
+    pub messaging_service_sid: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +59,9 @@ pub struct Target {
     pub customer: String,
     /// The existing subaccount; None when it must be created.
     pub account_sid: Option<String>,
+    /// The subaccount's own Messaging Service the number joins (mapping column
+    /// `messaging_service_sid`); None: the plan creates one where the number was in a service.
+    pub messaging_service_sid: Option<String>,
     /// The mapping lines that name this target for the number.
     pub lines: Vec<usize>,
 }
@@ -103,7 +110,7 @@ impl ResolvedMapping {
 }
 
 const HEADER_HELP: &str =
-    "expected a header line `number,customer,subaccount_sid` (subaccount_sid optional)";
+    "expected a header line `number,customer,subaccount_sid,messaging_service_sid` (the last two optional)";
 
 fn normalize_name(name: &str) -> String {
     name.trim().to_lowercase()
@@ -156,6 +163,7 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
         ));
     };
     let sid_col = column("subaccount_sid");
+    let service_col = column("messaging_service_sid");
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     for (line, record) in records {
@@ -172,6 +180,7 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
         let number = field(Some(number_col));
         let customer = field(Some(customer_col));
         let sid = field(sid_col);
+        let service = field(service_col);
         let before = problems.len();
         let mut problem = |message: String| problems.push((line, message));
         if number.is_empty() {
@@ -191,12 +200,18 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
                 "subaccount_sid {sid:?} is not an account sid (AC and 32 hex digits); leave it empty to match the customer by name"
             ));
         }
+        if !service.is_empty() && !is_sid(&service, "MG") {
+            problem(format!(
+                "messaging_service_sid {service:?} is not a Messaging Service sid (MG and 32 hex digits); name a campaign-approved service of the target subaccount, or leave it empty"
+            ));
+        }
         if problems.len() == before {
             rows.push(MappingRow {
                 line,
                 number,
                 customer,
                 subaccount_sid: (!sid.is_empty()).then_some(sid),
+                messaging_service_sid: (!service.is_empty()).then_some(service),
             });
         }
     }
@@ -263,16 +278,10 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
                 )));
                 continue;
             }
-            Some(sid) => {
-                if snapshot.account(sid).is_none() {
-                    problems.push((line, format!(
-                        "subaccount_sid {sid} is not one of the parent's subaccounts in the snapshot; leave it empty to create a new subaccount for {:?}",
-                        row.customer
-                    )));
-                    continue;
-                }
-                Some(sid.clone())
-            }
+            // A well-formed sid the snapshot does not hold (another parent's account, a
+            // deleted one, a typo) is the plan's target-not-child blocker on this number, not
+            // a reason to stop the whole audit.
+            Some(sid) => Some(sid.clone()),
             None => {
                 let wanted = normalize_name(&row.customer);
                 let matches: Vec<&str> = snapshot
@@ -299,12 +308,14 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
         let same = targets.iter_mut().find(|t| {
             normalize_name(&t.customer) == normalize_name(&row.customer)
                 && t.account_sid == account_sid
+                && t.messaging_service_sid == row.messaging_service_sid
         });
         match same {
             Some(t) => t.lines.push(line),
             None => targets.push(Target {
                 customer,
                 account_sid,
+                messaging_service_sid: row.messaging_service_sid.clone(),
                 lines: vec![line],
             }),
         }

@@ -22,6 +22,7 @@ pub(super) fn plan_number(
         action: Action::Stay,
         target_customer: None,
         target_account_sid: None,
+        target_messaging_service_sid: None,
         target_account_status: None,
         blocked: false,
         mapping_lines: Vec::new(),
@@ -75,6 +76,7 @@ pub(super) fn plan_number(
             plan.action = Action::Transfer;
             plan.target_customer = Some(t.customer.clone());
             plan.target_account_sid = t.account_sid.clone();
+            plan.target_messaging_service_sid = t.messaging_service_sid.clone();
             plan.target_account_status =
                 Some(account_status(ctx.snapshot, t.account_sid.as_deref()));
             plan.mapping_lines = t.lines.clone();

@@ -208,6 +208,8 @@ pub struct NumberPlan {
     pub target_customer: Option<String>,
     /// Null when the target subaccount does not exist yet (the plan creates it).
     pub target_account_sid: Option<String>,
+    /// The subaccount's own Messaging Service named in the mapping, which the number joins.
+    pub target_messaging_service_sid: Option<String>,
     /// `active`, `suspended`, `closed` (the existing subaccount's status) or `to-create`.
     pub target_account_status: Option<String>,
     /// A transfer that cannot proceed until its blockers are resolved: it gets no steps.
@@ -278,6 +280,52 @@ pub struct Step {
     /// Placeholders the request uses.
     pub placeholders: Vec<String>,
     pub captures: Vec<Capture>,
+    /// create-messaging-service: the parent service whose settings the new one copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_service_sid: Option<String>,
+    /// add-to-service: whether the service is one the plan creates or one the mapping names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_sid_source: Option<ServiceSidSource>,
+    /// reseed-opt-outs: what the step sends, read from a file beside the plan.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub reseed: Option<ReseedPart>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceSidSource {
+    /// The plan's create-messaging-service step makes it; the url holds its capture variable.
+    Created,
+    /// The mapping's `messaging_service_sid`: the url holds that literal MG sid.
+    Named,
+}
+
+/// The part of a re-seed file one reseed-opt-outs step sends: Consents items, one JSON object
+/// a line, for one sender; the request's `Items` value `<batch>` stands for up to 25 of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReseedPart {
+    /// Relative to the plan's folder: `reseed/<customer>.jsonl`.
+    pub reseed_file: String,
+    pub items: usize,
+    /// ceil(items / 25): one Consents Bulk request each.
+    pub batches: usize,
+    /// The sender every item of the step names (`sender_id`): a number, an MG sid, or the
+    /// placeholder of the service the plan creates.
+    pub sender_id: Template,
+    /// 1-based lines of the file, set when the step covers only part of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_line: Option<usize>,
+}
+
+/// One re-seed file: written beside plan.json by the report, not part of plan.json itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReseedFile {
+    /// Relative to the plan's folder.
+    pub path: String,
+    /// One Consents item (JSON) per line.
+    pub lines: Vec<String>,
 }
 
 /// One target (customer, subaccount) and its totals, for the summary table and plan.sh.
@@ -297,6 +345,17 @@ pub struct CustomerPlan {
     pub opt_outs_lost: usize,
     /// Placeholders the user must export before the customer's transfers (bundles, addresses).
     pub required: Vec<String>,
+    /// The customer's re-seed file (relative to the plan's folder), when it has opt-outs to
+    /// re-seed.
+    pub reseed_file: Option<String>,
+    /// Consents items in it, and the requests they take.
+    pub reseed_items: usize,
+    pub reseed_batches: usize,
+    /// At Consents Bulk's 100 requests a minute.
+    pub reseed_estimate_seconds: u64,
+    /// Lost opt-outs of end users that are not E.164 (WhatsApp, short codes, alphanumeric
+    /// ids): Consents Bulk cannot take them; the opt-out export lists them.
+    pub reseed_skipped: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -332,6 +391,9 @@ pub struct Plan {
     pub numbers: Vec<NumberPlan>,
     pub placeholders: Vec<Placeholder>,
     pub steps: Vec<Step>,
+    /// The re-seed files the steps reference.
+    #[serde(skip)]
+    pub reseed_files: Vec<ReseedFile>,
 }
 
 impl Plan {
@@ -393,7 +455,8 @@ pub fn build(
     });
 
     let mut customers = customer_plans(snapshot, mapping, &numbers, &keys);
-    let (steps, placeholders) = build_steps(snapshot, &numbers, &mut customers, &lost_by_number);
+    let built = build_steps(snapshot, &numbers, &mut customers, &lost_by_number);
+    let (steps, placeholders, reseed_files) = (built.steps, built.placeholders, built.files);
 
     let count = |s: Severity| numbers.iter().map(|n| n.count(s)).sum::<usize>();
     let summary = PlanSummary {
@@ -425,6 +488,7 @@ pub fn build(
         numbers,
         placeholders,
         steps,
+        reseed_files,
     }
 }
 
@@ -529,6 +593,11 @@ fn customer_plans(
                 warnings: own.iter().map(|n| n.count(Severity::Warning)).sum(),
                 opt_outs_lost: own.iter().map(|n| n.opt_outs_lost).sum(),
                 required: Vec::new(),
+                reseed_file: None,
+                reseed_items: 0,
+                reseed_batches: 0,
+                reseed_estimate_seconds: 0,
+                reseed_skipped: 0,
             }
         })
         .collect();

@@ -57,6 +57,10 @@ impl Template {
         self.parts.push(Part::Var(name.into()));
         self
     }
+    pub fn push_parts(mut self, other: &Template) -> Template {
+        self.parts.extend(other.parts.iter().cloned());
+        self
+    }
     pub fn vars(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             Part::Var(v) => Some(v.as_str()),

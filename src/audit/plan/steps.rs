@@ -7,10 +7,9 @@ fn field(name: &'static str, value: Template) -> FormField {
     FormField { name, value }
 }
 
-/// A Consents Bulk item, as the JSON text Twilio takes in each `Items` field. The sender is a
-/// template: it may be the customer's new service, known only at run time.
-fn consent_item(row: &LostOptOut, sender: &Template) -> Template {
-    let correlation = correlation_id(row);
+/// A Consents Bulk item as one line of a re-seed file. The sender may be the placeholder of
+/// the customer's new service (`${C_X_SERVICE_SID}`), known only at run time.
+fn consent_item(row: &LostOptOut, sender: &Template) -> String {
     // Only the opt-out keyword is the end user's own message; a 21610 failure is Twilio's
     // record of an opt-out whose source it does not tell.
     let source = if row.evidence == "inbound-keyword" {
@@ -18,17 +17,15 @@ fn consent_item(row: &LostOptOut, sender: &Template) -> Template {
     } else {
         "others"
     };
-    let mut t = Template::text(format!(
-        "{{\"contact_id\":{},\"correlation_id\":\"{correlation}\",\"sender_id\":\"",
-        serde_json::Value::String(row.end_user.to_string())
-    ));
-    for part in &sender.parts {
-        t.parts.push(part.clone());
-    }
-    t.push_text(format!(
-        "\",\"status\":\"opt-out\",\"source\":\"{source}\",\"date_of_consent\":\"{}\"}}",
-        row.opted_out_at
-    ))
+    serde_json::json!({
+        "contact_id": &*row.end_user,
+        "correlation_id": correlation_id(row),
+        "sender_id": sender.to_string(),
+        "status": "opt-out",
+        "source": source,
+        "date_of_consent": &*row.opted_out_at,
+    })
+    .to_string()
 }
 
 /// 32 hex characters, unique per item: the evidence message's sid digits, which trace the
@@ -52,28 +49,431 @@ pub(super) fn correlation_id(row: &LostOptOut) -> String {
     )
 }
 
-pub(super) fn build_steps(
-    snapshot: &Snapshot,
-    numbers: &[NumberPlan],
-    customers: &mut [CustomerPlan],
-    lost_by_number: &HashMap<&str, Vec<&LostOptOut>>,
-) -> (Vec<Step>, Vec<Placeholder>) {
-    let parent = snapshot.parent_sid();
-    let mut steps: Vec<Step> = Vec::new();
-    let mut placeholders: Vec<Placeholder> = Vec::new();
-    let by_sid: HashMap<&str, &IncomingPhoneNumber> = snapshot
-        .numbers
-        .iter()
-        .map(|n| (n.sid.as_str(), n))
-        .collect();
-    let service_name = |sid: &str| {
+/// Consents Bulk's documented limit: 100 requests a minute.
+pub const CONSENTS_REQUESTS_PER_MINUTE: usize = 100;
+/// FriendlyName's limit in the spec.
+pub const SERVICE_NAME_MAX: usize = 64;
+/// The folder beside plan.json that holds the re-seed files.
+pub const RESEED_DIR: &str = "reseed";
+
+pub(super) struct BuiltSteps {
+    pub steps: Vec<Step>,
+    pub placeholders: Vec<Placeholder>,
+    pub files: Vec<ReseedFile>,
+}
+
+/// Where a moving number's messages go in the subaccount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Destination {
+    /// No service: the number sends on its own.
+    None,
+    /// A service the plan creates (index into the customer's new services).
+    Created(usize),
+    /// A service of the subaccount the mapping names.
+    Named(String),
+}
+
+/// A service the plan creates for a customer, copying one parent service's settings.
+struct NewService {
+    source_sid: String,
+    friendly_name: String,
+    variable: String,
+    settings: Vec<(&'static str, String)>,
+}
+
+/// The settings of a parent service a new service copies, as create-service form fields
+/// (the spec's names); fields the snapshot does not hold are left to Twilio's defaults.
+pub fn service_settings(service: &crate::model::MessagingService) -> Vec<(&'static str, String)> {
+    let text = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_string);
+    let flag = |v: Option<bool>| v.map(|b| b.to_string());
+    [
+        ("InboundRequestUrl", text(&service.inbound_request_url)),
+        ("InboundMethod", text(&service.inbound_method)),
+        ("FallbackUrl", text(&service.fallback_url)),
+        ("FallbackMethod", text(&service.fallback_method)),
+        ("StatusCallback", text(&service.status_callback)),
+        ("StickySender", flag(service.sticky_sender)),
+        ("AreaCodeGeomatch", flag(service.area_code_geomatch)),
+        ("SmartEncoding", flag(service.smart_encoding)),
+        ("MmsConverter", flag(service.mms_converter)),
+        ("ValidityPeriod", service.validity_period.map(|v| v.to_string())),
+        ("Usecase", text(&service.usecase)),
+        (
+            "UseInboundWebhookOnNumber",
+            flag(service.use_inbound_webhook_on_number),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+    .collect()
+}
+
+/// At most `max` characters, cut on a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// The new services of one customer: one when every parent service its numbers leave has the
+/// same settings, else one per parent service, named "<customer> (<parent service>)".
+/// `parents` are the parent services in the order the customer's numbers first name them.
+fn new_services(snapshot: &Snapshot, key: &str, customer: &str, parents: &[String]) -> Vec<NewService> {
+    let settings = |sid: &str| {
         snapshot
+            .services
+            .iter()
+            .find(|s| s.sid == sid)
+            .map(service_settings)
+            .unwrap_or_default()
+    };
+    let Some(first) = parents.first() else {
+        return Vec::new();
+    };
+    let first_settings = settings(first);
+    if parents.iter().all(|p| settings(p) == first_settings) {
+        return vec![NewService {
+            source_sid: first.clone(),
+            friendly_name: cut(customer.trim(), SERVICE_NAME_MAX),
+            variable: format!("{key}_SERVICE_SID"),
+            settings: first_settings,
+        }];
+    }
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    parents
+        .iter()
+        .enumerate()
+        .map(|(i, sid)| {
+            let parent_name = snapshot
+                .services
+                .iter()
+                .find(|s| &s.sid == sid)
+                .and_then(|s| s.friendly_name.clone())
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| sid.clone());
+            // The parent's name tells them apart: it keeps its room, the customer's name is
+            // shortened first.
+            let suffix = format!(" ({})", cut(parent_name.trim(), 40));
+            let room = SERVICE_NAME_MAX.saturating_sub(suffix.chars().count());
+            let mut name = format!("{}{suffix}", cut(customer.trim(), room));
+            let mut n = 2;
+            while !used.insert(name.clone()) {
+                let tag = format!(" #{n}");
+                name = format!(
+                    "{}{tag}",
+                    cut(&name, SERVICE_NAME_MAX - tag.chars().count())
+                );
+                n += 1;
+            }
+            NewService {
+                source_sid: sid.clone(),
+                friendly_name: name,
+                variable: format!("{key}_SERVICE_{}_SID", i + 1),
+                settings: settings(sid),
+            }
+        })
+        .collect()
+}
+
+/// Whether the parent services these numbers leave differ in the settings a new service
+/// copies (the service-settings-differ finding).
+#[allow(dead_code)] // used by the service-settings-differ finding (next change)
+pub fn settings_differ(snapshot: &Snapshot, parents: &[String]) -> bool {
+    let settings = |sid: &str| {
+        snapshot
+            .services
+            .iter()
+            .find(|s| s.sid == sid)
+            .map(service_settings)
+            .unwrap_or_default()
+    };
+    parents
+        .split_first()
+        .is_some_and(|(first, rest)| rest.iter().any(|p| settings(p) != settings(first)))
+}
+
+/// Appends the steps of one customer, each kind from its own function.
+struct CustomerSteps<'a> {
+    snapshot: &'a Snapshot,
+    name: String,
+    key: String,
+    account: Template,
+    account_var: String,
+    token_var: String,
+    steps: &'a mut Vec<Step>,
+    placeholders: &'a mut Vec<Placeholder>,
+}
+
+impl CustomerSteps<'_> {
+    fn push(&mut self, kind: StepKind, number: Option<&NumberPlan>, description: String, request: Request) -> &mut Step {
+        self.steps.push(Step {
+            order: self.steps.len() + 1,
+            kind,
+            customer: self.name.clone(),
+            customer_key: self.key.clone(),
+            number_sid: number.map(|n| n.number_sid.clone()),
+            phone_number: number.map(|n| n.phone_number.clone()),
+            description,
+            placeholders: request.placeholders(),
+            request,
+            captures: Vec::new(),
+            source_service_sid: None,
+            service_sid_source: None,
+            reseed: None,
+        });
+        self.steps.last_mut().expect("just pushed")
+    }
+
+    fn placeholder(&mut self, name: &str, source: PlaceholderSource, description: String) {
+        self.placeholders.push(Placeholder {
+            name: name.to_string(),
+            customer: self.name.clone(),
+            source,
+            description,
+        });
+    }
+
+    fn service_name(&self, sid: &str) -> String {
+        self.snapshot
             .services
             .iter()
             .find(|s| s.sid == sid)
             .and_then(|s| s.friendly_name.clone())
             .unwrap_or_default()
-    };
+    }
+
+    fn create_subaccount(&mut self) {
+        let name = self.name.clone();
+        let (account_var, token_var) = (self.account_var.clone(), self.token_var.clone());
+        let step = self.push(
+            StepKind::CreateSubaccount,
+            None,
+            format!("create the subaccount {name:?}; its sid and auth token come from the response"),
+            Request {
+                method: "POST",
+                url: Template::text(format!("{API_BASE}/Accounts.json")),
+                auth: Auth::Parent,
+                form: vec![field("FriendlyName", Template::text(name.clone()))],
+            },
+        );
+        step.captures = vec![
+            Capture {
+                variable: account_var.clone(),
+                field: "sid",
+            },
+            Capture {
+                variable: token_var.clone(),
+                field: "auth_token",
+            },
+        ];
+        self.placeholder(
+            &account_var,
+            PlaceholderSource::Captured,
+            format!("the sid of the new subaccount {name:?}, from the create-subaccount step"),
+        );
+        self.placeholder(&token_var, PlaceholderSource::Captured, format!("the auth token of the new subaccount {name:?}, from the create-subaccount step; kept in the script's memory only"));
+    }
+
+    fn remove_from_service(&mut self, n: &NumberPlan, mg: &str) {
+        let description = format!(
+            "remove {} from the parent's Messaging Service {:?} ({mg})",
+            n.phone_number,
+            self.service_name(mg)
+        );
+        self.push(
+            StepKind::RemoveFromService,
+            Some(n),
+            description,
+            Request {
+                method: "DELETE",
+                url: Template::text(format!(
+                    "{MESSAGING_BASE}/Services/{mg}/PhoneNumbers/{}",
+                    n.number_sid
+                )),
+                auth: Auth::Parent,
+                form: vec![],
+            },
+        );
+    }
+
+    /// `extra` are the BundleSid/AddressSid fields with their placeholders.
+    fn transfer_number(&mut self, n: &NumberPlan, extra: Vec<FormField>, needs: &[String]) {
+        let parent = self.snapshot.parent_sid().to_string();
+        let mut form = vec![field("AccountSid", self.account.clone())];
+        form.extend(extra);
+        let extra = if needs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({}: the subaccount's own, which you create first)", needs.join(", "))
+        };
+        let description = format!(
+            "transfer {} ({}) from the parent to {:?}{extra}",
+            n.phone_number, n.number_sid, self.name
+        );
+        self.push(
+            StepKind::TransferNumber,
+            Some(n),
+            description,
+            Request {
+                method: "POST",
+                url: Template::text(format!(
+                    "{API_BASE}/Accounts/{parent}/IncomingPhoneNumbers/{}.json",
+                    n.number_sid
+                )),
+                auth: Auth::Parent,
+                form,
+            },
+        );
+    }
+
+    fn create_messaging_service(&mut self, service: &NewService) {
+        let parent_name = self.service_name(&service.source_sid);
+        let mut form = vec![field("FriendlyName", Template::text(service.friendly_name.clone()))];
+        form.extend(
+            service
+                .settings
+                .iter()
+                .map(|(name, value)| field(name, Template::text(value.clone()))),
+        );
+        let copied = if service.settings.is_empty() {
+            "the snapshot holds none of its settings: set the inbound webhook yourself, or inbound messages are neither delivered nor logged".to_string()
+        } else {
+            format!(
+                "copying its {}",
+                service
+                    .settings
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let description = format!(
+            "create the Messaging Service {:?} in the subaccount of {:?} from the parent's {parent_name:?} ({}), {copied}; its sid comes from the response",
+            service.friendly_name, self.name, service.source_sid
+        );
+        let variable = service.variable.clone();
+        let step = self.push(
+            StepKind::CreateMessagingService,
+            None,
+            description,
+            Request {
+                method: "POST",
+                url: Template::text(format!("{MESSAGING_BASE}/Services")),
+                auth: Auth::Subaccount,
+                form,
+            },
+        );
+        step.captures = vec![Capture {
+            variable: variable.clone(),
+            field: "sid",
+        }];
+        step.source_service_sid = Some(service.source_sid.clone());
+        let description = format!(
+            "the sid of the new Messaging Service {:?} of {:?}, from the create-messaging-service step",
+            service.friendly_name, self.name
+        );
+        self.placeholder(&variable, PlaceholderSource::Captured, description);
+    }
+
+    fn add_to_service(&mut self, n: &NumberPlan, service: Template, source: ServiceSidSource, what: String) {
+        let description = format!("add {} to {what}", n.phone_number);
+        let step = self.push(
+            StepKind::AddToService,
+            Some(n),
+            description,
+            Request {
+                method: "POST",
+                url: Template::text(format!("{MESSAGING_BASE}/Services/"))
+                    .push_parts(&service)
+                    .push_text("/PhoneNumbers"),
+                auth: Auth::Subaccount,
+                form: vec![field("PhoneNumberSid", Template::text(n.number_sid.clone()))],
+            },
+        );
+        step.service_sid_source = Some(source);
+    }
+
+    fn reseed_opt_outs(&mut self, part: ReseedPart, of_file: usize) {
+        let lines = match (part.first_line, part.last_line) {
+            (Some(a), Some(b)) => format!("lines {a}-{b} of {}", part.reseed_file),
+            _ => part.reseed_file.clone(),
+        };
+        let description = format!(
+            "re-seed {} lost opt-out{} for sender {} in the subaccount of {:?} ({lines}, {of_file} in the file): {} request{} of at most {CONSENTS_PER_REQUEST} items, at most {CONSENTS_REQUESTS_PER_MINUTE} a minute; every item's error_code is checked",
+            part.items,
+            plural(part.items),
+            part.sender_id,
+            self.name,
+            part.batches,
+            plural(part.batches),
+        );
+        let sender_vars: Vec<String> = part.sender_id.vars().map(str::to_string).collect();
+        let step = self.push(
+            StepKind::ReseedOptOuts,
+            None,
+            description,
+            Request {
+                method: "POST",
+                url: Template::text(CONSENTS_BULK_URL),
+                auth: Auth::Subaccount,
+                form: vec![field("Items", Template::text("<batch>"))],
+            },
+        );
+        for v in sender_vars {
+            if !step.placeholders.contains(&v) {
+                step.placeholders.push(v);
+            }
+        }
+        step.reseed = Some(part);
+    }
+}
+
+/// Shell-safe variables for the subaccount's own bundles and addresses: one per distinct
+/// parent resource, since numbers sharing a parent bundle can share the new one.
+struct RequiredVars {
+    key: String,
+    what: &'static str,
+    vars: BTreeMap<String, String>,
+}
+
+impl RequiredVars {
+    fn new(key: &str, what: &'static str) -> Self {
+        RequiredVars {
+            key: key.to_string(),
+            what,
+            vars: BTreeMap::new(),
+        }
+    }
+    fn var(&mut self, parent_sid: String) -> String {
+        let n = self.vars.len() + 1;
+        let (key, what) = (&self.key, self.what);
+        self.vars
+            .entry(parent_sid)
+            .or_insert_with(|| {
+                if n == 1 {
+                    format!("{key}_{what}")
+                } else {
+                    format!("{key}_{what}_{n}")
+                }
+            })
+            .clone()
+    }
+}
+
+pub(super) fn build_steps(
+    snapshot: &Snapshot,
+    numbers: &[NumberPlan],
+    customers: &mut [CustomerPlan],
+    lost_by_number: &HashMap<&str, Vec<&LostOptOut>>,
+) -> BuiltSteps {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut placeholders: Vec<Placeholder> = Vec::new();
+    let mut files: Vec<ReseedFile> = Vec::new();
+    let mut used_files: BTreeSet<String> = BTreeSet::new();
+    let by_sid: HashMap<&str, &IncomingPhoneNumber> = snapshot
+        .numbers
+        .iter()
+        .map(|n| (n.sid.as_str(), n))
+        .collect();
 
     for customer in customers.iter_mut() {
         let own: Vec<&NumberPlan> = numbers
@@ -88,135 +488,67 @@ pub(super) fn build_steps(
             continue;
         }
         let key = customer.key.clone();
-        let name = customer.customer.clone();
         let account_var = format!("{key}_ACCOUNT_SID");
-        let token_var = format!("{key}_AUTH_TOKEN");
-        let service_var = format!("{key}_SERVICE_SID");
-        let push = |steps: &mut Vec<Step>,
-                    kind: StepKind,
-                    number: Option<&NumberPlan>,
-                    description: String,
-                    request: Request,
-                    captures: Vec<Capture>| {
-            steps.push(Step {
-                order: steps.len() + 1,
-                kind,
-                customer: name.clone(),
-                customer_key: key.clone(),
-                number_sid: number.map(|n| n.number_sid.clone()),
-                phone_number: number.map(|n| n.phone_number.clone()),
-                description,
-                placeholders: request.placeholders(),
-                request,
-                captures,
-            });
-        };
-        let account: Template = match &customer.account_sid {
-            Some(sid) => Template::text(sid.clone()),
-            None => Template::var(&account_var),
+        let mut cs = CustomerSteps {
+            snapshot,
+            name: customer.customer.clone(),
+            key: key.clone(),
+            account: match &customer.account_sid {
+                Some(sid) => Template::text(sid.clone()),
+                None => Template::var(&account_var),
+            },
+            account_var,
+            token_var: format!("{key}_AUTH_TOKEN"),
+            steps: &mut steps,
+            placeholders: &mut placeholders,
         };
 
         // 1. The subaccount, where none exists.
-        if customer.account_sid.is_none() {
-            push(
-                &mut steps,
-                StepKind::CreateSubaccount,
-                None,
-                format!(
-                    "create the subaccount {name:?}; its sid and auth token come from the response"
-                ),
-                Request {
-                    method: "POST",
-                    url: Template::text(format!("{API_BASE}/Accounts.json")),
-                    auth: Auth::Parent,
-                    form: vec![field("FriendlyName", Template::text(name.clone()))],
-                },
-                vec![
-                    Capture {
-                        variable: account_var.clone(),
-                        field: "sid",
-                    },
-                    Capture {
-                        variable: token_var.clone(),
-                        field: "auth_token",
-                    },
-                ],
-            );
-            placeholders.push(Placeholder {
-                name: account_var.clone(),
-                customer: name.clone(),
-                source: PlaceholderSource::Captured,
-                description: format!(
-                    "the sid of the new subaccount {name:?}, from the create-subaccount step"
-                ),
-            });
-            placeholders.push(Placeholder {
-                name: token_var.clone(),
-                customer: name.clone(),
-                source: PlaceholderSource::Captured,
-                description: format!("the auth token of the new subaccount {name:?}, from the create-subaccount step; kept in the script's memory only"),
-            });
-        } else {
-            placeholders.push(Placeholder {
-                name: token_var.clone(),
-                customer: name.clone(),
-                source: PlaceholderSource::Fetched,
-                description: format!("the auth token of subaccount {}, read with the parent's credentials when the script runs (or exported by you); kept in the script's memory only", customer.account_sid.as_deref().unwrap_or("")),
-            });
+        match &customer.account_sid {
+            None => cs.create_subaccount(),
+            Some(sid) => {
+                let token_var = cs.token_var.clone();
+                cs.placeholder(&token_var, PlaceholderSource::Fetched, format!("the auth token of subaccount {sid}, read with the parent's credentials when the script runs (or exported by you); kept in the script's memory only"));
+            }
         }
 
-        // Placeholders for the subaccount's own bundles and addresses: one per distinct
-        // parent resource, since numbers sharing a parent bundle can share the new one.
-        let mut bundle_vars: BTreeMap<String, String> = BTreeMap::new();
-        let mut address_vars: BTreeMap<String, String> = BTreeMap::new();
-        let next_var = |map: &mut BTreeMap<String, String>, what: &str, parent_sid: String| {
-            let n = map.len() + 1;
-            map.entry(parent_sid)
-                .or_insert_with(|| {
-                    if n == 1 {
-                        format!("{key}_{what}")
-                    } else {
-                        format!("{key}_{what}_{n}")
+        // Where each number's messages go after the move.
+        let mut parents: Vec<String> = Vec::new();
+        for n in &own {
+            if n.target_messaging_service_sid.is_none() {
+                if let Some(mg) = n.messaging_service_sids.first() {
+                    if !parents.contains(mg) {
+                        parents.push(mg.clone());
                     }
-                })
-                .clone()
+                }
+            }
+        }
+        let services = new_services(snapshot, &key, &customer.customer, &parents);
+        let destination = |n: &NumberPlan| match (&n.target_messaging_service_sid, n.messaging_service_sids.first()) {
+            (Some(mg), _) => Destination::Named(mg.clone()),
+            (None, Some(parent)) => Destination::Created(
+                services
+                    .iter()
+                    .position(|s| &s.source_sid == parent)
+                    .unwrap_or(0),
+            ),
+            (None, None) => Destination::None,
         };
 
         // 2-3. Per number: leave the parent's services, then the transfer.
-        let mut in_service: Vec<&NumberPlan> = Vec::new();
+        let mut bundles = RequiredVars::new(&key, "BUNDLE_SID");
+        let mut addresses = RequiredVars::new(&key, "ADDRESS_SID");
         for n in &own {
             let number = by_sid[n.number_sid.as_str()];
             for mg in &n.messaging_service_sids {
-                push(
-                    &mut steps,
-                    StepKind::RemoveFromService,
-                    Some(n),
-                    format!(
-                        "remove {} from the parent's Messaging Service {:?} ({mg})",
-                        n.phone_number,
-                        service_name(mg)
-                    ),
-                    Request {
-                        method: "DELETE",
-                        url: Template::text(format!(
-                            "{MESSAGING_BASE}/Services/{mg}/PhoneNumbers/{}",
-                            n.number_sid
-                        )),
-                        auth: Auth::Parent,
-                        form: vec![],
-                    },
-                    vec![],
-                );
+                cs.remove_from_service(n, mg);
             }
-            if !n.messaging_service_sids.is_empty() {
-                in_service.push(n);
-            }
-            let mut form = vec![field("AccountSid", account.clone())];
+            let mut extra = Vec::new();
             let mut needs = Vec::new();
             if let Some(bundle) = number.bundle_sid.as_deref().filter(|s| !s.is_empty()) {
-                let var = next_var(&mut bundle_vars, "BUNDLE_SID", bundle.to_string());
+                let var = bundles.var(bundle.to_string());
                 needs.push(format!("BundleSid from ${{{var}}}"));
-                form.push(field("BundleSid", Template::var(&var)));
+                extra.push(field("BundleSid", Template::var(&var)));
             }
             let needs_address = number.address_sid.as_deref().is_some_and(|s| !s.is_empty())
                 || number
@@ -230,118 +562,59 @@ pub(super) fn build_steps(
                         number.address_requirements.as_deref().unwrap_or("")
                     )
                 });
-                let var = next_var(&mut address_vars, "ADDRESS_SID", parent_address);
+                let var = addresses.var(parent_address);
                 needs.push(format!("AddressSid from ${{{var}}}"));
-                form.push(field("AddressSid", Template::var(&var)));
+                extra.push(field("AddressSid", Template::var(&var)));
             }
-            let extra = if needs.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({}: the subaccount's own, which you create first)",
-                    needs.join(", ")
-                )
-            };
-            push(
-                &mut steps,
-                StepKind::TransferNumber,
-                Some(n),
-                format!(
-                    "transfer {} ({}) from the parent to {name:?}{extra}",
-                    n.phone_number, n.number_sid
-                ),
-                Request {
-                    method: "POST",
-                    url: Template::text(format!(
-                        "{API_BASE}/Accounts/{parent}/IncomingPhoneNumbers/{}.json",
-                        n.number_sid
-                    )),
-                    auth: Auth::Parent,
-                    form,
-                },
-                vec![],
-            );
+            cs.transfer_number(n, extra, &needs);
         }
-        for (what, map) in [
-            ("regulatory bundle", &bundle_vars),
-            ("address", &address_vars),
-        ] {
+        for (what, map) in [("regulatory bundle", &bundles.vars), ("address", &addresses.vars)] {
             for (parent_sid, var) in map {
                 let replaces = if parent_sid.starts_with("requirement:") {
                     String::new()
                 } else {
                     format!(" (replacing the parent's {parent_sid})")
                 };
-                placeholders.push(Placeholder {
-                    name: var.clone(),
-                    customer: name.clone(),
-                    source: PlaceholderSource::Required,
-                    description: format!(
-                        "the sid of an {what} you create in the subaccount of {name:?}{replaces}"
-                    ),
-                });
+                let name = &customer.customer;
+                cs.placeholder(
+                    var,
+                    PlaceholderSource::Required,
+                    format!("the sid of an {what} you create in the subaccount of {name:?}{replaces}"),
+                );
                 customer.required.push(var.clone());
             }
         }
 
-        // 4. The customer's own service, for the numbers that were in one.
-        if !in_service.is_empty() {
-            push(
-                &mut steps,
-                StepKind::CreateMessagingService,
-                None,
-                format!("create the Messaging Service {name:?} in the subaccount (its sid comes from the response); then copy the settings you rely on from the parent's service"),
-                Request {
-                    method: "POST",
-                    url: Template::text(format!("{MESSAGING_BASE}/Services")),
-                    auth: Auth::Subaccount,
-                    form: vec![field("FriendlyName", Template::text(name.clone()))],
-                },
-                vec![Capture {
-                    variable: service_var.clone(),
-                    field: "sid",
-                }],
-            );
-            placeholders.push(Placeholder {
-                name: service_var.clone(),
-                customer: name.clone(),
-                source: PlaceholderSource::Captured,
-                description: format!("the sid of the new Messaging Service of {name:?}, from the create-messaging-service step"),
-            });
-            for n in &in_service {
-                push(
-                    &mut steps,
-                    StepKind::AddToService,
-                    Some(n),
-                    format!(
-                        "add {} to the new Messaging Service of {name:?}",
-                        n.phone_number
-                    ),
-                    Request {
-                        method: "POST",
-                        url: Template::text(format!("{MESSAGING_BASE}/Services/"))
-                            .push_var(&service_var)
-                            .push_text("/PhoneNumbers"),
-                        auth: Auth::Subaccount,
-                        form: vec![field(
-                            "PhoneNumberSid",
-                            Template::text(n.number_sid.clone()),
-                        )],
-                    },
-                    vec![],
-                );
+        // 4. The customer's own services, then each number into its service.
+        for service in &services {
+            cs.create_messaging_service(service);
+        }
+        for n in &own {
+            match destination(n) {
+                Destination::None => {}
+                Destination::Created(i) => {
+                    let s = &services[i];
+                    let what = format!("the new Messaging Service {:?}", s.friendly_name);
+                    cs.add_to_service(n, Template::var(&s.variable), ServiceSidSource::Created, what);
+                }
+                Destination::Named(mg) => {
+                    let what = format!("the subaccount's own Messaging Service {mg} named in the mapping");
+                    cs.add_to_service(n, Template::text(mg.clone()), ServiceSidSource::Named, what);
+                }
             }
         }
 
-        // 5. Re-seed the lost opt-outs in the subaccount. A number now in the customer's
-        // service sends through it, so its opt-outs go to the service; a number outside any
-        // service keeps number-scoped opt-outs.
+        // 5. Re-seed the lost opt-outs in the subaccount. A number now in a service sends
+        // through it, so its opt-outs go to the service; a number outside any service keeps
+        // number-scoped opt-outs. Consents Bulk takes E.164 contact ids only: other end users
+        // (WhatsApp, short codes, alphanumeric ids) stay in the opt-out export.
         let mut items: BTreeMap<(String, String), (&LostOptOut, Template)> = BTreeMap::new();
+        let mut skipped: BTreeSet<(String, String)> = BTreeSet::new();
         for n in &own {
-            let sender = if n.messaging_service_sids.is_empty() {
-                Template::text(n.phone_number.clone())
-            } else {
-                Template::var(&service_var)
+            let sender = match destination(n) {
+                Destination::None => Template::text(n.phone_number.clone()),
+                Destination::Created(i) => Template::var(&services[i].variable),
+                Destination::Named(mg) => Template::text(mg),
             };
             for row in lost_by_number
                 .get(n.number_sid.as_str())
@@ -349,6 +622,10 @@ pub(super) fn build_steps(
                 .flatten()
             {
                 let k = (sender.to_string(), row.end_user.to_string());
+                if !crate::sid::is_e164(&row.end_user) {
+                    skipped.insert(k);
+                    continue;
+                }
                 // One item per (sender, end user): the earliest opt-out stands.
                 match items.get(&k) {
                     Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
@@ -358,31 +635,62 @@ pub(super) fn build_steps(
                 }
             }
         }
-        let items: Vec<Template> = items
-            .values()
-            .map(|(row, sender)| consent_item(row, sender))
-            .collect();
-        let chunks = items.len().div_ceil(CONSENTS_PER_REQUEST);
-        for (i, chunk) in items.chunks(CONSENTS_PER_REQUEST).enumerate() {
-            push(
-                &mut steps,
-                StepKind::ReseedOptOuts,
-                None,
-                format!(
-                    "re-seed {} lost opt-out{} in the subaccount of {name:?} (request {} of {chunks}, at most {CONSENTS_PER_REQUEST} items each)",
-                    chunk.len(),
-                    plural(chunk.len()),
-                    i + 1
-                ),
-                Request {
-                    method: "POST",
-                    url: Template::text(CONSENTS_BULK_URL),
-                    auth: Auth::Subaccount,
-                    form: chunk.iter().map(|t| field("Items", t.clone())).collect(),
-                },
-                vec![],
-            );
+        customer.reseed_skipped = skipped.len();
+        if items.is_empty() {
+            continue;
         }
+        let stem = crate::output::safe_file_stem(&customer.customer);
+        let mut path = format!("{RESEED_DIR}/{stem}.jsonl");
+        let mut i = 2;
+        while !used_files.insert(path.to_lowercase()) {
+            path = format!("{RESEED_DIR}/{stem}-{i}.jsonl");
+            i += 1;
+        }
+        // Lines grouped by sender (the map's order): one step per sender.
+        let mut groups: Vec<(Template, Vec<String>)> = Vec::new();
+        for (row, sender) in items.values() {
+            match groups.last_mut() {
+                Some((s, lines)) if s == sender => lines.push(consent_item(row, sender)),
+                _ => groups.push((sender.clone(), vec![consent_item(row, sender)])),
+            }
+        }
+        let total = items.len();
+        let mut line = 1;
+        let mut batches = 0;
+        let mut lines_out = Vec::with_capacity(total);
+        for (sender, lines) in groups {
+            let count = lines.len();
+            let whole = count == total;
+            let part = ReseedPart {
+                reseed_file: path.clone(),
+                items: count,
+                batches: count.div_ceil(CONSENTS_PER_REQUEST),
+                sender_id: sender,
+                first_line: (!whole).then_some(line),
+                last_line: (!whole).then_some(line + count - 1),
+            };
+            batches += part.batches;
+            cs.reseed_opt_outs(part, total);
+            line += count;
+            lines_out.extend(lines);
+        }
+        customer.reseed_file = Some(path.clone());
+        customer.reseed_items = total;
+        customer.reseed_batches = batches;
+        customer.reseed_estimate_seconds = reseed_seconds(batches);
+        files.push(ReseedFile {
+            path,
+            lines: lines_out,
+        });
     }
-    (steps, placeholders)
+    BuiltSteps {
+        steps,
+        placeholders,
+        files,
+    }
+}
+
+/// Seconds `batches` Consents Bulk requests take at 100 a minute.
+pub fn reseed_seconds(batches: usize) -> u64 {
+    (batches as u64 * 60).div_ceil(CONSENTS_REQUESTS_PER_MINUTE as u64)
 }

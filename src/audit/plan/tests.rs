@@ -71,6 +71,7 @@ fn moving(pairs: &[(u64, &str, Option<&str>)]) -> ResolvedMapping {
             NumberTarget::Move(Target {
                 customer: customer.to_string(),
                 account_sid: account.map(str::to_string),
+                messaging_service_sid: None,
                 lines: vec![i + 2],
             }),
         );
@@ -240,6 +241,7 @@ fn a_conflict_stays_with_a_blocker_naming_the_lines() {
     let t = |c: &str, l| Target {
         customer: c.into(),
         account_sid: None,
+        messaging_service_sid: None,
         lines: vec![l],
     };
     map.targets.insert(
@@ -272,7 +274,7 @@ fn service_numbers_leave_and_join_a_new_service_and_campaigns_are_named() {
         account_sid: Some(PARENT.into()),
         friendly_name: Some("Alerts".into()),
         us_app_to_person_registered: Some(true),
-        inbound_request_url: None,
+        ..Default::default()
     });
     snap.service_numbers.push(ServicePhoneNumber {
         sid: sid("PN", 1),
@@ -357,12 +359,17 @@ fn lost_opt_outs_are_counted_and_reseeded_in_chunks_of_25() {
         .iter()
         .filter(|s| s.kind == StepKind::ReseedOptOuts)
         .collect();
-    assert_eq!(reseeds.len(), 2);
-    assert_eq!(reseeds[0].request.form.len(), 25);
-    assert_eq!(reseeds[1].request.form.len(), 5);
+    assert_eq!(reseeds.len(), 1, "one step per customer and sender");
+    let part = reseeds[0].reseed.as_ref().unwrap();
+    assert_eq!((part.items, part.batches), (30, 2));
+    assert_eq!((part.first_line, part.last_line), (None, None));
+    assert_eq!(part.reseed_file, "reseed/A.jsonl");
     assert_eq!(reseeds[0].request.auth, Auth::Subaccount);
-    let item: serde_json::Value =
-        serde_json::from_str(&reseeds[0].request.form[0].value.to_string()).unwrap();
+    assert_eq!(reseeds[0].request.form.len(), 1);
+    assert_eq!(plan.customers[0].reseed_estimate_seconds, 2);
+    assert_eq!(plan.reseed_files.len(), 1);
+    assert_eq!(plan.reseed_files[0].lines.len(), 30);
+    let item: serde_json::Value = serde_json::from_str(&plan.reseed_files[0].lines[0]).unwrap();
     assert_eq!(
         item,
         serde_json::json!({"contact_id": "+12125550000", "correlation_id": format!("{:032x}", 0),
