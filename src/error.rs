@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Exit codes, documented in the README. Scripts depend on these: never renumber.
+/// Exit codes, documented in docs/exit-codes.md. Scripts depend on these: never renumber.
 pub mod exit_code {
     /// Everything worked.
     pub const OK: i32 = 0;
