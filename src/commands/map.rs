@@ -27,9 +27,10 @@ pub struct MapArgs {
 }
 
 pub fn run(args: MapArgs) -> Result<i32> {
-    output::prepare_out_file(&args.out)?;
+    output::check_out_file(&args.out)?;
     let snapshot = args.snapshot.open()?;
     let proposal = propose(&snapshot);
+    output::create_parent_dir(&args.out)?;
     out::write_proposal(&args.out, &proposal)?;
 
     let mut table = report::table::new_table(&["confidence", "numbers"], &["numbers"]);

@@ -70,8 +70,11 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         out::write_lost(&args.out, &rows)?;
     }
     if let Some(dir) = &args.per_customer {
-        output::create_parent_dir(dir)?;
-        out::write_per_customer(dir, &mapping.moving_customers(), &rows)?;
+        // The folder is replaced whole: no file of an earlier run lingers.
+        let (parent, name) = output::split_file_path(dir)?;
+        let mut staging = output::Staging::new(&parent)?;
+        out::write_per_customer(&staging.path(&name), &mapping.moving_customers(), &rows)?;
+        staging.commit()?;
     }
     if let Some(path) = &args.possible {
         output::create_parent_dir(path)?;
