@@ -236,9 +236,10 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<csv::StringRecord>
 
 /// Checks the mapping against the snapshot and settles each number's target. Errors (all
 /// reported together): a number the snapshot does not hold, a number another account owns,
-/// a subaccount sid that is not in the snapshot or is the parent itself, a customer name that
-/// matches several subaccounts. A number mapped to different customers is not an error but a
-/// `Conflict`: the plan reports it as a blocker.
+/// a subaccount sid that is the parent itself, a customer name that matches several
+/// subaccounts. A number mapped to different customers is not an error but a `Conflict`, and
+/// a well-formed subaccount sid the snapshot does not hold is kept: the plan reports both as
+/// blockers on the number (mapping-conflict, target-not-child).
 pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMapping> {
     let parent = snapshot.parent_sid();
     let mut problems = Vec::new();

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::audit::plan::{
     Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, Template,
+    RESEED_DIR,
 };
 use crate::error::Result;
 use crate::output::{write_atomic, write_csv, write_json, Staging};
@@ -172,6 +173,42 @@ need() {
 step() {
   echo "step $1: $2" >&2
 }
+
+# reseed FILE FIRST LAST SENDER ACCOUNT TOKEN: re-seeds lines FIRST..LAST of a re-seed file
+# (one Consents item a line, beside this script) for SENDER, in requests of at most 25 items
+# and at most 100 requests a minute. Consents Bulk answers 201 even when items fail: every
+# item's error_code is checked, and the step fails naming the contact ids that failed.
+reseed() {
+  local file=$PLAN_DIR/$1 first=$2 last=$3 sender=$4 user=$5 password=$6
+  local batch response failed sent=0
+  [ -r "$file" ] || { echo "plan.sh: $file is missing: it comes with this script" >&2; exit 1; }
+  while IFS= read -r batch; do
+    response=$(twilio POST "https://accounts.twilio.com/v1/Consents/Bulk" "$user" "$password" \
+      --data-urlencode "Items=$batch")
+    failed=$(jq -rn --argjson sent "$batch" --argjson response "$response" '
+      ($response.items // [] | if type == "object" then [.[]] else . end
+        | map(select((.error_code // 0) == 0) | .correlation_id)) as $ok
+      | [$sent[] | select(.correlation_id as $c | $ok | index($c) | not) as $item
+         | ($response.items // [] | if type == "object" then [.[]] else . end
+            | map(select(.correlation_id == $item.correlation_id)) | first) as $r
+         | "\($item.contact_id) (error \($r.error_code // "none: no result for the item"))"]
+      | join(", ")')
+    if [ -n "$failed" ]; then
+      echo "plan.sh: Consents Bulk did not re-seed these contacts of $1: $failed" >&2
+      exit 1
+    fi
+    sent=$((sent + 1))
+    # Consents Bulk takes 100 requests a minute.
+    sleep 0.6
+  done < <(sed -n "${first},${last}p" "$file" |
+    jq -c --arg sender "$sender" '.sender_id = $sender' |
+    jq -cn '[inputs] as $all | range(0; $all | length; 25) as $i | $all[$i:$i + 25]')
+  if [ "$sent" -ne $(((last - first + 25) / 25)) ]; then
+    echo "plan.sh: $1 lines $first-$last did not read as Consents items (re-seeded $sent request(s)); check the file" >&2
+    exit 1
+  fi
+  echo "re-seeded lines $first-$last of $1 in $sent request(s)" >&2
+}
 "#;
 
 /// plan.sh: the steps as curl commands, one shell function per customer.
@@ -238,6 +275,11 @@ pub fn render_shell(plan: &Plan) -> String {
     }
     s.push('\n');
     let _ = writeln!(s, "PARENT_SID={}", literal(&plan.parent_account_sid));
+    // The re-seed files sit beside the script.
+    let _ = writeln!(
+        s,
+        "PLAN_DIR=$(cd \"$(dirname \"${{BASH_SOURCE[0]}}\")\" && pwd)"
+    );
     s.push_str(PRELUDE);
 
     let active: Vec<&CustomerPlan> = plan
@@ -388,9 +430,24 @@ fn render_customer(s: &mut String, plan: &Plan, customer: &CustomerPlan) {
                 }
             }
             StepKind::ReseedOptOuts => {
-                let _ = writeln!(s, "  {call}");
-                // Consents Bulk takes 100 requests a minute.
-                let _ = writeln!(s, "  sleep 1");
+                let Some(part) = &st.reseed else {
+                    continue;
+                };
+                let total = plan
+                    .reseed_files
+                    .iter()
+                    .find(|f| f.path == part.reseed_file)
+                    .map_or(part.items, |f| f.lines.len());
+                let (first, last) = (
+                    part.first_line.unwrap_or(1),
+                    part.last_line.unwrap_or(total),
+                );
+                let _ = writeln!(
+                    s,
+                    "  reseed {} {first} {last} {} \"${{{account_var}}}\" \"${{{token_var}}}\"",
+                    literal(&part.reseed_file),
+                    shell_word(&part.sender_id)
+                );
             }
             _ => {
                 let _ = writeln!(s, "  {call}");
@@ -543,7 +600,22 @@ pub fn stage(staging: &mut Staging, stem: &str, plan: &Plan) -> Result<Vec<Strin
     write_plan_json(&staging.path(&json), plan)?;
     write_plan_csv(&staging.path(&csv), plan)?;
     write_plan_shell(&staging.path(&shell), plan)?;
-    Ok(vec![json, csv, shell])
+    // The re-seed folder always matches the plan: replaced whole, empty when nothing is lost.
+    let reseed = staging.path(RESEED_DIR);
+    std::fs::create_dir(&reseed).map_err(|e| crate::Error::write(&reseed, e))?;
+    for file in &plan.reseed_files {
+        let name = file
+            .path
+            .strip_prefix(&format!("{RESEED_DIR}/"))
+            .unwrap_or(&file.path);
+        let mut text = String::with_capacity(file.lines.iter().map(|l| l.len() + 1).sum());
+        for line in &file.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        write_atomic(&reseed.join(name), text.as_bytes())?;
+    }
+    Ok(vec![json, csv, shell, RESEED_DIR.to_string()])
 }
 
 #[cfg(test)]

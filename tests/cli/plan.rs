@@ -290,8 +290,18 @@ fn every_finding_code_is_raised_by_a_hand_made_snapshot() {
         reseed["request"]["url"],
         "https://accounts.twilio.com/v1/Consents/Bulk"
     );
-    let item: Value =
-        serde_json::from_str(reseed["request"]["form"][0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        reseed["request"]["form"],
+        json!([{"name": "Items", "value": "<batch>"}])
+    );
+    assert_eq!(reseed["reseed_file"], "reseed/Falcon_Flights.jsonl");
+    assert_eq!(reseed["sender_id"], "${C_FALCON_FLIGHTS_SERVICE_SID}");
+    let file = std::fs::read_to_string(dir.path().join("out/reseed/Falcon_Flights.jsonl")).unwrap();
+    assert_eq!(
+        file.lines().count() as u64,
+        reseed["items"].as_u64().unwrap()
+    );
+    let item: Value = serde_json::from_str(file.lines().next().unwrap()).unwrap();
     assert_eq!(item["contact_id"], "+12125550100");
     assert_eq!(item["sender_id"], "${C_FALCON_FLIGHTS_SERVICE_SID}");
     assert_eq!(item["date_of_consent"], "2026-01-05T10:01:00Z");
@@ -413,8 +423,7 @@ fn bad_mapping_lines_are_reported_with_their_numbers_and_nothing_is_written() {
     b.numbers.push(foreign);
     b.write(&dir.path().join("snap"));
     let map = format!(
-        "number,customer,subaccount_sid\n+14155550009,A,\n+14155550002,B,\n+14155550001,C,{}\n+14155550001,D,{PARENT}\n",
-        sid("AC", 7)
+        "number,customer,subaccount_sid,messaging_service_sid\n+14155550009,A,,\n+14155550002,B,,\n+14155550001,C,,MG12\n+14155550001,D,{PARENT},\n",
     );
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
     let out = subaudit(dir.path())
@@ -439,10 +448,7 @@ fn bad_mapping_lines_are_reported_with_their_numbers_and_nothing_is_written() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!(
-            "map.csv:4: subaccount_sid {} is not one of the parent's subaccounts",
-            sid("AC", 7)
-        )),
+        stderr.contains("map.csv:4: messaging_service_sid \"MG12\" is not a Messaging Service sid"),
         "{stderr}"
     );
     assert!(
@@ -511,41 +517,8 @@ fn audit_writes_the_plan_beside_the_opt_out_outputs() {
     );
 }
 
-/// Keeps the first `Items` of each Consents Bulk request and says how many were left out:
-/// the sample re-seeds thousands of opt-outs, which would make the snapshots megabytes.
-fn shorten_items_json(plan: &mut Value) {
-    for step in plan["steps"].as_array_mut().unwrap() {
-        if step["kind"] == "reseed-opt-outs" {
-            let form = step["request"]["form"].as_array_mut().unwrap();
-            let more = form.len() - 1;
-            form.truncate(1);
-            form.push(json!({"name": "(test)", "value": format!("{more} more Items")}));
-        }
-    }
-}
-
-fn shorten_items_shell(script: &str) -> String {
-    let mut out = Vec::new();
-    let mut skipped = 0;
-    let mut previous_items = false;
-    for line in script.lines() {
-        let items = line.trim_start().starts_with("--data-urlencode \"Items=");
-        if items && previous_items {
-            skipped += 1;
-            continue;
-        }
-        if skipped > 0 {
-            out.push(format!("      # ({skipped} more Items)"));
-            skipped = 0;
-        }
-        previous_items = items;
-        out.push(line.to_string());
-    }
-    out.join("\n")
-}
-
 #[test]
-fn sample_plan_files_match_their_snapshots() {
+fn sample_plan_summary_codes_and_one_customer_match_their_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let sample = repo_root().join("sample-data/owlie");
     subaudit(dir.path())
@@ -559,32 +532,272 @@ fn sample_plan_files_match_their_snapshots() {
     let script = dir.path().join("plan.sh");
     bash_syntax_ok(&script);
     let text = std::fs::read_to_string(&script).unwrap();
-    let mut plan = read_json(&dir.path().join("plan.json"));
+    let plan = read_json(&dir.path().join("plan.json"));
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(text.matches("\n  step ").count(), steps.len());
 
-    // What the shortened snapshots leave out still matches between the files.
-    let items_json: usize = plan["steps"]
-        .as_array()
+    // Every re-seed step's lines are in its file, and the files hold nothing else.
+    let mut lines_per_file: std::collections::BTreeMap<String, u64> = Default::default();
+    for step in steps.iter().filter(|s| s["kind"] == "reseed-opt-outs") {
+        *lines_per_file
+            .entry(step["reseed_file"].as_str().unwrap().to_string())
+            .or_default() += step["items"].as_u64().unwrap();
+    }
+    assert!(!lines_per_file.is_empty());
+    for (file, items) in &lines_per_file {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert_eq!(text.lines().count() as u64, *items, "{file}");
+    }
+    let files = std::fs::read_dir(dir.path().join("reseed"))
         .unwrap()
-        .iter()
-        .filter(|s| s["kind"] == "reseed-opt-outs")
-        .map(|s| s["request"]["form"].as_array().unwrap().len())
-        .sum();
-    let items_shell = text
-        .lines()
-        .filter(|l| l.contains("--data-urlencode \"Items="))
         .count();
-    assert_eq!(items_json, items_shell);
-    let steps = plan["steps"].as_array().unwrap().len();
-    assert_eq!(text.matches("\n  step ").count(), steps);
+    assert_eq!(files, lines_per_file.len());
 
-    shorten_items_json(&mut plan);
+    let mut per_code: std::collections::BTreeMap<String, usize> = Default::default();
+    for n in plan["numbers"].as_array().unwrap() {
+        for f in n["findings"].as_array().unwrap() {
+            *per_code
+                .entry(f["code"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    let first = plan["customers"][0]["key"].clone();
+    let one_customer: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["customer_key"] == first)
+        .collect();
     insta::assert_snapshot!(
-        "sample_plan_json",
-        serde_json::to_string_pretty(&plan).unwrap()
+        "sample_plan_reduced",
+        serde_json::to_string_pretty(&json!({
+            "summary": plan["summary"],
+            "customers": plan["customers"],
+            "findings_per_code": per_code,
+            "steps_of_first_customer": one_customer,
+        }))
+        .unwrap()
     );
+}
+
+/// A small hand-made fixture whose whole plan is snapshotted: one customer into an existing
+/// subaccount with one number in a parent service, one new customer with a number outside
+/// any service; each loses an opt-out.
+fn small_fixture() -> (SnapshotBuilder, String) {
+    let mut b = SnapshotBuilder::default();
+    let existing = sid("AC", 1);
+    b.accounts
+        .push(account(&existing, "Falcon Flights", "active", Some(PARENT)));
+    let mg = sid("MG", 1);
+    let mut parent_service = service(&mg, "Owlie Alerts");
+    parent_service["inbound_request_url"] = json!("https://hooks.example.com/in");
+    parent_service["inbound_method"] = json!("POST");
+    parent_service["sticky_sender"] = json!(true);
+    parent_service["validity_period"] = json!(14400);
+    parent_service["usecase"] = json!("notifications");
+    b.services.push(parent_service);
+    b.numbers.push(number(&sid("PN", 1), "+14155550101"));
+    b.numbers.push(number(&sid("PN", 2), "+14155550102"));
+    b.service_numbers
+        .push(service_number(&mg, &sid("PN", 1), "+14155550101"));
+    b.messages.push(message(
+        &sid("SM", 1),
+        "inbound",
+        "+12125550001",
+        "+14155550101",
+        Some("STOP"),
+        "Fri, 02 Jan 2026 10:00:00 +0000",
+        Some(&mg),
+        None,
+    ));
+    b.messages.push(message(
+        &sid("SM", 2),
+        "inbound",
+        "+12125550002",
+        "+14155550102",
+        Some("stop"),
+        "Fri, 02 Jan 2026 11:00:00 +0000",
+        None,
+        None,
+    ));
+    let map = format!(
+        "number,customer,subaccount_sid\n+14155550101,Falcon Flights,{existing}\n+14155550102,Heron Health,\n"
+    );
+    (b, map)
+}
+
+#[test]
+fn small_fixture_plan_files_match_their_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (builder, map) = small_fixture();
+    builder.write(&dir.path().join("snap"));
+    std::fs::write(dir.path().join("map.csv"), map).unwrap();
+    subaudit(dir.path())
+        .args([
+            "plan",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "plan.json",
+        ])
+        .assert()
+        .success();
+    bash_syntax_ok(&dir.path().join("plan.sh"));
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    insta::assert_snapshot!("small_plan_json", read("plan.json"));
+    insta::assert_snapshot!("small_plan_csv", read("plan.csv"));
+    insta::assert_snapshot!("small_plan_sh", read("plan.sh"));
     insta::assert_snapshot!(
-        "sample_plan_csv",
-        std::fs::read_to_string(dir.path().join("plan.csv")).unwrap()
+        "small_plan_reseed",
+        format!(
+            "{}{}",
+            read("reseed/Falcon_Flights.jsonl"),
+            read("reseed/Heron_Health.jsonl")
+        )
     );
-    insta::assert_snapshot!("sample_plan_sh", shorten_items_shell(&text));
+}
+
+/// Answers Consents Bulk like Twilio: 201, one result per item, with an error for the items
+/// whose contact is `failing`.
+struct ConsentsStub {
+    failing: Option<&'static str>,
+}
+
+impl wiremock::Respond for ConsentsStub {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let items: Vec<Value> = url::form_urlencoded::parse(&request.body)
+            .filter(|(k, _)| k == "Items")
+            .flat_map(|(_, v)| serde_json::from_str::<Vec<Value>>(&v).unwrap())
+            .collect();
+        let results: Vec<Value> = items
+            .iter()
+            .map(|item| {
+                let bad = Some(item["contact_id"].as_str().unwrap()) == self.failing;
+                json!({
+                    "correlation_id": item["correlation_id"],
+                    "error_code": if bad { 21211 } else { 0 },
+                    "error_messages": if bad { json!(["invalid contact_id"]) } else { json!([]) },
+                })
+            })
+            .collect();
+        wiremock::ResponseTemplate::new(201).set_body_json(json!({ "items": results }))
+    }
+}
+
+/// Runs the small fixture's plan.sh for Heron Health against a stub Twilio; its URLs are
+/// pointed at the stub.
+fn run_plan_sh_against(failing: Option<&'static str>) -> std::process::Output {
+    use wiremock::matchers::{method, path};
+    let dir = tempfile::tempdir().unwrap();
+    let (builder, map) = small_fixture();
+    builder.write(&dir.path().join("snap"));
+    std::fs::write(dir.path().join("map.csv"), map).unwrap();
+    subaudit(dir.path())
+        .args([
+            "plan",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "out/plan.json",
+        ])
+        .assert()
+        .success();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(method("POST"))
+            .and(path("/v1/Consents/Bulk"))
+            .respond_with(ConsentsStub { failing })
+            .mount(&server)
+            .await;
+        wiremock::Mock::given(method("POST"))
+            .and(path("/2010-04-01/Accounts.json"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(201)
+                    .set_body_json(json!({"sid": sid("AC", 9), "auth_token": "new-token"})),
+            )
+            .mount(&server)
+            .await;
+        wiremock::Mock::given(method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({})))
+            .mount(&server)
+            .await;
+        server
+    });
+    let script_path = dir.path().join("out/plan.sh");
+    let script = std::fs::read_to_string(&script_path)
+        .unwrap()
+        .replace("https://accounts.twilio.com", &server.uri())
+        .replace("https://api.twilio.com", &server.uri())
+        .replace("https://messaging.twilio.com", &server.uri());
+    std::fs::write(&script_path, script).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(&script_path)
+        .arg("C_HERON_HEALTH")
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", "parent-token")
+        .output()
+        .unwrap();
+    drop(server);
+    out
+}
+
+#[test]
+fn plan_sh_fails_the_reseed_step_naming_the_contacts_consents_bulk_refused() {
+    let out = run_plan_sh_against(Some("+12125550002"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("did not re-seed these contacts of reseed/Heron_Health.jsonl: +12125550002 (error 21211)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("plan.sh: done"), "{stderr}");
+
+    let out = run_plan_sh_against(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("re-seeded lines 1-1 of reseed/Heron_Health.jsonl in 1 request(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_well_formed_sid_of_no_subaccount_blocks_only_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (builder, _) = small_fixture();
+    builder.write(&dir.path().join("snap"));
+    let stranger = sid("AC", 0xdead);
+    let map = format!(
+        "number,customer,subaccount_sid\n+14155550101,Falcon Flights,{stranger}\n+14155550102,Heron Health,\n"
+    );
+    std::fs::write(dir.path().join("map.csv"), map).unwrap();
+    subaudit(dir.path())
+        .args([
+            "plan",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "plan.json",
+        ])
+        .assert()
+        .success();
+    let plan = read_json(&dir.path().join("plan.json"));
+    let blocked = plan_number(&plan, &sid("PN", 1));
+    assert_eq!(blocked["blocked"], true);
+    assert_eq!(blocked["target_account_status"], "not-in-snapshot");
+    assert_eq!(blocked["findings"][0]["code"], "target-not-child");
+    let message = blocked["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&stranger) && message.contains("line 2"),
+        "{message}"
+    );
+    assert_eq!(plan_number(&plan, &sid("PN", 2))["blocked"], false);
+    let steps = plan["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["number_sid"] != sid("PN", 1)));
+    assert!(steps.iter().any(|s| s["number_sid"] == sid("PN", 2)));
 }

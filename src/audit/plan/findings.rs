@@ -109,10 +109,19 @@ fn target_findings(ctx: &Context<'_>, t: &Target) -> Vec<Finding> {
     let Some(sid) = t.account_sid.as_deref() else {
         return out;
     };
+    let parent = ctx.snapshot.parent_sid();
     let Some(account) = ctx.snapshot.account(sid) else {
+        // Another parent's account, a deleted one, a typo: this number stays, the audit goes on.
+        out.push(Finding::new(
+            Code::TargetNotChild,
+            format!(
+                "target account {sid} is not one of the parent's subaccounts in the snapshot (another parent's account, a deleted one, or a typo): Twilio refuses the transfer (error 21473); correct subaccount_sid on mapping line {}, or leave it empty to create a subaccount for {:?}",
+                t.lines.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                t.customer
+            ),
+        ));
         return out;
     };
-    let parent = ctx.snapshot.parent_sid();
     if let Some(owner) = account
         .owner_account_sid
         .as_deref()

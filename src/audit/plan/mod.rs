@@ -31,6 +31,7 @@ pub use request::{
     Auth, Capture, FormField, Part, Placeholder, PlaceholderSource, Request, Template,
 };
 use steps::build_steps;
+pub use steps::{reseed_seconds, service_settings, RESEED_DIR};
 pub use traffic::{recent_since, recent_traffic, Traffic, TrafficScan, RECENT_DAYS};
 
 /// Items per Consents Bulk request: Twilio's documented maximum.
@@ -559,7 +560,7 @@ fn account_status(snapshot: &Snapshot, sid: Option<&str>) -> String {
         Some(sid) => snapshot
             .account(sid)
             .and_then(|a| a.status.clone())
-            .unwrap_or_else(|| "unknown".to_string()),
+            .unwrap_or_else(|| "not-in-snapshot".to_string()),
     }
 }
 

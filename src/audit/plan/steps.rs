@@ -96,7 +96,10 @@ pub fn service_settings(service: &crate::model::MessagingService) -> Vec<(&'stat
         ("AreaCodeGeomatch", flag(service.area_code_geomatch)),
         ("SmartEncoding", flag(service.smart_encoding)),
         ("MmsConverter", flag(service.mms_converter)),
-        ("ValidityPeriod", service.validity_period.map(|v| v.to_string())),
+        (
+            "ValidityPeriod",
+            service.validity_period.map(|v| v.to_string()),
+        ),
         ("Usecase", text(&service.usecase)),
         (
             "UseInboundWebhookOnNumber",
@@ -116,7 +119,12 @@ fn cut(text: &str, max: usize) -> String {
 /// The new services of one customer: one when every parent service its numbers leave has the
 /// same settings, else one per parent service, named "<customer> (<parent service>)".
 /// `parents` are the parent services in the order the customer's numbers first name them.
-fn new_services(snapshot: &Snapshot, key: &str, customer: &str, parents: &[String]) -> Vec<NewService> {
+fn new_services(
+    snapshot: &Snapshot,
+    key: &str,
+    customer: &str,
+    parents: &[String],
+) -> Vec<NewService> {
     let settings = |sid: &str| {
         snapshot
             .services
@@ -203,7 +211,13 @@ struct CustomerSteps<'a> {
 }
 
 impl CustomerSteps<'_> {
-    fn push(&mut self, kind: StepKind, number: Option<&NumberPlan>, description: String, request: Request) -> &mut Step {
+    fn push(
+        &mut self,
+        kind: StepKind,
+        number: Option<&NumberPlan>,
+        description: String,
+        request: Request,
+    ) -> &mut Step {
         self.steps.push(Step {
             order: self.steps.len() + 1,
             kind,
@@ -246,7 +260,9 @@ impl CustomerSteps<'_> {
         let step = self.push(
             StepKind::CreateSubaccount,
             None,
-            format!("create the subaccount {name:?}; its sid and auth token come from the response"),
+            format!(
+                "create the subaccount {name:?}; its sid and auth token come from the response"
+            ),
             Request {
                 method: "POST",
                 url: Template::text(format!("{API_BASE}/Accounts.json")),
@@ -302,7 +318,10 @@ impl CustomerSteps<'_> {
         let extra = if needs.is_empty() {
             String::new()
         } else {
-            format!(" ({}: the subaccount's own, which you create first)", needs.join(", "))
+            format!(
+                " ({}: the subaccount's own, which you create first)",
+                needs.join(", ")
+            )
         };
         let description = format!(
             "transfer {} ({}) from the parent to {:?}{extra}",
@@ -326,7 +345,10 @@ impl CustomerSteps<'_> {
 
     fn create_messaging_service(&mut self, service: &NewService) {
         let parent_name = self.service_name(&service.source_sid);
-        let mut form = vec![field("FriendlyName", Template::text(service.friendly_name.clone()))];
+        let mut form = vec![field(
+            "FriendlyName",
+            Template::text(service.friendly_name.clone()),
+        )];
         form.extend(
             service
                 .settings
@@ -374,7 +396,13 @@ impl CustomerSteps<'_> {
         self.placeholder(&variable, PlaceholderSource::Captured, description);
     }
 
-    fn add_to_service(&mut self, n: &NumberPlan, service: Template, source: ServiceSidSource, what: String) {
+    fn add_to_service(
+        &mut self,
+        n: &NumberPlan,
+        service: Template,
+        source: ServiceSidSource,
+        what: String,
+    ) {
         let description = format!("add {} to {what}", n.phone_number);
         let step = self.push(
             StepKind::AddToService,
@@ -386,7 +414,10 @@ impl CustomerSteps<'_> {
                     .push_parts(&service)
                     .push_text("/PhoneNumbers"),
                 auth: Auth::Subaccount,
-                form: vec![field("PhoneNumberSid", Template::text(n.number_sid.clone()))],
+                form: vec![field(
+                    "PhoneNumberSid",
+                    Template::text(n.number_sid.clone()),
+                )],
             },
         );
         step.service_sid_source = Some(source);
@@ -524,7 +555,10 @@ pub(super) fn build_steps(
             }
         }
         let services = new_services(snapshot, &key, &customer.customer, &parents);
-        let destination = |n: &NumberPlan| match (&n.target_messaging_service_sid, n.messaging_service_sids.first()) {
+        let destination = |n: &NumberPlan| match (
+            &n.target_messaging_service_sid,
+            n.messaging_service_sids.first(),
+        ) {
             (Some(mg), _) => Destination::Named(mg.clone()),
             (None, Some(parent)) => Destination::Created(
                 services
@@ -568,7 +602,10 @@ pub(super) fn build_steps(
             }
             cs.transfer_number(n, extra, &needs);
         }
-        for (what, map) in [("regulatory bundle", &bundles.vars), ("address", &addresses.vars)] {
+        for (what, map) in [
+            ("regulatory bundle", &bundles.vars),
+            ("address", &addresses.vars),
+        ] {
             for (parent_sid, var) in map {
                 let replaces = if parent_sid.starts_with("requirement:") {
                     String::new()
@@ -579,7 +616,9 @@ pub(super) fn build_steps(
                 cs.placeholder(
                     var,
                     PlaceholderSource::Required,
-                    format!("the sid of an {what} you create in the subaccount of {name:?}{replaces}"),
+                    format!(
+                        "the sid of an {what} you create in the subaccount of {name:?}{replaces}"
+                    ),
                 );
                 customer.required.push(var.clone());
             }
@@ -595,10 +634,16 @@ pub(super) fn build_steps(
                 Destination::Created(i) => {
                     let s = &services[i];
                     let what = format!("the new Messaging Service {:?}", s.friendly_name);
-                    cs.add_to_service(n, Template::var(&s.variable), ServiceSidSource::Created, what);
+                    cs.add_to_service(
+                        n,
+                        Template::var(&s.variable),
+                        ServiceSidSource::Created,
+                        what,
+                    );
                 }
                 Destination::Named(mg) => {
-                    let what = format!("the subaccount's own Messaging Service {mg} named in the mapping");
+                    let what =
+                        format!("the subaccount's own Messaging Service {mg} named in the mapping");
                     cs.add_to_service(n, Template::text(mg.clone()), ServiceSidSource::Named, what);
                 }
             }
