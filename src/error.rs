@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Exit codes, documented in the README. Scripts depend on these: never renumber.
+/// Exit codes, documented in docs/exit-codes.md. Scripts depend on these: never renumber.
 pub mod exit_code {
     /// Everything worked.
     pub const OK: i32 = 0;
@@ -92,6 +92,21 @@ impl Error {
             what: what.into(),
             source: source.into(),
         }
+    }
+
+    /// True when standard output was closed by its reader (`| head -1`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        use std::error::Error as _;
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self.source();
+        while let Some(e) = cause {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
     }
 
     /// The exit code `main` uses for this error.

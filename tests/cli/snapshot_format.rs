@@ -1,4 +1,4 @@
-//! The snapshot format as the README documents it, written by hand.
+//! The snapshot format as docs/snapshot-format.md documents it, written by hand.
 
 use std::fs;
 
