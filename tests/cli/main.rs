@@ -11,4 +11,5 @@ mod properties;
 mod pull;
 mod sample;
 mod snapshot_format;
+mod twin;
 mod usage;
