@@ -11,6 +11,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod model;
+pub mod output;
 pub mod pull;
 pub mod report;
 pub mod sample;

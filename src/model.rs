@@ -173,7 +173,7 @@ impl MessageRef<'_> {
             .as_deref()
             .is_some_and(|d| d.starts_with("outbound"))
     }
-    /// The event time of DOMAIN.md rule 3: `date_sent`, else `date_created`.
+    /// The event time of docs/opt-out-rule.md step 3: `date_sent`, else `date_created`.
     pub fn event_time_text(&self) -> Option<&str> {
         self.date_sent
             .as_deref()
