@@ -432,7 +432,7 @@ impl Pull {
         let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
         let mut saved = state.clone();
         saved.message_slices = slices.clone();
-        crate::report::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
+        crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
         Ok(slices)
     }
 
