@@ -358,7 +358,7 @@ mod tests {
             format!("{{{base},}}"),
             format!("{{{base}"),
             format!("[{{{base}}}]"),
-            format!("{{\"sid\":null,\"direction\":\"inbound\"}}"),
+            r#"{"sid":null,"direction":"inbound"}"#.to_string(),
             format!("{{{base},\"x\":{}}}", "[".repeat(200) + &"]".repeat(200)),
         ] {
             agrees(&line);
