@@ -218,6 +218,78 @@ impl Drop for Staging {
     }
 }
 
+/// What a run reads, so that no output replaces it: the snapshot folder and input files, each
+/// with the option that named it (for the message).
+#[derive(Debug, Default)]
+pub struct Inputs<'a> {
+    pub snapshot: Option<&'a Path>,
+    pub files: Vec<(&'a str, &'a Path)>,
+}
+
+/// Refuses (exit 2, before any work) an output that would replace an input: an output file
+/// or folder that is an input file or holds one, or that lies inside the snapshot folder or
+/// is that folder. Paths are compared canonical (symlinks and `..` resolved), so another
+/// spelling of the same file is caught too. Devices and FIFOs are written in place and are
+/// not checked.
+pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result<()> {
+    let snapshot = inputs.snapshot.map(|p| (p, canonical(p)));
+    let files: Vec<(&str, &Path, PathBuf)> = inputs
+        .files
+        .iter()
+        .map(|(option, path)| (*option, *path, canonical(path)))
+        .collect();
+    for output in outputs {
+        if output.as_os_str() == "-" || is_special_file(output) {
+            continue;
+        }
+        let out = canonical(output);
+        let refuse = |what: String| {
+            Err(Error::Input(format!(
+                "{}: this output would replace {what}; choose another output path (nothing was written)",
+                output.display()
+            )))
+        };
+        if let Some((given, snap)) = &snapshot {
+            if out.starts_with(snap) || snap.starts_with(&out) {
+                return refuse(format!("the snapshot {} or a file in it", given.display()));
+            }
+        }
+        for (option, given, file) in &files {
+            if file.starts_with(&out) {
+                return refuse(format!("the input {} ({option})", given.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with symlinks resolved; for a path that does not exist yet, its
+/// nearest existing folder resolved and the rest appended.
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// The folder and the file name of an output file path (`.` for a bare name).
 pub fn split_file_path(path: &Path) -> Result<(PathBuf, String)> {
     let dir = match path.parent() {
@@ -364,9 +436,34 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     })
 }
 
+/// Longest stem [`safe_file_stem`] returns, in bytes: with an extension and a `-2` it stays
+/// far below the 255 bytes most file systems allow in a name.
+pub const MAX_STEM_BYTES: usize = 100;
+
 /// A file name from a customer name: letters, digits, `-`, `_` and `.` kept, anything else
-/// becomes `_`; never empty, never hidden.
+/// becomes `_`; never empty, never hidden. A stem longer than [`MAX_STEM_BYTES`] is cut (at a
+/// character boundary) and ends in `-` and 8 hex digits of a hash of the whole name: still
+/// readable, the same on every run, and two long names that share their start stay apart.
 pub fn safe_file_stem(name: &str) -> String {
+    let stem = readable_stem(name);
+    if stem.len() <= MAX_STEM_BYTES {
+        return stem;
+    }
+    let mut cut = MAX_STEM_BYTES - 9;
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{:08x}", &stem[..cut], fnv1a32(name.trim().as_bytes()))
+}
+
+/// FNV-1a, 32 bits: a stable hash (std's hasher may change between releases).
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn readable_stem(name: &str) -> String {
     let mut stem: String = name
         .trim()
         .chars()
@@ -492,5 +589,16 @@ mod tests {
         assert_eq!(safe_file_stem("../etc/passwd"), "_._etc_passwd");
         assert_eq!(safe_file_stem("  "), "_");
         assert_eq!(safe_file_stem("Ärzte & Co."), "Ärzte___Co.");
+        // Long names: cut, with a stable hash of the whole name.
+        let a = safe_file_stem(&format!("{} A", "Ä".repeat(150)));
+        let b = safe_file_stem(&format!("{} B", "Ä".repeat(150)));
+        assert!(
+            a.len() <= MAX_STEM_BYTES && b.len() <= MAX_STEM_BYTES,
+            "{a}"
+        );
+        assert_ne!(a, b);
+        assert!(a.starts_with("ÄÄÄÄ"), "{a}");
+        assert_eq!(a, safe_file_stem(&format!("{} A", "Ä".repeat(150))));
+        assert_eq!(fnv1a32(b"a"), 0xe40c292c);
     }
 }

@@ -39,6 +39,11 @@ pub struct AuditArgs {
 pub fn run(args: AuditArgs) -> Result<i32> {
     let (period, categories) = args.usage.check()?;
     output::check_out_dir(&args.out)?;
+    let entries: Vec<PathBuf> = report::entry_names()
+        .into_iter()
+        .map(|name| args.out.join(name))
+        .collect();
+    super::refuse_overwriting_inputs(&entries, &args.snapshot, args.map.as_deref())?;
     let options = AuditOptions {
         keywords: args.keywords.keywords()?,
         all: args.all,

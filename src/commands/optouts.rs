@@ -53,6 +53,17 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     if let Some(dir) = &args.per_customer {
         output::check_out_dir(dir)?;
     }
+    let outputs: Vec<PathBuf> = [
+        Some(&args.out),
+        args.per_customer.as_ref(),
+        args.possible.as_ref(),
+        args.violations.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;

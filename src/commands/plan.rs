@@ -95,6 +95,11 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     output::check_out_file(&args.out)?;
     let (dir, name) = output::split_file_path(&args.out)?;
     let stem = name.strip_suffix(".json").unwrap_or(&name).to_string();
+    let outputs: Vec<PathBuf> = ["json", "csv", "sh"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}.{ext}")))
+        .collect();
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, Some(&args.map))?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(Some(&args.map), &snapshot)?;

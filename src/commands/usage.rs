@@ -96,6 +96,14 @@ pub fn print(report: &UsageReport, top: usize) {
 pub fn run(args: UsageArgs) -> Result<i32> {
     let (period, categories) = args.options.check()?;
     output::check_out_file(&args.out)?;
+    let mut outputs = vec![args.out.clone()];
+    if !output::is_special_file(&args.out) {
+        let (dir, _) = output::split_file_path(&args.out)?;
+        for name in [out::PIVOT_FILE, out::ATTRIBUTION_FILE, out::STRADDLING_FILE] {
+            outputs.push(dir.join(name));
+        }
+    }
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let report = usage_report(&snapshot, &mapping, period, &categories)?;

@@ -14,6 +14,24 @@ use crate::audit::Audit;
 use crate::error::Result;
 use crate::output::Staging;
 
+/// The names `write` puts into a report folder (files, and the `optouts/` folder).
+pub fn entry_names() -> Vec<&'static str> {
+    vec![
+        optouts::LOST_FILE,
+        optouts::PER_CUSTOMER_DIR,
+        optouts::POSSIBLE_FILE,
+        optouts::VIOLATIONS_FILE,
+        plan::JSON_FILE,
+        plan::CSV_FILE,
+        plan::SHELL_FILE,
+        usage::SUMMARY_FILE,
+        usage::PIVOT_FILE,
+        usage::ATTRIBUTION_FILE,
+        usage::STRADDLING_FILE,
+        html::HTML_FILE,
+    ]
+}
+
 /// Writes every report of an audit into `dir` as one unit (see [`Staging`]): the opt-out
 /// files, the plan, the usage files and `report.html`. A failure leaves the previous set as
 /// it was. Returns the names written.

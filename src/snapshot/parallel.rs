@@ -193,6 +193,9 @@ where
                 ))
             })?,
         };
+        if let Some(problem) = message.problem() {
+            return Err(fail(Error::at_line(path, line, problem)));
+        }
         count += 1;
         visit(state, LineRef { path, line }, &message).map_err(fail)?;
     }

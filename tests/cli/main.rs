@@ -10,4 +10,5 @@ mod plan;
 mod pull;
 mod sample;
 mod snapshot_format;
+mod twin;
 mod usage;
