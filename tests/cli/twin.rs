@@ -307,6 +307,22 @@ fn only_the_parent_moves_numbers_and_only_to_an_active_child() {
     let (_dir, twin) = setup(&[]);
     let (sub, sub_auth) = twin.create_subaccount("Heron Health");
     let pn = sid("PN", 1);
+    // A subaccount suspended by the parent stops taking numbers; reactivated, it takes them.
+    let path = format!("/2010-04-01/Accounts/{sub}.json");
+    assert_eq!(
+        twin.post(&path, &sub_auth, &[("Status", "suspended")]).0,
+        403
+    );
+    let (status, body) = twin.post(&path, &Auth::Parent, &[("Status", "suspended")]);
+    assert_eq!((status, body["status"].as_str()), (200, Some("suspended")));
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn, &[("AccountSid", &sub)]).1),
+        21472
+    );
+    assert_eq!(
+        twin.post(&path, &Auth::Parent, &[("Status", "active")]).0,
+        200
+    );
     assert_eq!(
         code(&twin.transfer(PARENT, &pn, &[("AccountSid", STRANGER)]).1),
         21473
