@@ -62,6 +62,10 @@ pub struct IncomingPhoneNumber {
     #[serde(default)]
     pub sms_url: Option<String>,
     #[serde(default)]
+    pub sms_fallback_url: Option<String>,
+    #[serde(default)]
+    pub voice_fallback_url: Option<String>,
+    #[serde(default)]
     pub voice_url: Option<String>,
     #[serde(default)]
     pub status: Option<String>,

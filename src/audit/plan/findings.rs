@@ -71,6 +71,7 @@ pub(super) fn plan_number(
             // now so that it is not a surprise once the conflict is settled.
             findings.extend(number_risks(ctx, number, &services, None));
             findings.extend(traffic_finding(ctx, &recent));
+            findings.extend(whatsapp_finding(&recent));
         }
         Some(NumberTarget::Move(t)) => {
             plan.action = Action::Transfer;
@@ -84,11 +85,34 @@ pub(super) fn plan_number(
             findings.extend(target_findings(ctx, t));
             findings.extend(number_risks(ctx, number, &services, Some(t)));
             findings.extend(traffic_finding(ctx, &recent));
+            findings.extend(whatsapp_finding(&recent));
+            findings.push(Finding::new(
+                Code::WebhookSignature,
+                format!(
+                    "after the transfer Twilio signs this number's webhooks (X-Twilio-Signature) with the auth token of {:?}'s subaccount, not the parent's: update every handler that validates signatures before the move, or it rejects each inbound message and status callback; the parent's API keys do not reach the subaccount's resources (create keys there); the Messaging Service sid changes",
+                    t.customer
+                ),
+            ));
+            if recent.total > 0 {
+                findings.push(Finding::new(
+                    Code::HistoryStays,
+                    format!(
+                        "{} message{} on the number in the snapshot: message logs and recordings stay in the parent account; keep the parent (and this snapshot) for the record",
+                        recent.total,
+                        plural(recent.total as usize)
+                    ),
+                ));
+            }
             if opt_outs_lost > 0 {
+                let toll_free = if number.is_toll_free() {
+                    " The toll-free network also keeps these opt-outs for the number wherever it goes (Twilio cannot lift them), so they stay in force on top of the re-seed."
+                } else {
+                    ""
+                };
                 findings.push(Finding::new(
                     Code::OptOutsLost,
                     format!(
-                        "{opt_outs_lost} opt-out{} in force would be lost: Twilio keeps opt-outs per account. They are listed in optouts/{}.csv; the plan re-seeds them in the subaccount (Consents Bulk, a pilot API: if your account lacks it, import them another way); send nothing from the number until that is done",
+                        "{opt_outs_lost} opt-out{} in force would be lost: Twilio keeps opt-outs per account. They are listed in optouts/{}.csv; the plan re-seeds them in the subaccount (Consents Bulk, a pilot API: if your account lacks it, import them another way); send nothing from the number until that is done.{toll_free}",
                         plural(opt_outs_lost),
                         crate::output::safe_file_stem(&t.customer)
                     ),
@@ -175,10 +199,14 @@ fn number_risks(
             .filter(|u| !u.is_empty())
             .map(|u| format!(" (inbound webhook {u})"))
             .unwrap_or_default();
+        let joins = match target.and_then(|t| t.messaging_service_sid.as_deref()) {
+            Some(named) => format!("adds it to the subaccount's service {named} named in the mapping"),
+            None => format!("adds it to a new service of {customer} in the subaccount that copies this service's settings{inbound}"),
+        };
         out.push(Finding::new(
             Code::InMessagingService,
             format!(
-                "in the parent's Messaging Service {name:?} ({sid}): it must leave that service before the transfer (a number can be in one service only, error 21712), and the service's opt-outs and campaign stop covering it; the plan removes it and adds it to a new service of {customer} in the subaccount: copy the settings you rely on{inbound} to the new service"
+                "in the parent's Messaging Service {name:?} ({sid}): the service's opt-outs and campaign stop covering it when it leaves; the plan removes it before the transfer and {joins}"
             ),
         ));
         let campaigns: Vec<_> = snapshot
@@ -203,12 +231,29 @@ fn number_risks(
                     .collect();
                 format!("carries the US A2P 10DLC campaign {}", list.join(", "))
             };
-            out.push(Finding::new(
-                Code::A2pCampaign,
-                format!(
-                    "its parent service {name:?} ({sid}) {what}: the registration does not follow the number; register a brand and campaign for {customer} in the subaccount and attach it to the new service before sending to US numbers, or carriers filter the traffic"
-                ),
-            ));
+            let us_long_code = number.phone_number.starts_with("+1")
+                && number.phone_number.len() == 12
+                && !number.is_toll_free();
+            match target.map(|t| t.messaging_service_sid.as_deref()) {
+                Some(Some(named)) => out.push(Finding::new(
+                    Code::A2pCampaign,
+                    format!(
+                        "its parent service {name:?} ({sid}) {what}: the registration does not follow the number; it joins {named}, the service named in the mapping, which must carry an approved campaign of {customer} before the number sends to US numbers"
+                    ),
+                )),
+                Some(None) if us_long_code => out.push(Finding::blocker(
+                    Code::A2pCampaign,
+                    format!(
+                        "its parent service {name:?} ({sid}) {what}, and the number is a US long code: in the subaccount it would send as unregistered 10DLC traffic, which carriers block (error 30034), and registration takes days. To clear this: register a brand and campaign for {customer} in the subaccount, wait for approval, then name that campaign's Messaging Service in the mapping's messaging_service_sid column for this number and run the plan again"
+                    ),
+                )),
+                _ => out.push(Finding::new(
+                    Code::A2pCampaign,
+                    format!(
+                        "its parent service {name:?} ({sid}) {what}: the registration does not follow the number; register a brand and campaign for {customer} in the subaccount and attach it to the new service before sending to US numbers, or carriers filter the traffic"
+                    ),
+                )),
+            }
         }
     }
     if number.is_toll_free() {
@@ -287,6 +332,36 @@ fn number_risks(
             ),
         ));
     }
+    if let Some(identity) = number.identity_sid.as_deref().filter(|s| !s.is_empty()) {
+        out.push(Finding::new(
+            Code::IdentityRequired,
+            format!(
+                "identity {identity} belongs to the parent: create an identity in the subaccount before the transfer, which sends it as IdentitySid (a placeholder in the transfer step)"
+            ),
+        ));
+    }
+    let parent = snapshot.parent_sid();
+    let handlers: Vec<String> = [
+        ("sms_url", number.sms_url.as_deref()),
+        ("sms_fallback_url", number.sms_fallback_url.as_deref()),
+        ("voice_url", number.voice_url.as_deref()),
+        ("voice_fallback_url", number.voice_fallback_url.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, url)| {
+        let url = url?;
+        parent_hosted(url, parent).map(|what| format!("{field} {url} ({what})"))
+    })
+    .collect();
+    if !handlers.is_empty() {
+        out.push(Finding::new(
+            Code::ParentHostedHandler,
+            format!(
+                "webhooks point at handlers the parent owns: {}; they do not move with the number: recreate them in the subaccount and re-point the number right after the transfer",
+                handlers.join(", ")
+            ),
+        ));
+    }
     if number.origin.as_deref() == Some("hosted") {
         out.push(Finding::new(
             Code::HostedNumber,
@@ -294,6 +369,34 @@ fn number_risks(
         ));
     }
     out
+}
+
+fn whatsapp_finding(traffic: &Traffic) -> Option<Finding> {
+    (traffic.whatsapp > 0).then(|| Finding::new(
+        Code::WhatsappSender,
+        format!(
+            "{} message{} in the logs use the number as a WhatsApp sender (whatsapp: addresses): the WhatsApp sender does not move with the number; have Twilio Support move it to the subaccount first, then run the plan again",
+            traffic.whatsapp,
+            plural(traffic.whatsapp as usize)
+        ),
+    ))
+}
+
+/// Where a webhook URL points at a handler the parent owns: its Studio Flows, Functions or
+/// TwiML Bins.
+fn parent_hosted(url: &str, parent: &str) -> Option<&'static str> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    if host == "webhooks.twilio.com" && parsed.path().contains(&format!("/Accounts/{parent}/Flows"))
+    {
+        Some("a Studio Flow")
+    } else if host.ends_with(".twil.io") {
+        Some("a Function")
+    } else if host == "handler.twilio.com" {
+        Some("a TwiML Bin")
+    } else {
+        None
+    }
 }
 
 fn traffic_finding(ctx: &Context<'_>, recent: &Traffic) -> Option<Finding> {

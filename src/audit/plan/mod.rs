@@ -84,10 +84,16 @@ pub enum Code {
     RecentTraffic,
     OptOutsLost,
     MappingConflict,
+    WebhookSignature,
+    ParentHostedHandler,
+    WhatsappSender,
+    ServiceSettingsDiffer,
+    IdentityRequired,
+    HistoryStays,
 }
 
 impl Code {
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 22] = [
         Code::Unmapped,
         Code::InMessagingService,
         Code::A2pCampaign,
@@ -104,6 +110,12 @@ impl Code {
         Code::RecentTraffic,
         Code::OptOutsLost,
         Code::MappingConflict,
+        Code::WebhookSignature,
+        Code::ParentHostedHandler,
+        Code::WhatsappSender,
+        Code::ServiceSettingsDiffer,
+        Code::IdentityRequired,
+        Code::HistoryStays,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,18 +136,27 @@ impl Code {
             Code::RecentTraffic => "recent-traffic",
             Code::OptOutsLost => "opt-outs-lost",
             Code::MappingConflict => "mapping-conflict",
+            Code::WebhookSignature => "webhook-signature",
+            Code::ParentHostedHandler => "parent-hosted-handler",
+            Code::WhatsappSender => "whatsapp-sender",
+            Code::ServiceSettingsDiffer => "service-settings-differ",
+            Code::IdentityRequired => "identity-required",
+            Code::HistoryStays => "history-stays",
         }
     }
 
     /// Blockers stop the number's move; warnings need work before or right after it, or
-    /// something breaks (compliance, voice, opt-outs); info is for the record.
+    /// something breaks (compliance, voice, opt-outs); info is for the record. One exception
+    /// is graded per number: `a2p-campaign` is a blocker for a US long code that would leave
+    /// its campaign without a named service of the subaccount (docs/finding-codes.md).
     pub fn severity(self) -> Severity {
         match self {
             Code::HostedNumber
             | Code::TargetSuspended
             | Code::TargetClosed
             | Code::TargetNotChild
-            | Code::MappingConflict => Severity::Blocker,
+            | Code::MappingConflict
+            | Code::WhatsappSender => Severity::Blocker,
             Code::InMessagingService
             | Code::A2pCampaign
             | Code::TollFreeVerification
@@ -144,10 +165,14 @@ impl Code {
             | Code::EmergencyAddress
             | Code::SipTrunk
             | Code::TwimlApp
-            | Code::OptOutsLost => Severity::Warning,
+            | Code::OptOutsLost
+            | Code::WebhookSignature
+            | Code::ParentHostedHandler
+            | Code::ServiceSettingsDiffer
+            | Code::IdentityRequired => Severity::Warning,
             // Nothing breaks: an unmapped number stays where it is; live traffic only asks for
             // a quiet window.
-            Code::Unmapped | Code::RecentTraffic => Severity::Info,
+            Code::Unmapped | Code::RecentTraffic | Code::HistoryStays => Severity::Info,
         }
     }
 }
@@ -177,6 +202,14 @@ impl Finding {
         Finding {
             code,
             severity: code.severity(),
+            message,
+        }
+    }
+
+    fn blocker(code: Code, message: String) -> Finding {
+        Finding {
+            code,
+            severity: Severity::Blocker,
             message,
         }
     }
@@ -455,6 +488,7 @@ pub fn build(
             ))
     });
 
+    service_settings_differ(snapshot, &mut numbers);
     let mut customers = customer_plans(snapshot, mapping, &numbers, &keys);
     let built = build_steps(snapshot, &numbers, &mut customers, &lost_by_number);
     let (steps, placeholders, reseed_files) = (built.steps, built.placeholders, built.files);
@@ -561,6 +595,60 @@ fn account_status(snapshot: &Snapshot, sid: Option<&str>) -> String {
             .account(sid)
             .and_then(|a| a.status.clone())
             .unwrap_or_else(|| "not-in-snapshot".to_string()),
+    }
+}
+
+/// The service-settings-differ finding: a customer whose numbers leave parent services with
+/// different settings gets one new service per parent service; each such number says so.
+fn service_settings_differ(snapshot: &Snapshot, numbers: &mut [NumberPlan]) {
+    let mut parents: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+    for n in numbers
+        .iter()
+        .filter(|n| n.moves() && n.target_messaging_service_sid.is_none())
+    {
+        if let (Some(customer), Some(mg)) = (&n.target_customer, n.messaging_service_sids.first()) {
+            let list = parents
+                .entry((customer.clone(), n.target_account_sid.clone()))
+                .or_default();
+            if !list.contains(mg) {
+                list.push(mg.clone());
+            }
+        }
+    }
+    for ((customer, account), list) in parents {
+        if !steps::settings_differ(snapshot, &list) {
+            continue;
+        }
+        let names: Vec<String> = list
+            .iter()
+            .map(|sid| {
+                let name = snapshot
+                    .services
+                    .iter()
+                    .find(|s| &s.sid == sid)
+                    .and_then(|s| s.friendly_name.as_deref())
+                    .unwrap_or("");
+                format!("{name:?} ({sid})")
+            })
+            .collect();
+        for n in numbers.iter_mut().filter(|n| {
+            n.moves()
+                && n.target_messaging_service_sid.is_none()
+                && n.target_customer.as_deref() == Some(customer.as_str())
+                && n.target_account_sid == account
+                && !n.messaging_service_sids.is_empty()
+        }) {
+            n.findings.push(Finding::new(
+                Code::ServiceSettingsDiffer,
+                format!(
+                    "{customer:?}'s numbers come from parent services whose settings differ ({}): the plan creates one service per parent service in the subaccount, each named \"{customer} (<parent service>)\" with its parent's settings, rather than merge them; merge them yourself afterwards if one set of settings fits all",
+                    names.join(", ")
+                ),
+            ));
+            n.findings
+                .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
+            n.worst_severity = n.findings.iter().map(|f| f.severity).max();
+        }
     }
 }
 

@@ -183,7 +183,6 @@ fn new_services(
 
 /// Whether the parent services these numbers leave differ in the settings a new service
 /// copies (the service-settings-differ finding).
-#[allow(dead_code)] // used by the service-settings-differ finding (next change)
 pub fn settings_differ(snapshot: &Snapshot, parents: &[String]) -> bool {
     let settings = |sid: &str| {
         snapshot
@@ -403,7 +402,12 @@ impl CustomerSteps<'_> {
         source: ServiceSidSource,
         what: String,
     ) {
-        let description = format!("add {} to {what}", n.phone_number);
+        // Twilio refuses a number still in another service (error 21712): the number left the
+        // parent's service in its remove-from-service step.
+        let description = format!(
+            "add {} to {what} (a number can be in one service only: error 21712 if it is still in another)",
+            n.phone_number
+        );
         let step = self.push(
             StepKind::AddToService,
             Some(n),
@@ -572,6 +576,7 @@ pub(super) fn build_steps(
         // 2-3. Per number: leave the parent's services, then the transfer.
         let mut bundles = RequiredVars::new(&key, "BUNDLE_SID");
         let mut addresses = RequiredVars::new(&key, "ADDRESS_SID");
+        let mut identities = RequiredVars::new(&key, "IDENTITY_SID");
         for n in &own {
             let number = by_sid[n.number_sid.as_str()];
             for mg in &n.messaging_service_sids {
@@ -600,11 +605,17 @@ pub(super) fn build_steps(
                 needs.push(format!("AddressSid from ${{{var}}}"));
                 extra.push(field("AddressSid", Template::var(&var)));
             }
+            if let Some(identity) = number.identity_sid.as_deref().filter(|s| !s.is_empty()) {
+                let var = identities.var(identity.to_string());
+                needs.push(format!("IdentitySid from ${{{var}}}"));
+                extra.push(field("IdentitySid", Template::var(&var)));
+            }
             cs.transfer_number(n, extra, &needs);
         }
         for (what, map) in [
             ("regulatory bundle", &bundles.vars),
             ("address", &addresses.vars),
+            ("identity", &identities.vars),
         ] {
             for (parent_sid, var) in map {
                 let replaces = if parent_sid.starts_with("requirement:") {

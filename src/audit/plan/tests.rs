@@ -79,16 +79,21 @@ fn moving(pairs: &[(u64, &str, Option<&str>)]) -> ResolvedMapping {
     m
 }
 
+/// The number's codes without the two every transfer gets (webhook-signature, and
+/// history-stays when it has traffic): those are checked on their own.
 fn codes(plan: &Plan, n: u64) -> Vec<&'static str> {
     plan.numbers
         .iter()
         .find(|p| p.number_sid == sid("PN", n))
         .unwrap()
         .codes()
+        .into_iter()
+        .filter(|c| *c != "webhook-signature" && *c != "history-stays")
+        .collect()
 }
 
 #[test]
-fn every_code_has_a_fixed_severity_and_the_five_blockers_are_the_issues() {
+fn every_code_has_a_fixed_severity_and_the_six_blockers_are_the_issues() {
     let blockers: Vec<_> = Code::ALL
         .iter()
         .filter(|c| c.severity() == Severity::Blocker)
@@ -101,7 +106,8 @@ fn every_code_has_a_fixed_severity_and_the_five_blockers_are_the_issues() {
             "target-suspended",
             "target-closed",
             "target-not-child",
-            "mapping-conflict"
+            "mapping-conflict",
+            "whatsapp-sender"
         ]
     );
     assert_eq!(Code::Unmapped.severity(), Severity::Info);
@@ -267,7 +273,12 @@ fn a_conflict_stays_with_a_blocker_naming_the_lines() {
 
 #[test]
 fn service_numbers_leave_and_join_a_new_service_and_campaigns_are_named() {
-    let mut snap = snapshot(vec![number(1), number(2)], vec![]);
+    // Not a US long code: its campaign finding stays a warning (the US case is tested below).
+    let mut uk = number(1);
+    uk.phone_number = "+447700900001".into();
+    let mut au = number(2);
+    au.phone_number = "+61400000002".into();
+    let mut snap = snapshot(vec![uk, au], vec![]);
     let mg = sid("MG", 1);
     snap.services.push(MessagingService {
         sid: mg.clone(),
@@ -390,14 +401,19 @@ fn recent_traffic_is_info_and_shell_keys_are_safe() {
         Traffic {
             messages: 3,
             last: Some(last),
+            total: 3,
+            whatsapp: 0,
         },
     );
     let plan = build(&snap, &map, &[], &traffic);
     assert_eq!(codes(&plan, 1), ["recent-traffic"]);
-    assert_eq!(plan.numbers[0].findings[0].severity, Severity::Info);
-    assert!(plan.numbers[0].findings[0]
-        .message
-        .starts_with("3 messages in the 30 days"));
+    let recent = plan.numbers[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::RecentTraffic)
+        .unwrap();
+    assert_eq!(recent.severity, Severity::Info);
+    assert!(recent.message.starts_with("3 messages in the 30 days"));
     assert_eq!(shell_key("Falcon Flights"), "C_FALCON_FLIGHTS");
     assert_eq!(shell_key("Twilio"), "C_TWILIO");
     assert_eq!(shell_key("  Ärzte & Co. "), "C_RZTE_CO");
@@ -410,4 +426,207 @@ fn correlation_ids_are_32_hex_characters() {
     assert_eq!(correlation_id(&row).len(), 32);
     row.evidence_message_sid = sid("SM", 255).into();
     assert_eq!(correlation_id(&row), format!("{:032x}", 255));
+}
+
+#[test]
+fn every_transfer_warns_of_webhook_signatures_and_traffic_keeps_its_history() {
+    let snap = snapshot(vec![number(1), number(2)], vec![]);
+    let map = moving(&[(1, "A", None)]);
+    let mut traffic = HashMap::new();
+    traffic.insert(
+        sid("PN", 1),
+        Traffic {
+            total: 4,
+            whatsapp: 1,
+            ..Default::default()
+        },
+    );
+    let plan = build(&snap, &map, &[], &traffic);
+    let n1 = plan
+        .numbers
+        .iter()
+        .find(|n| n.number_sid == sid("PN", 1))
+        .unwrap();
+    assert_eq!(
+        n1.codes(),
+        ["whatsapp-sender", "webhook-signature", "history-stays"]
+    );
+    assert!(n1.blocked, "a WhatsApp sender blocks the move");
+    let n2 = plan
+        .numbers
+        .iter()
+        .find(|n| n.number_sid == sid("PN", 2))
+        .unwrap();
+    assert_eq!(n2.codes(), ["unmapped"], "a number that stays gets neither");
+}
+
+#[test]
+fn a_us_long_code_leaving_a_campaign_is_blocked_unless_the_mapping_names_a_service() {
+    let mut snap = snapshot(vec![number(1), number(2)], vec![]);
+    let mg = sid("MG", 1);
+    snap.services.push(MessagingService {
+        sid: mg.clone(),
+        account_sid: Some(PARENT.into()),
+        friendly_name: Some("Alerts".into()),
+        us_app_to_person_registered: Some(true),
+        inbound_request_url: Some("https://hooks.example.com/in".into()),
+        ..Default::default()
+    });
+    for n in [1, 2] {
+        snap.service_numbers.push(ServicePhoneNumber {
+            sid: sid("PN", n),
+            service_sid: mg.clone(),
+            phone_number: Some(format!("+1415555{n:04}")),
+            account_sid: Some(PARENT.into()),
+        });
+    }
+    let mut map = moving(&[(1, "A", None), (2, "A", None)]);
+    let named = sid("MG", 9);
+    if let Some(NumberTarget::Move(t)) = map.targets.get_mut(&sid("PN", 2)) {
+        t.messaging_service_sid = Some(named.clone());
+    }
+    let plan = build(&snap, &map, &[], &HashMap::new());
+    let n1 = plan
+        .numbers
+        .iter()
+        .find(|n| n.number_sid == sid("PN", 1))
+        .unwrap();
+    let a2p = n1
+        .findings
+        .iter()
+        .find(|f| f.code == Code::A2pCampaign)
+        .unwrap();
+    assert_eq!(a2p.severity, Severity::Blocker);
+    assert!(
+        a2p.message.contains("messaging_service_sid"),
+        "{}",
+        a2p.message
+    );
+    assert!(n1.blocked);
+    let n2 = plan
+        .numbers
+        .iter()
+        .find(|n| n.number_sid == sid("PN", 2))
+        .unwrap();
+    let a2p = n2
+        .findings
+        .iter()
+        .find(|f| f.code == Code::A2pCampaign)
+        .unwrap();
+    assert_eq!(a2p.severity, Severity::Warning);
+    assert!(!n2.blocked);
+    // The named service: the number joins it, nothing is created or copied.
+    let kinds: Vec<(&str, Option<ServiceSidSource>)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.kind.as_str(), s.service_sid_source))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("create-subaccount", None),
+            ("remove-from-service", None),
+            ("transfer-number", None),
+            ("add-to-service", Some(ServiceSidSource::Named))
+        ]
+    );
+    assert_eq!(
+        plan.steps[3].request.url.to_string(),
+        format!("https://messaging.twilio.com/v1/Services/{named}/PhoneNumbers")
+    );
+}
+
+#[test]
+fn identity_and_parent_hosted_handlers_are_named() {
+    let mut a = number(1);
+    a.identity_sid = Some(sid("RI", 1));
+    a.sms_url = Some("https://my-app-1234.twil.io/sms".into());
+    a.voice_url = Some(format!(
+        "https://webhooks.twilio.com/v1/Accounts/{PARENT}/Flows/FW1"
+    ));
+    let snap = snapshot(vec![a], vec![]);
+    let plan = build(&snap, &moving(&[(1, "A", None)]), &[], &HashMap::new());
+    assert_eq!(
+        codes(&plan, 1),
+        ["parent-hosted-handler", "identity-required"]
+    );
+    let transfer = plan
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::TransferNumber)
+        .unwrap();
+    assert_eq!(transfer.request.form[1].name, "IdentitySid");
+    assert_eq!(
+        transfer.request.form[1].value.to_string(),
+        "${C_A_IDENTITY_SID}"
+    );
+    assert_eq!(plan.customers[0].required, ["C_A_IDENTITY_SID"]);
+}
+
+#[test]
+fn parent_services_with_different_settings_give_one_named_service_each() {
+    let mut snap = snapshot(vec![number(1), number(2)], vec![]);
+    for (n, name, url) in [
+        (1, "Alerts", "https://a.example.com"),
+        (2, "Reminders", "https://b.example.com"),
+    ] {
+        snap.services.push(MessagingService {
+            sid: sid("MG", n),
+            account_sid: Some(PARENT.into()),
+            friendly_name: Some(name.into()),
+            inbound_request_url: Some(url.into()),
+            sticky_sender: Some(true),
+            ..Default::default()
+        });
+        snap.service_numbers.push(ServicePhoneNumber {
+            sid: sid("PN", n),
+            service_sid: sid("MG", n),
+            phone_number: None,
+            account_sid: Some(PARENT.into()),
+        });
+    }
+    let customer = "A customer whose name is long enough to need shortening, surely";
+    let plan = build(
+        &snap,
+        &moving(&[(1, customer, None), (2, customer, None)]),
+        &[],
+        &HashMap::new(),
+    );
+    assert!(codes(&plan, 1).contains(&"service-settings-differ"));
+    let creates: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::CreateMessagingService)
+        .collect();
+    assert_eq!(creates.len(), 2);
+    let names: Vec<String> = creates
+        .iter()
+        .map(|s| s.request.form[0].value.to_string())
+        .collect();
+    assert!(names.iter().all(|n| n.chars().count() <= 64), "{names:?}");
+    assert!(
+        names[0].ends_with(" (Alerts)") && names[1].ends_with(" (Reminders)"),
+        "{names:?}"
+    );
+    assert_eq!(
+        creates[0].source_service_sid.as_deref(),
+        Some(sid("MG", 1).as_str())
+    );
+    assert_eq!(
+        creates[0].captures[0].variable,
+        "C_A_CUSTOMER_WHOSE_NAME_IS_LONG_ENOUGH_TO_NEED_SHORTENING_SURELY_SERVICE_1_SID"
+    );
+    let form: Vec<(&str, String)> = creates[1]
+        .request
+        .form
+        .iter()
+        .map(|f| (f.name, f.value.to_string()))
+        .collect();
+    assert_eq!(
+        form[1..],
+        [
+            ("InboundRequestUrl", "https://b.example.com".to_string()),
+            ("StickySender", "true".to_string())
+        ]
+    );
 }
