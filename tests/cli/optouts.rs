@@ -36,11 +36,11 @@ fn inbound(
     Msg {
         sid: &sm(n),
         direction: "inbound",
-        from: from,
-        to: to,
+        from,
+        to,
         body: Some(body),
         date_sent: &jan(day, 12, 0, 0),
-        service: service,
+        service,
         ..Msg::default()
     }
     .json()

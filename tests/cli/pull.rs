@@ -146,7 +146,7 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                         to: &to,
                         body: Some(body),
                         date_sent: &utc(year, month, day, h, m, s),
-                        service: service,
+                        service,
                         error_code: error,
                     }
                     .json(),

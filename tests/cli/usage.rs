@@ -20,7 +20,7 @@ fn out_msg(n: u64, from: &str, date: &str, price: Option<&str>) -> Value {
     let mut m = Msg {
         sid: &sid("SM", n),
         direction: "outbound-api",
-        from: from,
+        from,
         to: CUSTOMER_PHONE,
         body: None,
         date_sent: date,
