@@ -97,7 +97,8 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let plan = plan::build(&snapshot, &mapping, moving_lost, &traffic);
     output::create_out_dir(&args.out)?;
     out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
-    out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
+    let customer_files =
+        out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
     out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
     out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
     super::plan::PlanFiles::in_dir(&args.out).write(&plan)?;
@@ -119,17 +120,15 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         report::usage::ATTRIBUTION_FILE,
         report::usage::STRADDLING_FILE,
     ];
-    let usage_section = (
-        "Usage: top customers by spend".to_string(),
-        format!(
-            "<pre>{}\n{}</pre>",
-            html::escape(
-                &report::usage::top_customers_table(&usage.attribution, args.usage.top).to_string()
-            ),
-            html::escape(&report::usage::reconciliation_line(&usage.attribution))
-        ),
-    );
-    let page = html::render(&plan, &analysis, lost.len(), &files, &[usage_section]);
+    let page = html::render(&html::Page {
+        plan: &plan,
+        analysis: &analysis,
+        lost: &lost,
+        attribution: &usage.attribution,
+        period,
+        customer_files: &customer_files,
+        files: &files,
+    });
     output::write_atomic(&args.out.join(html::HTML_FILE), page.as_bytes())?;
 
     let parent = snapshot.parent();

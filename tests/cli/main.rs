@@ -7,6 +7,7 @@ mod map;
 mod optouts;
 mod plan;
 mod pull;
+mod report_html;
 mod sample;
 mod snapshot_format;
 mod usage;
