@@ -94,6 +94,21 @@ impl Error {
         }
     }
 
+    /// True when standard output was closed by its reader (`| head -1`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        use std::error::Error as _;
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self.source();
+        while let Some(e) = cause {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+
     /// The exit code `main` uses for this error.
     pub fn exit_code(&self) -> i32 {
         match self {

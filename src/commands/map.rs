@@ -27,9 +27,11 @@ pub struct MapArgs {
 }
 
 pub fn run(args: MapArgs) -> Result<i32> {
-    output::prepare_out_file(&args.out)?;
+    output::check_out_file(&args.out)?;
+    super::refuse_overwriting_inputs(std::slice::from_ref(&args.out), &args.snapshot, None)?;
     let snapshot = args.snapshot.open()?;
     let proposal = propose(&snapshot);
+    output::create_parent_dir(&args.out)?;
     out::write_proposal(&args.out, &proposal)?;
 
     let mut table = report::table::new_table(&["confidence", "numbers"], &["numbers"]);

@@ -53,6 +53,17 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     if let Some(dir) = &args.per_customer {
         output::check_out_dir(dir)?;
     }
+    let outputs: Vec<PathBuf> = [
+        Some(&args.out),
+        args.per_customer.as_ref(),
+        args.possible.as_ref(),
+        args.violations.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
@@ -70,8 +81,11 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         out::write_lost(&args.out, &rows)?;
     }
     if let Some(dir) = &args.per_customer {
-        output::create_parent_dir(dir)?;
-        out::write_per_customer(dir, &mapping.moving_customers(), &rows)?;
+        // The folder is replaced whole: no file of an earlier run lingers.
+        let (parent, name) = output::split_file_path(dir)?;
+        let mut staging = output::Staging::new(&parent)?;
+        out::write_per_customer(&staging.path(&name), &mapping.moving_customers(), &rows)?;
+        staging.commit()?;
     }
     if let Some(path) = &args.possible {
         output::create_parent_dir(path)?;

@@ -7,3 +7,64 @@ pub mod plan;
 pub mod proposal;
 pub mod table;
 pub mod usage;
+
+use std::path::Path;
+
+use crate::audit::Audit;
+use crate::error::Result;
+use crate::output::Staging;
+
+/// The names `write` puts into a report folder (files, and the `optouts/` folder).
+pub fn entry_names() -> Vec<&'static str> {
+    vec![
+        optouts::LOST_FILE,
+        optouts::PER_CUSTOMER_DIR,
+        optouts::POSSIBLE_FILE,
+        optouts::VIOLATIONS_FILE,
+        plan::JSON_FILE,
+        plan::CSV_FILE,
+        plan::SHELL_FILE,
+        usage::SUMMARY_FILE,
+        usage::PIVOT_FILE,
+        usage::ATTRIBUTION_FILE,
+        usage::STRADDLING_FILE,
+        html::HTML_FILE,
+    ]
+}
+
+/// Writes every report of an audit into `dir` as one unit (see [`Staging`]): the opt-out
+/// files, the plan, the usage files and `report.html`. A failure leaves the previous set as
+/// it was. Returns the names written.
+pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
+    let mut staging = Staging::new(dir)?;
+    optouts::write_lost(&staging.path(optouts::LOST_FILE), &audit.lost)?;
+    let customer_files = optouts::write_per_customer(
+        &staging.path(optouts::PER_CUSTOMER_DIR),
+        &audit.customers,
+        &audit.lost,
+    )?;
+    optouts::write_possible(&staging.path(optouts::POSSIBLE_FILE), &audit.analysis)?;
+    optouts::write_violations(&staging.path(optouts::VIOLATIONS_FILE), &audit.analysis)?;
+    plan::stage(&mut staging, "plan", &audit.plan)?;
+    usage::stage(
+        &mut staging,
+        usage::SUMMARY_FILE,
+        audit.snapshot,
+        &audit.usage,
+    )?;
+    let names = staging.names().to_vec();
+    let files: Vec<&str> = names.iter().map(String::as_str).collect();
+    let page = html::render(&html::Page {
+        plan: &audit.plan,
+        analysis: &audit.analysis,
+        lost: &audit.lost,
+        attribution: &audit.usage.attribution,
+        period: audit.options.period,
+        customer_files: &customer_files,
+        files: &files,
+    });
+    crate::output::write_atomic(&staging.path(html::HTML_FILE), page.as_bytes())?;
+    let names = staging.names().to_vec();
+    staging.commit()?;
+    Ok(names)
+}

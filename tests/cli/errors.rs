@@ -9,7 +9,7 @@ use crate::optouts::assert_no_files;
 use crate::support::*;
 
 /// A valid snapshot with one number and one STOP, in `dir/snap`, and a valid mapping.
-fn setup() -> TempDir {
+pub fn setup() -> TempDir {
     let dir = TempDir::new().unwrap();
     let mut b = SnapshotBuilder::default();
     b.numbers.push(number(&sid("PN", 1), "+14155550101"));
@@ -42,7 +42,7 @@ fn setup() -> TempDir {
     dir
 }
 
-fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
+pub fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
     subaudit(dir.path())
         .args([
             "audit",

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod damage;
 mod errors;
 mod map;
 mod optouts;
@@ -10,4 +11,5 @@ mod pull;
 mod report_html;
 mod sample;
 mod snapshot_format;
+mod twin;
 mod usage;

@@ -106,15 +106,11 @@ pub fn stacked_bars(chart: &StackedBars<'_>) -> Markup {
                     @let x = LEFT + slot * i as f64 + (slot - bar_w) / 2.0;
                     g.bar.partial[bar.partial] data-label=(bar.label) {
                         title { (tooltip(chart, bar)) }
-                        @let mut base = 0.0;
-                        @for (s, (value, _)) in bar.segments.iter().enumerate() {
-                            @if *value > 0.0 {
-                                @let class = chart.series.get(s).map_or("s0", |s| s.class);
-                                @let fill = if class == "hatch" { format!("url(#{}-hatch)", chart.id) } else { String::new() };
-                                rect class=(class) x=(x) y=(y(base + value)) width=(bar_w)
-                                    height=((value / top * plot_h).max(0.5)) fill=[(!fill.is_empty()).then_some(fill)] {}
-                                @let _ = { base += value; };
-                            }
+                        @for (s, base, value) in stacked(bar.segments.iter().map(|s| s.0)) {
+                            @let class = chart.series.get(s).map_or("s0", |s| s.class);
+                            @let fill = if class == "hatch" { format!("url(#{}-hatch)", chart.id) } else { String::new() };
+                            rect class=(class) x=(x) y=(y(base + value)) width=(bar_w)
+                                height=((value / top * plot_h).max(0.5)) fill=[(!fill.is_empty()).then_some(fill)] {}
                         }
                         @if let Some((m, _)) = &bar.marker {
                             line.marker x1=(x - 3.0) x2=(x + bar_w + 3.0) y1=(y(*m)) y2=(y(*m)) {}
@@ -145,6 +141,19 @@ pub fn stacked_bars(chart: &StackedBars<'_>) -> Markup {
             }
         }
     }
+}
+
+/// The positive segments of a stack: (series index, where it starts, its value).
+fn stacked(values: impl Iterator<Item = f64>) -> Vec<(usize, f64, f64)> {
+    let mut base = 0.0;
+    let mut out = Vec::new();
+    for (s, v) in values.enumerate() {
+        if v > 0.0 {
+            out.push((s, base, v));
+            base += v;
+        }
+    }
+    out
 }
 
 fn tooltip(chart: &StackedBars<'_>, bar: &Bar) -> String {
@@ -216,13 +225,9 @@ pub fn bar_list(id: &str, title: &str, series: &[Series], rows: &[Row]) -> Marku
                         span.name { (row.name) }
                         svg.hbar viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true" {
                             g.bar {
-                                @let mut x = 0.0;
-                                @for (s, v) in row.segments.iter().enumerate() {
-                                    @if *v > 0.0 {
-                                        rect class=(series.get(s).map_or("s0", |s| s.class))
-                                            x=(x) y="0" width=(v / max * 100.0) height="10" {}
-                                        @let _ = { x += v / max * 100.0; };
-                                    }
+                                @for (s, start, v) in stacked(row.segments.iter().copied()) {
+                                    rect class=(series.get(s).map_or("s0", |s| s.class))
+                                        x=(start / max * 100.0) y="0" width=(v / max * 100.0) height="10" {}
                                 }
                             }
                         }

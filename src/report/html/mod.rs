@@ -174,10 +174,11 @@ fn engineering(page: &Page<'_>) -> Markup {
         })
         .collect();
     // Findings grouped by code, worst severity first, then in the plan's code order.
-    let mut by_code: BTreeMap<
+    type CodeGroups<'p> = BTreeMap<
         (std::cmp::Reverse<Severity>, crate::audit::plan::Code),
-        Vec<(&NumberPlan, &str)>,
-    > = BTreeMap::new();
+        Vec<(&'p NumberPlan, &'p str)>,
+    >;
+    let mut by_code: CodeGroups<'_> = BTreeMap::new();
     for n in &plan.numbers {
         for f in &n.findings {
             by_code
