@@ -1,6 +1,6 @@
 //! The snapshot, indexed for serving: raw JSON lines plus the few fields the filters need.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::model::IncomingPhoneNumber;
 use crate::snapshot::{for_each_line, OpenOptions, Resource, Snapshot};
 
 pub struct SimAccount {
@@ -26,6 +27,8 @@ pub struct SimNumber {
     pub account: String,
     pub sid: String,
     pub phone_number: String,
+    /// Toll-free numbers carry the carrier network's own opt-out block with them.
+    pub toll_free: bool,
     pub raw: String,
 }
 
@@ -81,6 +84,8 @@ pub struct SimData {
     /// Newest first, as Twilio lists them.
     messages: Vec<SimMessage>,
     usage: Vec<UsageRow>,
+    /// Numbers with `whatsapp:` traffic in the logs (WhatsApp senders), as E.164.
+    pub whatsapp_senders: HashSet<String>,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -105,6 +110,7 @@ impl SimData {
             campaigns: Vec::new(),
             messages: Vec::new(),
             usage: Vec::new(),
+            whatsapp_senders: HashSet::new(),
         };
         for_each_record(&snapshot, Resource::Accounts, |mut v, _| {
             // Twilio lists every account with its auth token: serve one, so that a client
@@ -133,10 +139,13 @@ impl SimData {
                 .and_then(Value::as_str)
                 .unwrap_or(&parent)
                 .to_string();
+            let toll_free = serde_json::from_value::<IncomingPhoneNumber>(v.clone())
+                .is_ok_and(|n| n.is_toll_free());
             data.numbers.push(SimNumber {
                 account: owner,
                 sid: text(&v, "sid"),
                 phone_number: text(&v, "phone_number"),
+                toll_free,
                 raw: raw.to_string(),
             });
             Ok(())
@@ -179,6 +188,11 @@ impl SimData {
             let ts = time("date_sent")
                 .or_else(|| time("date_created"))
                 .map_or(i64::MIN, |t| t.timestamp());
+            for address in [text(&v, "from"), text(&v, "to")] {
+                if let Some(phone) = address.strip_prefix("whatsapp:") {
+                    data.whatsapp_senders.insert(phone.to_string());
+                }
+            }
             data.messages.push(SimMessage {
                 ts,
                 sid: text(&v, "sid").into(),
@@ -240,11 +254,6 @@ impl SimData {
             .iter()
             .find(|m| m.number_sid == number_sid)
             .map(|m| m.service.as_str())
-    }
-
-    /// Every message, newest first (for scans such as the WhatsApp-sender check).
-    pub fn all_messages(&self) -> &[SimMessage] {
-        &self.messages
     }
 
     pub fn is_subaccount(&self, sid: &str) -> bool {

@@ -1,9 +1,8 @@
 //! `twilio-sim` as the twin of Twilio for writes: one test per rule the migration relies on
 //! (docs/twin.md), each through HTTP as a client would see it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Stdio};
+use std::process::Child;
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -42,34 +41,15 @@ enum Auth {
 
 impl Twin {
     fn start(snapshot: &Path, extra: &[&str]) -> Twin {
-        #[allow(deprecated)]
-        let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
-        let mut child = StdCommand::new(bin)
-            .args([
-                "--snapshot",
-                snapshot.to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--account-sid", PARENT, "--auth-token", TOKEN])
-            .args(extra)
-            .env_remove("TWILIO_ACCOUNT_SID")
-            .env_remove("TWILIO_AUTH_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("twilio-sim starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://127.0.0.1:"),
-            "twin printed {line:?}"
-        );
+        Twin::start_as(snapshot, PARENT, extra)
+    }
+
+    /// A twin of a snapshot whose parent is not the test snapshots' `PARENT`.
+    fn start_as(snapshot: &Path, parent: &str, extra: &[&str]) -> Twin {
+        let (child, url) = spawn_twilio_sim(snapshot, parent, TOKEN, extra);
         Twin {
             child,
-            url: line.trim().to_string(),
+            url,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -195,6 +175,7 @@ fn world(dir: &Path) -> PathBuf {
     let mut quiet_own_hook = number(&sid("PN", 8), "+14155550108");
     quiet_own_hook["sms_url"] = json!("https://hooks.example.com/sms/own");
     b.numbers.push(quiet_own_hook);
+    b.numbers.push(number(&sid("PN", 9), "+18005550109"));
     let mut svc = service(MG_A, "Alerts");
     svc["inbound_request_url"] = json!("https://hooks.example.com/alerts");
     svc["inbound_method"] = json!("POST");
@@ -244,6 +225,17 @@ fn world(dir: &Path) -> PathBuf {
         "+14155550101",
         Some("START"),
         &jan(8, 10, 0, 0),
+        None,
+        None,
+    ));
+    // A STOP to the toll-free number.
+    b.messages.push(message(
+        &sid("SM", 6),
+        "inbound",
+        "+15550000006",
+        "+18005550109",
+        Some("STOP"),
+        &jan(10, 10, 0, 0),
         None,
         None,
     ));
@@ -320,6 +312,22 @@ fn only_the_parent_moves_numbers_and_only_to_an_active_child() {
     let (_dir, twin) = setup(&[]);
     let (sub, sub_auth) = twin.create_subaccount("Heron Health");
     let pn = sid("PN", 1);
+    // A subaccount suspended by the parent stops taking numbers; reactivated, it takes them.
+    let path = format!("/2010-04-01/Accounts/{sub}.json");
+    assert_eq!(
+        twin.post(&path, &sub_auth, &[("Status", "suspended")]).0,
+        403
+    );
+    let (status, body) = twin.post(&path, &Auth::Parent, &[("Status", "suspended")]);
+    assert_eq!((status, body["status"].as_str()), (200, Some("suspended")));
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn, &[("AccountSid", &sub)]).1),
+        21472
+    );
+    assert_eq!(
+        twin.post(&path, &Auth::Parent, &[("Status", "active")]).0,
+        200
+    );
     assert_eq!(
         code(&twin.transfer(PARENT, &pn, &[("AccountSid", STRANGER)]).1),
         21473
@@ -634,6 +642,34 @@ fn opt_outs_stay_with_the_account_and_consents_bulk_reseeds_them() {
 }
 
 #[test]
+fn a_toll_free_opt_out_follows_the_number_into_the_subaccount() {
+    let (_dir, twin) = setup(&[]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    assert_eq!(
+        twin.transfer(PARENT, &sid("PN", 9), &[("AccountSid", &sub)])
+            .0,
+        200
+    );
+    let messages = format!("/2010-04-01/Accounts/{sub}/Messages.json");
+    let send = |to: &str| {
+        twin.post(
+            &messages,
+            &sub_auth,
+            &[("From", "+18005550109"), ("To", to), ("Body", "hi")],
+        )
+    };
+    // The carrier network keeps blocking: Twilio's list stayed in the parent, the block did not.
+    assert_eq!(code(&send("+15550000006").1), 21610);
+    assert_eq!(send("+15550000001").0, 201);
+    // START to the number lifts it.
+    assert_eq!(
+        twin.inbound("+15550000006", "+18005550109", "START")["opt_state"],
+        "opt-in"
+    );
+    assert_eq!(send("+15550000006").0, 201);
+}
+
+#[test]
 fn consents_bulk_takes_100_requests_a_minute_per_account() {
     let (_dir, twin) = setup(&[]);
     let items = json!([{"contact_id": "+15550000001", "correlation_id": "0123456789abcdef0123456789abcdef",
@@ -802,4 +838,80 @@ fn fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// The twin's starting state is the audit's rule: every opt-out `subaudit optouts --all` lists
+/// for the sample is refused by the twin when the parent sends, and other users are not.
+#[test]
+fn the_twin_blocks_every_opt_out_the_audit_lists_for_the_sample() {
+    let dir = TempDir::new().unwrap();
+    let sample = repo_root().join("sample-data/owlie");
+    let csv = dir.path().join("all.csv");
+    subaudit(dir.path())
+        .args(["optouts", "--all", "--snapshot"])
+        .arg(&sample)
+        .arg("--out")
+        .arg(&csv)
+        .assert()
+        .success();
+    let rows = read_csv(&csv);
+    let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let (user, number, scope, service) = (
+        column("end_user"),
+        column("twilio_number"),
+        column("scope"),
+        column("messaging_service_sid"),
+    );
+    let mut checks: Vec<(String, String, bool)> = rows[1..]
+        .iter()
+        .map(|r| {
+            let by_service = r[scope] == "service";
+            let sender = if by_service { &r[service] } else { &r[number] };
+            (sender.clone(), r[user].clone(), by_service)
+        })
+        .collect();
+    checks.sort();
+    checks.dedup();
+    assert!(checks.len() > 100, "the sample has opt-outs of both scopes");
+    let parent = subaudit::snapshot::read_manifest(&sample)
+        .unwrap()
+        .parent_account_sid;
+    let twin = Twin::start_as(&sample, &parent, &[]);
+    let messages = format!("/2010-04-01/Accounts/{parent}/Messages.json");
+    let auth = Auth::Account(parent.clone(), TOKEN.to_string());
+    for (sender, end_user, by_service) in &checks {
+        let key = if *by_service {
+            "MessagingServiceSid"
+        } else {
+            "From"
+        };
+        let (status, body) = twin.post(
+            &messages,
+            &auth,
+            &[(key, sender), ("To", end_user), ("Body", "hi")],
+        );
+        let refused = if *by_service {
+            status == 201 && body["error_code"] == 21610
+        } else {
+            status == 400 && body["code"] == 21610
+        };
+        assert!(refused, "{sender} -> {end_user}: {status} {body}");
+    }
+    // A user the audit does not list is not blocked.
+    let (sender, _, by_service) = &checks[0];
+    let key = if *by_service {
+        "MessagingServiceSid"
+    } else {
+        "From"
+    };
+    let (status, body) = twin.post(
+        &messages,
+        &auth,
+        &[(key, sender), ("To", "+15559990000"), ("Body", "hi")],
+    );
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (201, Value::Null),
+        "{body}"
+    );
 }
