@@ -633,26 +633,32 @@ fn small_fixture() -> (SnapshotBuilder, String) {
     b.numbers.push(number(&sid("PN", 2), "+14155550102"));
     b.service_numbers
         .push(service_number(&mg, &sid("PN", 1), "+14155550101"));
-    b.messages.push(message(
-        &sid("SM", 1),
-        "inbound",
-        "+12125550001",
-        "+14155550101",
-        Some("STOP"),
-        "Fri, 02 Jan 2026 10:00:00 +0000",
-        Some(&mg),
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 2),
-        "inbound",
-        "+12125550002",
-        "+14155550102",
-        Some("stop"),
-        "Fri, 02 Jan 2026 11:00:00 +0000",
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 1),
+            direction: "inbound",
+            from: "+12125550001",
+            to: "+14155550101",
+            body: Some("STOP"),
+            date_sent: "Fri, 02 Jan 2026 10:00:00 +0000",
+            service: Some(&mg),
+            error_code: None,
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 2),
+            direction: "inbound",
+            from: "+12125550002",
+            to: "+14155550102",
+            body: Some("stop"),
+            date_sent: "Fri, 02 Jan 2026 11:00:00 +0000",
+            service: None,
+            error_code: None,
+        }
+        .json(),
+    );
     let map = format!(
         "number,customer,subaccount_sid\n+14155550101,Falcon Flights,{existing}\n+14155550102,Heron Health,\n"
     );
