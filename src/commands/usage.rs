@@ -51,7 +51,7 @@ pub struct UsageOptions {
     )]
     pub categories: Vec<String>,
     /// Customers shown by name in the terminal tables (usage: the top by cost, the rest folded
-    /// into one row; audit: the top by opt-outs lost). Default 10.
+    /// into one row; audit: the top by opt-outs lost).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
 }
