@@ -7,6 +7,7 @@ mod errors;
 mod map;
 mod optouts;
 mod plan;
+mod properties;
 mod pull;
 mod sample;
 mod snapshot_format;
