@@ -9,6 +9,7 @@ mod optouts;
 mod plan;
 mod properties;
 mod pull;
+mod report_html;
 mod sample;
 mod snapshot_format;
 mod twin;
