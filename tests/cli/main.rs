@@ -4,6 +4,7 @@ mod support;
 
 mod damage;
 mod errors;
+mod help;
 mod map;
 mod optouts;
 mod plan;
