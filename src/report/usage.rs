@@ -100,8 +100,8 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
                 bucket.name.clone(),
                 bucket
                     .account_sid
-                    .clone()
-                    .unwrap_or_else(|| "(to create)".to_string()),
+                    .as_deref()
+                    .map_or_else(|| "(to create)".to_string(), super::table::short_sid),
                 t,
             ));
         } else {
@@ -134,6 +134,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
         format!("{} customers", customers.len()),
         &total,
     ));
+    super::table::keep_words_whole(&mut table);
     table
 }
 
@@ -186,16 +187,4 @@ pub fn stage_beside_summary(
     write_pivot(&staging.path(PIVOT_FILE), &usage.pivot)?;
     write_attribution(&staging.path(ATTRIBUTION_FILE), &usage.attribution)?;
     write_straddling(&staging.path(STRADDLING_FILE), snapshot, &usage.summary)
-}
-
-/// The usage section of `report.html`: the top customers by spend and the reconciliation.
-pub fn html_section(usage: &UsageReport, top: usize) -> super::html::Section {
-    (
-        "Usage: top customers by spend".to_string(),
-        format!(
-            "<pre>{}\n{}</pre>",
-            super::html::escape(&top_customers_table(&usage.attribution, top).to_string()),
-            super::html::escape(&reconciliation_line(&usage.attribution))
-        ),
-    )
 }

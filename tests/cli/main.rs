@@ -4,11 +4,13 @@ mod support;
 
 mod damage;
 mod errors;
+mod help;
 mod map;
 mod optouts;
 mod plan;
 mod properties;
 mod pull;
+mod report_html;
 mod sample;
 mod snapshot_format;
 mod twin;
