@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, this file the dispatcher and the arguments
 //! several commands share.
 
+pub mod apply;
 pub mod audit;
 pub mod doctor;
 pub mod map;
@@ -48,6 +49,7 @@ pub enum Command {
     Pull(pull::PullArgs),
     Doctor(doctor::DoctorArgs),
     Usage(usage::UsageArgs),
+    Apply(apply::ApplyArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pull(args) => pull::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Usage(args) => usage::run(args),
+        Command::Apply(args) => apply::run(args),
     }
 }
 

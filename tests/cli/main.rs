@@ -4,6 +4,7 @@ mod support;
 
 mod errors;
 mod map;
+mod migrate;
 mod optouts;
 mod plan;
 mod pull;
