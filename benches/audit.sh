@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the offline audit: generates snapshots of N messages with the project's own
 # generator (once; kept between runs), then times each stage on them, reporting wall time and
-# peak RSS (GNU time). Rerun it to check the README's figures:
+# peak RSS (GNU time). Rerun it to check the figures of docs/benchmarks.md:
 #
 #   benches/audit.sh [MESSAGES ...]          (default: 1000000 10000000)
 #

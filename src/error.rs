@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Exit codes, documented in the README. Scripts depend on these: never renumber.
+/// Exit codes, documented in docs/exit-codes.md. Scripts depend on these: never renumber.
 pub mod exit_code {
     /// Everything worked.
     pub const OK: i32 = 0;
@@ -35,16 +35,26 @@ pub enum Error {
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    /// The Twilio API or the network failed after retries.
-    #[error("{0}")]
-    Api(String),
+    /// The Twilio API or the network failed after retries: the HTTP status and Twilio's
+    /// error code stay readable (`ApiError::status`, `ApiError::code`).
+    #[error(transparent)]
+    Api(#[from] crate::client::ApiError),
+    /// A failure at run time with its cause (polars, a task, the async runtime...).
+    #[error("{what}: {source}")]
+    Failed {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Anything else at run time.
     #[error("{0}")]
     Runtime(String),
@@ -73,13 +83,41 @@ impl Error {
         }
     }
 
+    /// A run-time failure that keeps its cause: `what` says what was being done.
+    pub fn failed(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Failed {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// True when standard output was closed by its reader (`| head -1`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        use std::error::Error as _;
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self.source();
+        while let Some(e) = cause {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+
     /// The exit code `main` uses for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) | Error::AtLine { .. } | Error::Many(_) | Error::Read { .. } => {
                 exit_code::BAD_INPUT
             }
-            Error::Write { .. } | Error::Api(_) | Error::Runtime(_) => exit_code::RUNTIME,
+            Error::Write { .. } | Error::Api(_) | Error::Failed { .. } | Error::Runtime(_) => {
+                exit_code::RUNTIME
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod error;
 pub mod migrate;
 pub mod model;
+pub mod output;
 pub mod pull;
 pub mod report;
 pub mod sample;

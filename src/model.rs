@@ -164,7 +164,31 @@ pub struct MessageRef<'a> {
     pub date_created: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Twilio's values of a message's `direction` (the spec's `message_enum_direction`).
+pub const DIRECTIONS: [&str; 4] = ["inbound", "outbound-api", "outbound-call", "outbound-reply"];
+
 impl MessageRef<'_> {
+    /// What is wrong with the fields the opt-out rule reads, if anything: a `sid`, and a
+    /// `direction` that is one of Twilio's values (a message without one would silently drop
+    /// out of the rule).
+    pub fn problem(&self) -> Option<String> {
+        if self.sid.trim().is_empty() {
+            return Some("message has an empty \"sid\"".to_string());
+        }
+        let expected = DIRECTIONS.join(", ");
+        match self.direction.as_deref() {
+            None => Some(format!(
+                "message {} has no \"direction\"; expected one of {expected}",
+                self.sid
+            )),
+            Some(d) if !DIRECTIONS.contains(&d) => Some(format!(
+                "message {}: \"direction\" {d:?} is not one of Twilio's values ({expected}; lower case)",
+                self.sid
+            )),
+            Some(_) => None,
+        }
+    }
+
     pub fn is_inbound(&self) -> bool {
         self.direction.as_deref() == Some("inbound")
     }
@@ -173,7 +197,7 @@ impl MessageRef<'_> {
             .as_deref()
             .is_some_and(|d| d.starts_with("outbound"))
     }
-    /// The event time of DOMAIN.md rule 3: `date_sent`, else `date_created`.
+    /// The event time of docs/opt-out-rule.md step 3: `date_sent`, else `date_created`.
     pub fn event_time_text(&self) -> Option<&str> {
         self.date_sent
             .as_deref()

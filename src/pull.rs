@@ -67,7 +67,7 @@ pub fn execute(
     quiet: bool,
 ) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::failed("cannot start the async runtime", e))?;
     let out = out.to_path_buf();
     runtime.block_on(async move {
         let pull = Pull::new(out.clone(), state, manifest, client, quiet);
@@ -144,7 +144,7 @@ pub fn prepare(
             out.display()
         )));
     }
-    crate::report::prepare_out_dir(out)?;
+    crate::output::prepare_out_dir(out)?;
     let until = until.unwrap_or_else(|| Utc::now().date_naive() + Days::new(1));
     let since = since.unwrap_or(until - Days::new(DEFAULT_DAYS));
     if since >= until {
@@ -178,7 +178,7 @@ pub fn prepare(
             .map(|r| (r.name().to_string(), ResourceEntry::default()))
             .collect::<BTreeMap<_, _>>(),
     };
-    crate::report::write_json(&out.join(PULL_STATE_FILE), &state)?;
+    crate::output::write_json(&out.join(PULL_STATE_FILE), &state)?;
     write_manifest(out, &manifest)?;
     Ok(Some((state, manifest)))
 }
@@ -313,7 +313,7 @@ impl Pull {
             });
         }
         while let Some(joined) = workers.join_next().await {
-            let result = joined.map_err(|e| Error::Runtime(format!("a pull task failed: {e}")))?;
+            let result = joined.map_err(|e| Error::failed("a pull task failed", e))?;
             if let Err(e) = result {
                 workers.abort_all();
                 self.inner.progress.finish();
@@ -452,8 +452,7 @@ impl Pull {
         let mut numbers: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         let mut campaigns: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         while let Some(joined) = tasks.join_next().await {
-            let (i, key, result) =
-                joined.map_err(|e| Error::Runtime(format!("a pull task failed: {e}")))?;
+            let (i, key, result) = joined.map_err(|e| Error::failed("a pull task failed", e))?;
             let records = result?;
             if key == "phone_numbers" {
                 numbers.insert(i, records);
@@ -507,7 +506,7 @@ impl Pull {
         let mut by_account = BTreeMap::new();
         while let Some(joined) = tasks.join_next().await {
             let (i, sid, closed, result) =
-                joined.map_err(|e| Error::Runtime(format!("a pull task failed: {e}")))?;
+                joined.map_err(|e| Error::failed("a pull task failed", e))?;
             match result {
                 Ok(records) => {
                     by_account.insert(i, records);

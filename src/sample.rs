@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use crate::error::Result;
-use crate::report::write_atomic;
+use crate::output::write_atomic;
 use crate::snapshot::{Resource, SnapshotWriter, Window};
 use crate::time::to_rfc2822;
 
@@ -447,9 +447,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                 let reply_at = at + Duration::seconds(5 + rng.below(1800) as i64);
                 let body = reply_body(&mut rng, is_opted_out);
                 let normal = body.trim().to_uppercase();
-                if crate::audit::keywords::DEFAULT_OPT_OUT.contains(&normal.as_str()) {
+                if TWILIO_OPT_OUT.contains(&normal.as_str()) {
                     opted_out.insert(key, true);
-                } else if crate::audit::keywords::DEFAULT_OPT_IN.contains(&normal.as_str()) {
+                } else if TWILIO_OPT_IN.contains(&normal.as_str()) {
                     opted_out.insert(key, false);
                 }
                 let reply = json!({
@@ -674,6 +674,20 @@ fn outbound_json(m: &OutMessage, parent_sid: &str) -> Value {
     });
     with_uris(message, parent_sid)
 }
+
+/// Twilio's default keywords, restated here rather than taken from the audit: the generator
+/// must not share the code it produces test data for (docs: the opt-out rule).
+const TWILIO_OPT_OUT: [&str; 8] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "REVOKE",
+    "OPTOUT",
+];
+const TWILIO_OPT_IN: [&str; 3] = ["START", "YES", "UNSTOP"];
 
 fn reply_body(rng: &mut Rng, opted_out: bool) -> String {
     const STOPS: [&str; 14] = [

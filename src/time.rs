@@ -1,6 +1,6 @@
 //! Twilio's time formats in, RFC 3339 UTC out.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 /// Parses Twilio's RFC 2822 (`Mon, 16 Aug 2010 03:45:01 +0000`, the 2010 API) or RFC 3339
 /// (bulk export, v1 APIs) into UTC.
@@ -15,6 +15,11 @@ pub fn parse_twilio_time(text: &str) -> Option<DateTime<Utc>> {
 /// Twilio's RFC 2822 form, as the 2010 API writes it (`+0000`).
 pub fn to_rfc2822(time: &DateTime<Utc>) -> String {
     time.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+}
+
+/// RFC 3339, UTC, whole seconds, `Z`: the one time format of every output.
+pub fn rfc3339(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `YYYY-MM-DD`, as Usage Records and the Messages filters take it.

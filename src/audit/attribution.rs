@@ -225,7 +225,7 @@ impl Chunk {
         }
         let chunk = std::mem::take(self);
         let height = chunk.bucket.len();
-        let polars_error = |e: PolarsError| Error::Runtime(format!("polars: {e}"));
+        let polars_error = |e: PolarsError| Error::failed("polars", e);
         let df = DataFrame::new(
             height,
             vec![

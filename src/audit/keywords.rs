@@ -1,4 +1,4 @@
-//! Keyword classification of message bodies, DOMAIN.md "The rule this project applies",
+//! Keyword classification of message bodies, docs/opt-out-rule.md,
 //! steps 1 and 2.
 
 use std::collections::BTreeSet;

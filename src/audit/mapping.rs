@@ -185,6 +185,11 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
         }
         if customer.is_empty() {
             problem("customer is empty: name the customer the number moves to".into());
+        } else if let Some(c) = customer.chars().find(|c| c.is_control()) {
+            // It would reach file names, the plan's shell script and the terminal.
+            problem(format!(
+                "customer {customer:?} holds the control character {c:?}: use printable text"
+            ));
         }
         if !sid.is_empty() && !is_sid(&sid, "AC") {
             problem(format!(
@@ -208,6 +213,7 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<MappingFile> {
 }
 
 fn parse_line(path: &Path, line: usize, text: &str) -> Result<csv::StringRecord> {
+    check_quotes(text).map_err(|why| Error::at_line(path, line, why))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -217,6 +223,68 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<csv::StringRecord>
         Some(Err(e)) => Err(Error::at_line(path, line, format!("not valid CSV: {e}"))),
         None => Ok(csv::StringRecord::new()),
     }
+}
+
+/// The strict CSV of a mapping line (RFC 4180 quoting, on one line): a quote opens a field and
+/// closes it right before a comma or the end of the line, a quote inside is doubled. The csv
+/// crate would read `"Stork Vets,` as a customer named `Stork Vets,`; here it is an error.
+fn check_quotes(text: &str) -> std::result::Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut field_start = true;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' if field_start => {
+                let opened = i + 1;
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => {
+                            return Err(format!(
+                                "the quoted field at column {opened} is not closed on this line (a quote is missing, or the field spans lines, which a mapping does not allow)"
+                            ))
+                        }
+                        Some(b'"') if bytes.get(i + 1) == Some(&b'"') => i += 2,
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                while bytes.get(i).is_some_and(|b| *b == b' ' || *b == b'\t') {
+                    i += 1;
+                }
+                match bytes.get(i) {
+                    None => return Ok(()),
+                    Some(b',') => {
+                        i += 1;
+                        field_start = true;
+                    }
+                    Some(_) => {
+                        return Err(format!(
+                            "text after the closing quote at column {i}: quote the whole field, and double a quote inside it (\"\")"
+                        ))
+                    }
+                }
+            }
+            b'"' => {
+                return Err(format!(
+                    "a quote at column {} inside an unquoted field: quote the whole field, and double a quote inside it (\"\")",
+                    i + 1
+                ))
+            }
+            b',' => {
+                field_start = true;
+                i += 1;
+            }
+            _ => {
+                field_start = false;
+                i += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks the mapping against the snapshot and settles each number's target. Errors (all
@@ -343,6 +411,34 @@ mod tests {
         assert_eq!(m.rows[1].line, 5);
         assert_eq!(m.rows[1].customer, "Heron");
         assert!(parse("number,customer\n+14155550100,A\n").is_ok());
+    }
+
+    #[test]
+    fn quotes_are_strict_and_a_field_never_spans_lines() {
+        let ok = parse("number,customer\n+14155550100,\"Stork Vets, Inc.\"\n+14155550101,\"The \"\"Best\"\" Vets\"\n").unwrap();
+        assert_eq!(ok.rows[0].customer, "Stork Vets, Inc.");
+        assert_eq!(ok.rows[1].customer, "The \"Best\" Vets");
+        for (text, want) in [
+            (
+                "number,customer\n+14155550100,\"Stork Vets,\n",
+                "map.csv:2: the quoted field at column 14 is not closed",
+            ),
+            (
+                "number,customer\n+14155550100,\"Stork\nVets\"\n",
+                "map.csv:2: the quoted field at column 14 is not closed on this line",
+            ),
+            (
+                "number,customer\n+14155550100,Stork \"Vets\"\n",
+                "map.csv:2: a quote at column 20 inside an unquoted field",
+            ),
+            (
+                "number,customer\n+14155550100,\"Stork\" Vets\n",
+                "map.csv:2: text after the closing quote",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
     }
 
     #[test]

@@ -8,3 +8,116 @@ pub mod optouts;
 pub mod plan;
 pub mod proposal;
 pub mod usage;
+pub mod usage_report;
+
+use std::collections::HashMap;
+
+use crate::audit::attribution::{AttributionScan, AttributionWorker};
+use crate::audit::keywords::Keywords;
+use crate::audit::mapping::ResolvedMapping;
+use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostOptOut, OptOutAnalysis};
+use crate::audit::plan::{Plan, TrafficScan};
+use crate::audit::usage::Period;
+use crate::audit::usage_report::{UsageRecords, UsageReport};
+use crate::error::Result;
+use crate::snapshot::Snapshot;
+
+/// What an audit looks at besides the snapshot and the mapping.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    pub keywords: Keywords,
+    /// List every opt-out in force in the parent in `lost`, moving or not.
+    pub all: bool,
+    /// The usage period and the pivot's categories.
+    pub period: Period,
+    pub categories: Vec<String>,
+    /// Customers shown by name in the usage tables (the rest are folded into one row).
+    pub top: usize,
+}
+
+/// The whole audit of a snapshot against a mapping: everything the reports show, computed
+/// before the first file is written.
+pub struct Audit<'a> {
+    pub snapshot: &'a Snapshot,
+    pub analysis: OptOutAnalysis,
+    /// The lost opt-outs (every one in force with `all`).
+    pub lost: Vec<LostOptOut>,
+    /// The customers whose numbers move, each with its per-customer opt-out file.
+    pub customers: Vec<String>,
+    pub plan: Plan,
+    pub usage: UsageReport,
+    pub options: AuditOptions,
+}
+
+/// Computes the audit: one read of the messages, on every core, feeds the opt-out evidence,
+/// the plan's recent traffic and the usage attribution.
+pub fn run<'a>(
+    snapshot: &'a Snapshot,
+    mapping: &ResolvedMapping,
+    options: &AuditOptions,
+) -> Result<Audit<'a>> {
+    let usage_records = UsageRecords::prepare(snapshot, options.period, &options.categories)?;
+    let traffic_scan = TrafficScan::new(snapshot);
+    let attribution_scan = AttributionScan::new(snapshot, mapping, options.period);
+    let (parts, messages_read) = snapshot.fold_messages(
+        || {
+            (
+                EvidenceScan::default(),
+                HashMap::new(),
+                AttributionWorker::default(),
+            )
+        },
+        |(evidence, traffic, attribution), at, message| {
+            evidence.visit(at, message, &options.keywords)?;
+            traffic_scan.visit(traffic, message);
+            attribution_scan.visit(attribution, at, message)
+        },
+    )?;
+    let (mut evidence, mut traffic, mut attribution) = (Vec::new(), Vec::new(), Vec::new());
+    for (e, t, a) in parts {
+        evidence.push(e);
+        traffic.push(t);
+        attribution.push(a);
+    }
+    let analysis = optouts::finish(snapshot, evidence, messages_read)?;
+    let traffic = TrafficScan::merge(traffic);
+    let attribution = attribution_scan.finish(
+        snapshot,
+        attribution,
+        messages_read,
+        &usage_records.parsed,
+        &usage_records.summary.included,
+    )?;
+    let usage = usage_records.with(attribution);
+
+    let lost = lost_opt_outs(snapshot, &analysis, mapping, options.all);
+    // The plan uses the moving rows only: with `all` the lost rows include numbers that stay.
+    let plan = if options.all {
+        let moving = lost_opt_outs(snapshot, &analysis, mapping, false);
+        plan::build(snapshot, mapping, &moving, &traffic)
+    } else {
+        plan::build(snapshot, mapping, &lost, &traffic)
+    };
+    Ok(Audit {
+        snapshot,
+        customers: mapping.moving_customers(),
+        analysis,
+        lost,
+        plan,
+        usage,
+        options: options.clone(),
+    })
+}
+
+/// The migration plan alone (`subaudit plan`): the opt-out analysis for the rows the moves
+/// lose, and the recent traffic.
+pub fn plan_only(
+    snapshot: &Snapshot,
+    mapping: &ResolvedMapping,
+    keywords: &Keywords,
+) -> Result<Plan> {
+    let analysis = optouts::analyze(snapshot, keywords)?;
+    let lost = lost_opt_outs(snapshot, &analysis, mapping, false);
+    let traffic = plan::recent_traffic(snapshot)?;
+    Ok(plan::build(snapshot, mapping, &lost, &traffic))
+}

@@ -1,4 +1,4 @@
-//! The opt-out engine: DOMAIN.md "The rule this project applies", steps 3 to 7.
+//! The opt-out engine: docs/opt-out-rule.md, steps 3 to 7.
 //!
 //! One streaming pass over the messages collects the evidence events (inbound keywords and
 //! 21610 failures, a small share of all messages) and the possible opt-outs; the states are
@@ -16,9 +16,9 @@ use super::keywords::{KeywordClass, Keywords};
 use super::mapping::{NumberTarget, ResolvedMapping};
 use crate::error::{Error, Result};
 use crate::model::{IncomingPhoneNumber, MessageRef};
-use crate::report::rfc3339;
 use crate::snapshot::{LineRef, Snapshot};
 use crate::time::parse_twilio_time;
+use crate::time::rfc3339;
 
 /// Twilio's "Attempt to send to unsubscribed recipient".
 pub const ERROR_UNSUBSCRIBED: i64 = 21610;
@@ -635,7 +635,7 @@ fn lost_row(target: &RowTarget, opt_out: &OptOut, text: &OptOutText) -> LostOptO
 
 /// The rows of `optouts_lost.csv`: what the mapped moves would lose (step 6), sorted by
 /// target customer, Twilio number, end user. With `all`, every opt-out in force in the parent,
-/// moving or not (see the README).
+/// moving or not (see docs/opt-out-rule.md).
 pub fn lost_opt_outs(
     snapshot: &Snapshot,
     analysis: &OptOutAnalysis,

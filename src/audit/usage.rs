@@ -1,7 +1,7 @@
 //! Usage summaries from the snapshot's Usage API records: one row per (account, category)
 //! over a period, and the finance pivot (one row per account, a column per category).
 //!
-//! Conventions (the README's "Usage per account and per customer" says the same for users):
+//! Conventions (docs/usage.md says the same for users):
 //! - Amounts (`count`, `usage`, `price`) are exact decimals parsed from Twilio's text, never
 //!   floats. A value that cannot be represented exactly is an error, not a rounding.
 //! - The period is a pair of inclusive dates, like Twilio's `StartDate`/`EndDate`. Without

@@ -32,17 +32,31 @@ pub struct Hosts {
 }
 
 impl Hosts {
-    pub fn twilio(region: Option<&str>, edge: Option<&str>) -> Hosts {
-        let clean = |v: Option<&str>| {
-            v.map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_ascii_lowercase)
+    /// Twilio's hosts for a region and an edge. Each must be a host label of `a-z`, `0-9`
+    /// and `-` (case is folded): anything else could point the credentials at another host
+    /// (`x.example/#`), so it is refused.
+    pub fn twilio(region: Option<&str>, edge: Option<&str>) -> Result<Hosts> {
+        let clean = |what: &str, v: Option<&str>| -> Result<Option<String>> {
+            let Some(v) = v.map(str::trim).filter(|s| !s.is_empty()) else {
+                return Ok(None);
+            };
+            let v = v.to_ascii_lowercase();
+            if !v
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(Error::Input(format!(
+                    "--{what} {v:?}: must be letters, digits and '-' only (a Twilio {what} such as {})",
+                    if what == "region" { "ie1 or au1" } else { "dublin or sydney" }
+                )));
+            }
+            Ok(Some(v))
         };
-        Hosts {
+        Ok(Hosts {
             base: None,
-            region: clean(region),
-            edge: clean(edge),
-        }
+            region: clean("region", region)?,
+            edge: clean("edge", edge)?,
+        })
     }
 
     /// Every product at one origin, same paths.
@@ -99,17 +113,17 @@ mod tests {
 
     #[test]
     fn hosts_follow_twilio_naming_or_one_origin() {
-        let h = Hosts::twilio(None, None);
+        let h = Hosts::twilio(None, None).unwrap();
         assert_eq!(h.origin(Product::Api), "https://api.twilio.com");
         assert_eq!(h.origin(Product::Messaging), "https://messaging.twilio.com");
-        let h = Hosts::twilio(Some("IE1"), Some("dublin"));
+        let h = Hosts::twilio(Some("IE1"), Some("dublin")).unwrap();
         assert_eq!(h.origin(Product::Api), "https://api.dublin.ie1.twilio.com");
-        let h = Hosts::twilio(None, Some("sydney"));
+        let h = Hosts::twilio(None, Some("sydney")).unwrap();
         assert_eq!(
             h.origin(Product::Accounts),
             "https://accounts.sydney.us1.twilio.com"
         );
-        let h = Hosts::twilio(Some("au1"), None);
+        let h = Hosts::twilio(Some("au1"), None).unwrap();
         assert_eq!(
             h.origin(Product::BulkExports),
             "https://bulkexports.au1.twilio.com"
@@ -121,5 +135,10 @@ mod tests {
             "http://127.0.0.1:4010/2010-04-01/Accounts.json"
         );
         assert!(Hosts::single("ftp://x").is_err());
+        for bad in ["a b", "x.example/#", "us1.evil.com", "a_b", "é"] {
+            let err = Hosts::twilio(Some(bad), None).unwrap_err();
+            assert!(err.to_string().contains("--region"), "{err}");
+            assert!(Hosts::twilio(None, Some(bad)).is_err());
+        }
     }
 }

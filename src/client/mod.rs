@@ -74,12 +74,6 @@ pub struct ApiError {
     pub message: String,
 }
 
-impl From<ApiError> for crate::error::Error {
-    fn from(e: ApiError) -> Self {
-        crate::error::Error::Api(e.message)
-    }
-}
-
 /// Twilio's error body, in either shape: `{code, message, more_info, status}` or RFC 9457
 /// `{type, title, status, code, detail, instance}`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -204,9 +198,7 @@ impl Client {
             .timeout(config.timeout)
             .user_agent(crate::created_by())
             .build()
-            .map_err(|e| {
-                crate::error::Error::Runtime(format!("cannot set up the HTTP client: {e}"))
-            })?;
+            .map_err(|e| crate::error::Error::failed("cannot set up the HTTP client", e))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,

@@ -403,7 +403,7 @@ fn error_bodies_parse_in_both_shapes() {
 fn client_debug_redacts_the_secret() {
     let c = Client::new(
         token_creds(),
-        Hosts::twilio(None, None),
+        Hosts::twilio(None, None).unwrap(),
         ClientConfig::default(),
     )
     .unwrap();

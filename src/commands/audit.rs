@@ -1,17 +1,15 @@
 //! `subaudit audit`: the whole offline audit of a snapshot, every output into one folder.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::usage::{self as usage_cmd, UsageOptions};
+use super::usage::UsageOptions;
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
-use crate::audit::attribution::{AttributionScan, AttributionWorker};
-use crate::audit::optouts::{self, lost_opt_outs, EvidenceScan};
-use crate::audit::plan::{self, TrafficScan};
+use crate::audit::{self, AuditOptions};
 use crate::error::Result;
-use crate::report::{self, html, optouts as out};
+use crate::output;
+use crate::report;
 
 /// Run the whole audit on a snapshot and write every report into one folder.
 #[derive(Debug, Args)]
@@ -24,7 +22,7 @@ pub struct AuditArgs {
     /// Mapping CSV (number,customer,subaccount_sid). Without it nothing moves.
     #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
-    /// Folder for the reports (created if missing; files of the same name are replaced).
+    /// Folder for the reports (created if missing; the set of files is replaced as a whole).
     #[arg(long, value_name = "DIR", default_value = "report")]
     pub out: PathBuf,
     /// In optouts_lost.csv, list every opt-out in force in the parent, moving or not.
@@ -40,106 +38,34 @@ pub struct AuditArgs {
 
 pub fn run(args: AuditArgs) -> Result<i32> {
     let (period, categories) = args.usage.check()?;
-    report::check_out_dir(&args.out)?;
-    let keywords = args.keywords.keywords()?;
+    output::check_out_dir(&args.out)?;
+    let entries: Vec<PathBuf> = report::entry_names()
+        .into_iter()
+        .map(|name| args.out.join(name))
+        .collect();
+    super::refuse_overwriting_inputs(&entries, &args.snapshot, args.map.as_deref())?;
+    let options = AuditOptions {
+        keywords: args.keywords.keywords()?,
+        all: args.all,
+        period,
+        categories,
+        top: args.usage.top,
+    };
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
-    let usage_records = usage_cmd::UsageRecords::prepare(&snapshot, period, &categories)?;
-
-    // One read of the messages, on every core, for three stages: the opt-out evidence, the
-    // recent traffic of the plan, and the usage attribution.
-    let traffic_scan = TrafficScan::new(&snapshot);
-    let attribution_scan = AttributionScan::new(&snapshot, &mapping, period);
-    let (parts, messages_read) = snapshot.fold_messages(
-        || {
-            (
-                EvidenceScan::default(),
-                HashMap::new(),
-                AttributionWorker::default(),
-            )
-        },
-        |(evidence, traffic, attribution), at, message| {
-            evidence.visit(at, message, &keywords)?;
-            traffic_scan.visit(traffic, message);
-            attribution_scan.visit(attribution, at, message)
-        },
-    )?;
-    let (mut evidence, mut traffic, mut attribution) = (Vec::new(), Vec::new(), Vec::new());
-    for (e, t, a) in parts {
-        evidence.push(e);
-        traffic.push(t);
-        attribution.push(a);
-    }
-    let analysis = optouts::finish(&snapshot, evidence, messages_read)?;
-    let traffic = TrafficScan::merge(traffic);
-    let attribution = attribution_scan.finish(
-        &snapshot,
-        attribution,
-        messages_read,
-        &usage_records.parsed,
-        &usage_records.summary.included,
-    )?;
-    let usage = usage_records.with(attribution);
-
-    let lost = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
-    let customers = mapping.moving_customers();
-    // Everything is computed before the first file is written: a failure leaves no mix of
-    // old and new reports.
-    // The plan uses the same lost rows: with --all they would include numbers that stay.
-    let moving_only;
-    let moving_lost = if args.all {
-        moving_only = lost_opt_outs(&snapshot, &analysis, &mapping, false);
-        &moving_only
-    } else {
-        &lost
-    };
-    let plan = plan::build(&snapshot, &mapping, moving_lost, &traffic);
-    report::create_out_dir(&args.out)?;
-    out::write_lost(&args.out.join(out::LOST_FILE), &lost)?;
-    out::write_per_customer(&args.out.join(out::PER_CUSTOMER_DIR), &customers, &lost)?;
-    out::write_possible(&args.out.join(out::POSSIBLE_FILE), &analysis)?;
-    out::write_violations(&args.out.join(out::VIOLATIONS_FILE), &analysis)?;
-    super::plan::PlanFiles::in_dir(&args.out).write(&plan)?;
-    usage_cmd::write(
-        &snapshot,
-        &usage,
-        &args.out.join(report::usage::SUMMARY_FILE),
-    )?;
-    let files = [
-        out::LOST_FILE,
-        out::PER_CUSTOMER_DIR,
-        out::POSSIBLE_FILE,
-        out::VIOLATIONS_FILE,
-        crate::report::plan::JSON_FILE,
-        crate::report::plan::CSV_FILE,
-        crate::report::plan::SHELL_FILE,
-        report::usage::SUMMARY_FILE,
-        report::usage::PIVOT_FILE,
-        report::usage::ATTRIBUTION_FILE,
-        report::usage::STRADDLING_FILE,
-    ];
-    let usage_section = (
-        "Usage: top customers by spend".to_string(),
-        format!(
-            "<pre>{}\n{}</pre>",
-            html::escape(
-                &report::usage::top_customers_table(&usage.attribution, args.usage.top).to_string()
-            ),
-            html::escape(&report::usage::reconciliation_line(&usage.attribution))
-        ),
-    );
-    let page = html::render(&plan, &analysis, lost.len(), &files, &[usage_section]);
-    report::write_atomic(&args.out.join(html::HTML_FILE), page.as_bytes())?;
+    let audit = audit::run(&snapshot, &mapping, &options)?;
+    report::write(&audit, &args.out)?;
 
     let parent = snapshot.parent();
     println!(
         "subaudit audit of {} ({}), messages {} to {}",
         parent.name(),
         parent.sid,
-        report::rfc3339(&snapshot.manifest.window.since),
-        report::rfc3339(&snapshot.manifest.window.until),
+        crate::time::rfc3339(&snapshot.manifest.window.since),
+        crate::time::rfc3339(&snapshot.manifest.window.until),
     );
-    super::plan::print_summary(&plan);
+    super::plan::print_summary(&audit.plan);
+    let analysis = &audit.analysis;
     println!(
         "{} numbers, {} messages read, {} opt-outs in force, {} possible opt-outs to review, {} violations",
         snapshot.numbers.len(),
@@ -148,8 +74,8 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         analysis.possible.len(),
         analysis.violations.len()
     );
-    usage_cmd::print(&usage, args.usage.top);
+    super::usage::print(&audit.usage, args.usage.top);
     println!("Reports written to {}", args.out.display());
-    args.fail_on.report(&plan);
-    Ok(args.fail_on.exit_code(&plan))
+    args.fail_on.report(&audit.plan);
+    Ok(args.fail_on.exit_code(&audit.plan))
 }

@@ -32,7 +32,7 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
     };
     let client = Client::new(creds, hosts, config)?;
     let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::failed("cannot start the async runtime", e))?;
     let failures = runtime.block_on(checks(&client));
     if failures == 0 {
         println!("all checks passed: `subaudit pull` can fetch this account");

@@ -8,6 +8,7 @@ use super::SnapshotArgs;
 use crate::audit::proposal::propose;
 use crate::error::Result;
 use crate::exit_code;
+use crate::output;
 use crate::report::{self, proposal as out};
 
 /// Propose which customer each number belongs to, for review; pass the edited file back with --map.
@@ -26,9 +27,11 @@ pub struct MapArgs {
 }
 
 pub fn run(args: MapArgs) -> Result<i32> {
-    report::prepare_out_file(&args.out)?;
+    output::check_out_file(&args.out)?;
+    super::refuse_overwriting_inputs(std::slice::from_ref(&args.out), &args.snapshot, None)?;
     let snapshot = args.snapshot.open()?;
     let proposal = propose(&snapshot);
+    output::create_parent_dir(&args.out)?;
     out::write_proposal(&args.out, &proposal)?;
 
     let mut table = report::table::new_table(&["confidence", "numbers"], &["numbers"]);

@@ -108,6 +108,23 @@ impl KeywordArgs {
     }
 }
 
+/// Refuses, before any work, outputs that would replace the snapshot, a file in it, or the
+/// mapping file (docs/output-safety.md).
+pub fn refuse_overwriting_inputs(
+    outputs: &[PathBuf],
+    snapshot: &SnapshotArgs,
+    map: Option<&Path>,
+) -> Result<()> {
+    let mut inputs = crate::output::Inputs {
+        snapshot: Some(&snapshot.snapshot),
+        files: Vec::new(),
+    };
+    if let Some(map) = map {
+        inputs.files.push(("--map", map));
+    }
+    crate::output::refuse_overwriting_inputs(outputs, &inputs)
+}
+
 /// Reads and resolves the mapping file against the snapshot; no file means nothing moves.
 pub fn load_mapping(path: Option<&Path>, snapshot: &Snapshot) -> Result<ResolvedMapping> {
     match path {

@@ -8,7 +8,8 @@ use super::{load_mapping, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs, LOST_HEADER};
 use crate::error::Result;
 use crate::exit_code;
-use crate::report::{self, optouts as out};
+use crate::output;
+use crate::report::optouts as out;
 
 /// Export the opt-outs each planned number move would lose, ready to re-seed.
 #[derive(Debug, Args)]
@@ -44,14 +45,25 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let to_stdout = args.out.as_os_str() == "-";
     // Check every output location before the work, so that a typo costs nothing.
     if !to_stdout {
-        report::check_out_file(&args.out)?;
+        output::check_out_file(&args.out)?;
     }
     for path in [&args.possible, &args.violations].into_iter().flatten() {
-        report::check_out_file(path)?;
+        output::check_out_file(path)?;
     }
     if let Some(dir) = &args.per_customer {
-        report::check_out_dir(dir)?;
+        output::check_out_dir(dir)?;
     }
+    let outputs: Vec<PathBuf> = [
+        Some(&args.out),
+        args.per_customer.as_ref(),
+        args.possible.as_ref(),
+        args.violations.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
@@ -60,24 +72,27 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
 
     if to_stdout {
         use std::io::Write;
-        let bytes = report::csv_bytes(&LOST_HEADER, &rows)?;
+        let bytes = output::csv_bytes(&LOST_HEADER, &rows)?;
         std::io::stdout()
             .write_all(&bytes)
-            .map_err(|e| crate::Error::Runtime(format!("cannot write to standard output: {e}")))?;
+            .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
     } else {
-        report::create_parent_dir(&args.out)?;
+        output::create_parent_dir(&args.out)?;
         out::write_lost(&args.out, &rows)?;
     }
     if let Some(dir) = &args.per_customer {
-        report::create_parent_dir(dir)?;
-        out::write_per_customer(dir, &mapping.moving_customers(), &rows)?;
+        // The folder is replaced whole: no file of an earlier run lingers.
+        let (parent, name) = output::split_file_path(dir)?;
+        let mut staging = output::Staging::new(&parent)?;
+        out::write_per_customer(&staging.path(&name), &mapping.moving_customers(), &rows)?;
+        staging.commit()?;
     }
     if let Some(path) = &args.possible {
-        report::create_parent_dir(path)?;
+        output::create_parent_dir(path)?;
         out::write_possible(path, &analysis)?;
     }
     if let Some(path) = &args.violations {
-        report::create_parent_dir(path)?;
+        output::create_parent_dir(path)?;
         out::write_violations(path, &analysis)?;
     }
     let what = if args.all {

@@ -1,17 +1,15 @@
 //! `subaudit plan`: the migration plan for a mapping, with every risk graded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
 use super::{load_mapping, KeywordArgs, SnapshotArgs};
-use crate::audit::mapping::ResolvedMapping;
-use crate::audit::optouts::LostOptOut;
-use crate::audit::plan::{self, Plan, Severity};
+use crate::audit::plan::{Plan, Severity};
 use crate::error::{Error, Result};
 use crate::exit_code;
-use crate::report::{self, plan as out};
-use crate::snapshot::Snapshot;
+use crate::output;
+use crate::report::plan as out;
 
 /// Build the migration plan: each number's target, its findings, the API steps in a safe order.
 #[derive(Debug, Args)]
@@ -77,48 +75,6 @@ impl FailOnArgs {
     }
 }
 
-/// The three files of a plan, named after the JSON file: `x.json`, `x.csv`, `x.sh`.
-pub struct PlanFiles {
-    pub json: PathBuf,
-    pub csv: PathBuf,
-    pub shell: PathBuf,
-}
-
-impl PlanFiles {
-    pub fn in_dir(dir: &Path) -> PlanFiles {
-        PlanFiles {
-            json: dir.join(out::JSON_FILE),
-            csv: dir.join(out::CSV_FILE),
-            shell: dir.join(out::SHELL_FILE),
-        }
-    }
-
-    pub fn beside(json: &Path) -> PlanFiles {
-        PlanFiles {
-            json: json.to_path_buf(),
-            csv: json.with_extension("csv"),
-            shell: json.with_extension("sh"),
-        }
-    }
-
-    pub fn write(&self, plan: &Plan) -> Result<()> {
-        out::write_plan_json(&self.json, plan)?;
-        out::write_plan_csv(&self.csv, plan)?;
-        out::write_plan_shell(&self.shell, plan)
-    }
-}
-
-/// The plan for a snapshot and mapping: the one extra pass over the messages (recent traffic)
-/// happens here.
-pub fn make_plan(
-    snapshot: &Snapshot,
-    mapping: &ResolvedMapping,
-    lost: &[LostOptOut],
-) -> Result<Plan> {
-    let traffic = plan::recent_traffic(snapshot)?;
-    Ok(plan::build(snapshot, mapping, lost, &traffic))
-}
-
 /// Prints the per-customer table and the plan's totals.
 pub fn print_summary(plan: &Plan) {
     println!("{}", out::summary_table(plan));
@@ -136,25 +92,30 @@ pub fn run(args: PlanArgs) -> Result<i32> {
             args.out.display()
         )));
     }
-    report::prepare_out_file(&args.out)?;
+    output::check_out_file(&args.out)?;
+    let (dir, name) = output::split_file_path(&args.out)?;
+    let stem = name.strip_suffix(".json").unwrap_or(&name).to_string();
+    let outputs: Vec<PathBuf> = ["json", "csv", "sh"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}.{ext}")))
+        .collect();
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, Some(&args.map))?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(Some(&args.map), &snapshot)?;
-    let analysis = crate::audit::optouts::analyze(&snapshot, &keywords)?;
-    let lost = crate::audit::optouts::lost_opt_outs(&snapshot, &analysis, &mapping, false);
-    let plan = make_plan(&snapshot, &mapping, &lost)?;
-    let files = PlanFiles::beside(&args.out);
-    files.write(&plan)?;
+    let plan = crate::audit::plan_only(&snapshot, &mapping, &keywords)?;
+    let mut staging = output::Staging::new(&dir)?;
+    let written = out::stage(&mut staging, &stem, &plan)?;
+    staging.commit()?;
 
     let parent = snapshot.parent();
     println!("subaudit plan for {} ({})", parent.name(), parent.sid);
     print_summary(&plan);
-    println!(
-        "Written: {}, {}, {}",
-        files.json.display(),
-        files.csv.display(),
-        files.shell.display()
-    );
+    let written: Vec<String> = written
+        .iter()
+        .map(|n| dir.join(n).display().to_string())
+        .collect();
+    println!("Written: {}", written.join(", "));
     args.fail_on.report(&plan);
     Ok(args.fail_on.exit_code(&plan))
 }

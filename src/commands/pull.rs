@@ -83,7 +83,7 @@ impl TwilioArgs {
             .filter(|s| !s.is_empty())
         {
             Some(base) => Hosts::single(base),
-            None => Ok(Hosts::twilio(self.region.as_deref(), self.edge.as_deref())),
+            None => Hosts::twilio(self.region.as_deref(), self.edge.as_deref()),
         }
     }
 }

@@ -1,21 +1,18 @@
 //! `subaudit usage`: usage per account from the Usage API records, the finance pivot, and the
 //! parent's message traffic attributed to the target customers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use clap::Args;
 
 use super::{load_mapping, SnapshotArgs};
-use crate::audit::attribution::{attribute, Attribution};
-use crate::audit::mapping::ResolvedMapping;
-use crate::audit::usage::{
-    check_categories, parse_records, pivot, summarize, ParsedRecord, Period, Pivot, UsageSummary,
-};
+use crate::audit::usage::{check_categories, Period};
+use crate::audit::usage_report::{usage_report, UsageReport};
 use crate::error::Result;
 use crate::exit_code;
-use crate::report::{self, usage as out};
-use crate::snapshot::Snapshot;
+use crate::output;
+use crate::report::usage as out;
 
 /// Summarise usage per account and attribute the parent's messages to the target customers.
 #[derive(Debug, Args)]
@@ -73,73 +70,6 @@ impl UsageOptions {
     }
 }
 
-/// Everything the usage outputs hold.
-pub struct UsageReport {
-    pub summary: UsageSummary,
-    pub pivot: Pivot,
-    pub attribution: Attribution,
-}
-
-/// Computes the summary, the pivot and the attribution; writes nothing.
-pub fn compute(
-    snapshot: &Snapshot,
-    mapping: &ResolvedMapping,
-    period: Period,
-    categories: &[String],
-) -> Result<UsageReport> {
-    let records = UsageRecords::prepare(snapshot, period, categories)?;
-    let attribution = attribute(
-        snapshot,
-        mapping,
-        period,
-        &records.parsed,
-        &records.summary.included,
-    )?;
-    Ok(records.with(attribution))
-}
-
-/// The usage-record half of the report (no message read): the summary and the pivot, and
-/// the parsed records the attribution reconciles against.
-pub struct UsageRecords<'a> {
-    pub parsed: Vec<ParsedRecord<'a>>,
-    pub summary: UsageSummary,
-    pub pivot: Pivot,
-}
-
-impl<'a> UsageRecords<'a> {
-    pub fn prepare(snapshot: &'a Snapshot, period: Period, categories: &[String]) -> Result<Self> {
-        let parsed = parse_records(snapshot)?;
-        let summary = summarize(snapshot, &parsed, period)?;
-        let pivot = pivot(snapshot, &summary, categories)?;
-        Ok(UsageRecords {
-            parsed,
-            summary,
-            pivot,
-        })
-    }
-
-    /// The whole report, with the attribution of the messages.
-    pub fn with(self, attribution: Attribution) -> UsageReport {
-        UsageReport {
-            summary: self.summary,
-            pivot: self.pivot,
-            attribution,
-        }
-    }
-}
-
-/// Writes the four files: the summary at `summary_path`, the others beside it.
-pub fn write(snapshot: &Snapshot, report: &UsageReport, summary_path: &Path) -> Result<()> {
-    let dir = match summary_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    out::write_pivot(&dir.join(out::PIVOT_FILE), &report.pivot)?;
-    out::write_attribution(&dir.join(out::ATTRIBUTION_FILE), &report.attribution)?;
-    out::write_straddling(&dir.join(out::STRADDLING_FILE), snapshot, &report.summary)?;
-    out::write_summary(summary_path, &report.summary)
-}
-
 /// Warnings to stderr, then the table of the top customers to stdout.
 pub fn print(report: &UsageReport, top: usize) {
     for w in report
@@ -165,11 +95,28 @@ pub fn print(report: &UsageReport, top: usize) {
 
 pub fn run(args: UsageArgs) -> Result<i32> {
     let (period, categories) = args.options.check()?;
-    report::prepare_out_file(&args.out)?;
+    output::check_out_file(&args.out)?;
+    let mut outputs = vec![args.out.clone()];
+    if !output::is_special_file(&args.out) {
+        let (dir, _) = output::split_file_path(&args.out)?;
+        for name in [out::PIVOT_FILE, out::ATTRIBUTION_FILE, out::STRADDLING_FILE] {
+            outputs.push(dir.join(name));
+        }
+    }
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
-    let report = compute(&snapshot, &mapping, period, &categories)?;
-    write(&snapshot, &report, &args.out)?;
+    let report = usage_report(&snapshot, &mapping, period, &categories)?;
+    if output::is_special_file(&args.out) {
+        // A device or FIFO (`--out /dev/null`): the summary goes there, in place, and no
+        // other file is written beside it (that would be in /dev).
+        out::write_summary(&args.out, &report.summary)?;
+    } else {
+        let (dir, name) = output::split_file_path(&args.out)?;
+        let mut staging = output::Staging::new(&dir)?;
+        out::stage(&mut staging, &name, &snapshot, &report)?;
+        staging.commit()?;
+    }
     print(&report, args.options.top);
     println!("Usage reports written beside {}", args.out.display());
     Ok(exit_code::OK)

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{safe_file_stem, write_csv};
 use crate::audit::optouts::{
     LostOptOut, OptOutAnalysis, LOST_HEADER, POSSIBLE_HEADER, VIOLATION_HEADER,
 };
 use crate::error::{Error, Result};
+use crate::output::{safe_file_stem, write_csv};
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
 pub const PER_CUSTOMER_DIR: &str = "optouts";
@@ -29,18 +29,16 @@ pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
 
 /// One file per customer in `customers` (a header-only file for a customer that loses
 /// nothing, so that every moving customer has its re-import file), named from the customer
-/// (made safe; a clash gets `-2`, `-3`...). The folder is rebuilt whole: files of an earlier
-/// run for customers no longer moving do not linger. Returns the file name per customer.
+/// (made safe; a clash gets `-2`, `-3`...), into the new folder `dir`. Callers stage the
+/// folder ([`crate::output::Staging`]), so that it replaces an earlier one whole: files of an
+/// earlier run for customers no longer moving do not linger. Returns the file name per
+/// customer.
 pub fn write_per_customer(
     dir: &Path,
     customers: &[String],
     rows: &[LostOptOut],
 ) -> Result<BTreeMap<String, String>> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let staging = tempfile::Builder::new()
-        .prefix(".optouts-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::write(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     let mut names = BTreeMap::new();
     let mut used = std::collections::HashSet::new();
     let mut by_customer: std::collections::HashMap<&str, Vec<&LostOptOut>> =
@@ -62,25 +60,8 @@ pub fn write_per_customer(
         let own = by_customer
             .get(customer.as_str())
             .map_or(&[][..], Vec::as_slice);
-        write_csv(&staging.path().join(&name), &LOST_HEADER, own)?;
+        write_csv(&dir.join(&name), &LOST_HEADER, own)?;
         names.insert(customer.clone(), name);
-    }
-    // Swap the folders: the old one moves aside first, then is removed.
-    let old = parent.join(format!(".optouts-old-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| Error::write(dir, e))?;
-    }
-    let staged = staging.keep();
-    #[cfg(unix)]
-    {
-        // tempfile makes private folders; the report folder is an ordinary one.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::write(dir, e))?;
-    }
-    std::fs::rename(&staged, dir).map_err(|e| Error::write(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::write(&old, e))?;
     }
     Ok(names)
 }

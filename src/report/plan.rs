@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{write_atomic, write_csv, write_json};
 use crate::audit::plan::{
     Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, Template,
 };
 use crate::error::Result;
+use crate::output::{write_atomic, write_csv, write_json, Staging};
 
 pub const JSON_FILE: &str = "plan.json";
 pub const CSV_FILE: &str = "plan.csv";
@@ -530,6 +530,20 @@ pub fn summary_line(plan: &Plan) -> String {
         "plan: {} numbers, {} to transfer ({} blocked), {} stay; {} blockers, {} warnings, {} info; {} steps",
         s.numbers, s.transfer, s.blocked, s.stay, s.blockers, s.warnings, s.infos, s.steps
     )
+}
+
+/// Writes the plan's files into a staged set: `<stem>.json`, `<stem>.csv` and `<stem>.sh`
+/// (`stem` is `plan` in a report folder). Returns the names written.
+pub fn stage(staging: &mut Staging, stem: &str, plan: &Plan) -> Result<Vec<String>> {
+    let (json, csv, shell) = (
+        format!("{stem}.json"),
+        format!("{stem}.csv"),
+        format!("{stem}.sh"),
+    );
+    write_plan_json(&staging.path(&json), plan)?;
+    write_plan_csv(&staging.path(&csv), plan)?;
+    write_plan_shell(&staging.path(&shell), plan)?;
+    Ok(vec![json, csv, shell])
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use super::{csv_bytes, write_atomic};
 use crate::audit::proposal::{Proposal, PROPOSAL_HEADER};
 use crate::error::{Error, Result};
+use crate::output::{csv_bytes, write_atomic};
 
 pub fn render_proposal(proposal: &Proposal) -> Result<Vec<u8>> {
     let mut bytes = csv_bytes(&PROPOSAL_HEADER, &proposal.rows)?;
@@ -28,10 +28,10 @@ pub fn render_proposal(proposal: &Proposal) -> Result<Vec<u8>> {
                     u.reason.as_str(),
                     "none",
                 ])
-                .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))?;
+                .map_err(|e| Error::failed("cannot render CSV", e))?;
             let line = writer
                 .into_inner()
-                .map_err(|e| Error::Runtime(format!("cannot render CSV: {e}")))?;
+                .map_err(|e| Error::failed("cannot render CSV", e))?;
             bytes.extend_from_slice(b"# ");
             bytes.extend_from_slice(&line);
         }

@@ -7,12 +7,13 @@ use comfy_table::Table;
 use rust_decimal::Decimal;
 
 use super::table::new_table;
-use super::write_csv;
 use crate::audit::attribution::{Attribution, BucketKind, Totals, ATTRIBUTION_HEADER};
 use crate::audit::usage::{
     straddling_cells, Pivot, UsageSummary, STRADDLING_HEADER, SUMMARY_HEADER,
 };
+use crate::audit::usage_report::UsageReport;
 use crate::error::Result;
+use crate::output::{write_csv, Staging};
 use crate::snapshot::Snapshot;
 
 pub const SUMMARY_FILE: &str = "usage_summary.csv";
@@ -162,4 +163,39 @@ pub fn reconciliation_line(attribution: &Attribution) -> String {
             "Priced messages {messages} {unit} ({unpriced} without a price); the parent's sms+mms usage is unknown for some months (see usage_attribution.csv)"
         )
     }
+}
+
+/// Writes the usage files into a staged set: the summary as `summary_name`, the pivot, the
+/// attribution and the straddling records under their own names.
+pub fn stage(
+    staging: &mut Staging,
+    summary_name: &str,
+    snapshot: &Snapshot,
+    usage: &UsageReport,
+) -> Result<()> {
+    write_summary(&staging.path(summary_name), &usage.summary)?;
+    stage_beside_summary(staging, snapshot, usage)
+}
+
+/// The usage files other than the summary, into a staged set.
+pub fn stage_beside_summary(
+    staging: &mut Staging,
+    snapshot: &Snapshot,
+    usage: &UsageReport,
+) -> Result<()> {
+    write_pivot(&staging.path(PIVOT_FILE), &usage.pivot)?;
+    write_attribution(&staging.path(ATTRIBUTION_FILE), &usage.attribution)?;
+    write_straddling(&staging.path(STRADDLING_FILE), snapshot, &usage.summary)
+}
+
+/// The usage section of `report.html`: the top customers by spend and the reconciliation.
+pub fn html_section(usage: &UsageReport, top: usize) -> super::html::Section {
+    (
+        "Usage: top customers by spend".to_string(),
+        format!(
+            "<pre>{}\n{}</pre>",
+            super::html::escape(&top_customers_table(&usage.attribution, top).to_string()),
+            super::html::escape(&reconciliation_line(&usage.attribution))
+        ),
+    )
 }

@@ -106,14 +106,14 @@ pub fn run(args: SimArgs) -> Result<()> {
         )));
     }
     let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::failed("cannot start the async runtime", e))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .map_err(|e| Error::Input(format!("cannot listen on {}: {e}", args.addr)))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::Runtime(format!("cannot read the bound address: {e}")))?;
+            .map_err(|e| Error::failed("cannot read the bound address", e))?;
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -128,7 +128,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         let sim = Sim::new(data, auth, args.faults);
         serve(listener, Arc::new(sim))
             .await
-            .map_err(|e| Error::Runtime(format!("the simulator stopped: {e}")))
+            .map_err(|e| Error::failed("the simulator stopped", e))
     })
 }
 

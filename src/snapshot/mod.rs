@@ -1,5 +1,5 @@
 //! The snapshot store: a folder holding what a pull fetched, as Twilio's own JSON objects, one
-//! per line, plus `manifest.json`. See the README's "Snapshot format".
+//! per line, plus `manifest.json`. See docs/snapshot-format.md.
 //!
 //! Loading validates: a missing file, a line that is not a JSON object of the resource, or a
 //! count that differs from the manifest is an error naming the file and line. Messages are
@@ -171,7 +171,7 @@ pub struct LineRef<'a> {
 }
 
 impl LineRef<'_> {
-    /// The message's event time (DOMAIN.md rule 3: `date_sent`, else `date_created`), or an
+    /// The message's event time (docs/opt-out-rule.md step 3: `date_sent`, else `date_created`), or an
     /// error naming this line.
     pub fn event_time(&self, message: &MessageRef<'_>) -> Result<DateTime<Utc>> {
         let text = message.event_time_text().ok_or_else(|| {

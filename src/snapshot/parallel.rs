@@ -189,6 +189,9 @@ where
                 format!("not a valid message record: {e}"),
             ))
         })?;
+        if let Some(problem) = message.problem() {
+            return Err(fail(Error::at_line(path, line, problem)));
+        }
         count += 1;
         visit(state, LineRef { path, line }, &message).map_err(fail)?;
     }

@@ -73,7 +73,7 @@ impl SnapshotWriter {
         std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
         let mut files = BTreeMap::new();
         for resource in Resource::ALL {
-            let temp = crate::report::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
+            let temp = crate::output::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
             files.insert(
                 resource,
                 OpenFile {
@@ -156,5 +156,5 @@ impl SnapshotWriter {
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     let mut text = serde_json::to_string_pretty(manifest).expect("a manifest always serializes");
     text.push('\n');
-    crate::report::write_atomic(&dir.join(MANIFEST_FILE), text.as_bytes())
+    crate::output::write_atomic(&dir.join(MANIFEST_FILE), text.as_bytes())
 }

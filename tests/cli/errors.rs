@@ -9,7 +9,7 @@ use crate::optouts::assert_no_files;
 use crate::support::*;
 
 /// A valid snapshot with one number and one STOP, in `dir/snap`, and a valid mapping.
-fn setup() -> TempDir {
+pub fn setup() -> TempDir {
     let dir = TempDir::new().unwrap();
     let mut b = SnapshotBuilder::default();
     b.numbers.push(number(&sid("PN", 1), "+14155550101"));
@@ -42,7 +42,7 @@ fn setup() -> TempDir {
     dir
 }
 
-fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
+pub fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
     subaudit(dir.path())
         .args([
             "audit",
@@ -62,7 +62,7 @@ fn a_missing_snapshot_folder_is_named() {
     subaudit(dir.path())
         .args(["audit", "--snapshot", "nowhere", "--out", "report"])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("nowhere: no such snapshot folder"));
     assert!(!dir.path().join("report").exists());
 }
@@ -72,7 +72,7 @@ fn a_missing_data_file_is_named() {
     let dir = setup();
     fs::remove_file(dir.path().join("snap/incoming_phone_numbers.jsonl")).unwrap();
     audit(&dir)
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("incoming_phone_numbers.jsonl: file is missing"));
     assert!(!dir.path().join("report").exists());
 }
@@ -86,7 +86,7 @@ fn a_corrupt_message_line_is_named_and_nothing_is_written() {
     lines[1] = "{\"sid\": \"SM1\", truncated";
     fs::write(&path, lines.join("\n") + "\n").unwrap();
     audit(&dir)
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("messages.jsonl:2: not a valid message record"));
     assert!(!dir.path().join("report").exists());
 }
@@ -97,7 +97,7 @@ fn a_record_count_that_differs_from_the_manifest_is_an_error() {
     let path = dir.path().join("snap/messages.jsonl");
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, text.lines().next().unwrap().to_string() + "\n").unwrap();
-    audit(&dir).code(2).stderr(contains(
+    audit(&dir).code(BAD_INPUT).stderr(contains(
         "messages.jsonl: holds 1 messages records but manifest.json says 2",
     ));
     assert!(!dir.path().join("report").exists());
@@ -112,7 +112,7 @@ fn an_incomplete_snapshot_is_refused_unless_allowed() {
         .replace("\"complete\": true", "\"complete\": false");
     fs::write(&path, text).unwrap();
     audit(&dir)
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("the snapshot is incomplete"));
     subaudit(dir.path())
         .args([
@@ -132,7 +132,7 @@ fn a_mapping_without_header_points_at_line_1() {
     let dir = setup();
     fs::write(dir.path().join("map.csv"), "+14155550101,Acme,\n").unwrap();
     audit(&dir)
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("map.csv:1: missing header"))
         .stderr(contains("number,customer,subaccount_sid"));
     assert!(!dir.path().join("report").exists());
@@ -150,7 +150,7 @@ fn a_non_e164_number_and_an_unknown_sid_are_named_with_their_lines() {
     )
     .unwrap();
     audit(&dir)
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("map.csv:2: number \"(415) 555-0101\" is neither E.164"))
         .stderr(contains("map.csv:3: subaccount_sid AC00000000000000000000000000000099 is not one of the parent's subaccounts"));
     assert!(!dir.path().join("report").exists());
@@ -164,7 +164,7 @@ fn a_number_the_parent_does_not_hold_is_named() {
         "number,customer\n+14155550999,Acme\n",
     )
     .unwrap();
-    audit(&dir).code(2).stderr(contains(
+    audit(&dir).code(BAD_INPUT).stderr(contains(
         "map.csv:2: number +14155550999 is not among the parent's 1 phone numbers",
     ));
 }
@@ -184,7 +184,7 @@ fn an_unwritable_output_folder_fails_before_any_work() {
             "afile/report",
         ])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("afile/report: cannot write the output there"));
     subaudit(dir.path())
         .args([
@@ -197,7 +197,7 @@ fn an_unwritable_output_folder_fails_before_any_work() {
             "afile/lost.csv",
         ])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains("afile/lost.csv"));
 }
 
@@ -207,7 +207,7 @@ fn a_failed_run_keeps_the_previous_report() {
     audit(&dir).success();
     let before = fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap();
     fs::write(dir.path().join("map.csv"), "number,customer\nbad,Acme\n").unwrap();
-    audit(&dir).code(2);
+    audit(&dir).code(BAD_INPUT);
     assert_eq!(
         fs::read_to_string(dir.path().join("report/optouts_lost.csv")).unwrap(),
         before
@@ -233,7 +233,7 @@ fn a_keyword_that_is_both_opt_out_and_opt_in_is_refused() {
             "START",
         ])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains(
             "--opt-out-keyword \"START\": START is already a keyword of another class",
         ));
@@ -246,5 +246,5 @@ fn unknown_arguments_are_usage_errors() {
     subaudit(dir.path())
         .args(["audit", "--frobnicate"])
         .assert()
-        .code(2);
+        .code(BAD_INPUT);
 }

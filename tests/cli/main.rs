@@ -2,6 +2,7 @@
 
 mod support;
 
+mod damage;
 mod errors;
 mod map;
 mod migrate;

@@ -195,7 +195,7 @@ fn hand_made_clues_agree_and_unmatched_numbers_stay_out_of_the_mapping() {
             "plan2.json",
         ])
         .assert()
-        .code(2);
+        .code(BAD_INPUT);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("customer is empty"), "{stderr}");
 }

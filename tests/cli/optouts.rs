@@ -1,4 +1,4 @@
-//! DOMAIN.md's opt-out rule, end to end through `subaudit optouts` and `subaudit audit`, on
+//! docs/opt-out-rule.md's opt-out rule, end to end through `subaudit optouts` and `subaudit audit`, on
 //! hand-made snapshots whose every expected row is written out here.
 
 use std::fs;

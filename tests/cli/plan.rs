@@ -371,12 +371,18 @@ fn fail_on_sets_exit_code_3_after_writing_the_outputs() {
         code
     };
     // Only a warning (toll-free verification) and infos.
-    assert_eq!(run("snap", "warn.csv", "a.json", None), 0);
-    assert_eq!(run("snap", "warn.csv", "b.json", Some("blocker")), 0);
-    assert_eq!(run("snap", "warn.csv", "c.json", Some("warning")), 3);
+    assert_eq!(run("snap", "warn.csv", "a.json", None), OK);
+    assert_eq!(run("snap", "warn.csv", "b.json", Some("blocker")), OK);
+    assert_eq!(run("snap", "warn.csv", "c.json", Some("warning")), FINDINGS);
     // A blocker fails both.
-    assert_eq!(run("hosted", "hosted.csv", "d.json", Some("blocker")), 3);
-    assert_eq!(run("hosted", "hosted.csv", "e.json", Some("warning")), 3);
+    assert_eq!(
+        run("hosted", "hosted.csv", "d.json", Some("blocker")),
+        FINDINGS
+    );
+    assert_eq!(
+        run("hosted", "hosted.csv", "e.json", Some("warning")),
+        FINDINGS
+    );
     subaudit(dir.path())
         .args([
             "plan",
@@ -388,7 +394,7 @@ fn fail_on_sets_exit_code_3_after_writing_the_outputs() {
             "info",
         ])
         .assert()
-        .code(2);
+        .code(BAD_INPUT);
 }
 
 #[test]
@@ -422,7 +428,7 @@ fn bad_mapping_lines_are_reported_with_their_numbers_and_nothing_is_written() {
             "out/plan.json",
         ])
         .assert()
-        .code(2);
+        .code(BAD_INPUT);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         stderr.contains("map.csv:2: number +14155550009 is not among the parent's"),
@@ -467,7 +473,7 @@ fn audit_writes_the_plan_beside_the_opt_out_outputs() {
             "blocker",
         ])
         .assert()
-        .code(3);
+        .code(FINDINGS);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     for column in ["numbers moving", "blockers", "warnings", "opt-outs lost"] {
         assert!(stdout.contains(column), "{stdout}");

@@ -385,7 +385,7 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
     subaudit(tmp.path())
         .args(["optouts", "--snapshot", "pulled", "--all", "--out", "o.csv"])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(predicates::str::contains("incomplete"));
     // Same arguments, without the window: the pull remembers it.
     let mut again = subaudit(tmp.path());
@@ -416,7 +416,7 @@ fn rejected_credentials_are_a_clear_error_without_the_secret() {
     pull(tmp.path(), &sim, "pulled")
         .env("TWILIO_AUTH_TOKEN", "wrong-secret-123")
         .assert()
-        .code(1)
+        .code(RUNTIME)
         .stderr(predicates::str::contains("the credentials were rejected"))
         .stderr(predicates::str::contains("wrong-secret-123").not());
 }
@@ -434,7 +434,7 @@ fn an_api_key_cannot_read_subaccounts() {
         .env("TWILIO_API_KEY", &key)
         .env("TWILIO_API_SECRET", "key-secret-456")
         .assert()
-        .code(1)
+        .code(RUNTIME)
         .stderr(predicates::str::contains(
             "an API key cannot read subaccounts' resources",
         ))
@@ -448,7 +448,7 @@ fn bad_arguments_exit_2() {
     clear_twilio_env(&mut cmd);
     cmd.args(["pull", "--out", "x"])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(predicates::str::contains("TWILIO_ACCOUNT_SID"));
     let mut cmd = subaudit(tmp.path());
     clear_twilio_env(&mut cmd);
@@ -456,7 +456,7 @@ fn bad_arguments_exit_2() {
         .env("TWILIO_ACCOUNT_SID", PARENT)
         .env("TWILIO_AUTH_TOKEN", TOKEN)
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(predicates::str::contains("unknown resource \"calls\""));
     let mut cmd = subaudit(tmp.path());
     clear_twilio_env(&mut cmd);
@@ -472,7 +472,7 @@ fn bad_arguments_exit_2() {
     .env("TWILIO_ACCOUNT_SID", PARENT)
     .env("TWILIO_AUTH_TOKEN", TOKEN)
     .assert()
-    .code(2)
+    .code(BAD_INPUT)
     .stderr(predicates::str::contains("must be before"));
 }
 
@@ -511,7 +511,7 @@ fn subset_of_resources() {
     subaudit(tmp.path())
         .args(["optouts", "--snapshot", "pulled"])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(predicates::str::contains(
             "the snapshot holds no \"messaging_services\" (a pull with --resources leaves resources out)",
         ));
@@ -557,14 +557,14 @@ fn doctor_reports_what_the_credentials_reach() {
         .env("TWILIO_API_KEY", &key)
         .env("TWILIO_API_SECRET", "key-secret-456")
         .assert()
-        .code(1)
+        .code(RUNTIME)
         .stdout(predicates::str::contains(
             "FAIL  subaccounts' resources: an API key cannot read subaccounts' resources",
         ));
     doctor()
         .env("TWILIO_AUTH_TOKEN", "nope")
         .assert()
-        .code(1)
+        .code(RUNTIME)
         .stdout(predicates::str::contains(
             "FAIL  account: the credentials were rejected",
         ));

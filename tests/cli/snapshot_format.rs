@@ -1,4 +1,4 @@
-//! The snapshot format as the README documents it, written by hand.
+//! The snapshot format as docs/snapshot-format.md documents it, written by hand.
 
 use std::fs;
 
@@ -75,7 +75,7 @@ fn a_minimal_hand_written_manifest_is_enough() {
     subaudit(dir.path())
         .args(["optouts", "--snapshot", "snap"])
         .assert()
-        .code(2)
+        .code(BAD_INPUT)
         .stderr(contains(
             "messages.jsonl: holds 1 messages records but manifest.json says 2",
         ));

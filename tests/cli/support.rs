@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
+pub use subaudit::exit_code::{BAD_INPUT, FINDINGS, OK, RUNTIME};
 use subaudit::snapshot::{Resource, SnapshotWriter, Window};
 
 pub const PARENT: &str = "AC00000000000000000000000000000000";
@@ -186,4 +187,27 @@ pub fn usage_record(
 pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> String {
     let t = Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap();
     subaudit::time::to_rfc2822(&t)
+}
+
+/// Every file under `dir` with its bytes (folders by their files), to compare a folder before
+/// and after a run.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, at: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(at) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.is_dir() {
+                out.insert(rel.join(""), Vec::new());
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }

@@ -511,21 +511,21 @@ fn start_after_end_and_bad_dates_are_usage_errors() {
         &builder(),
         &["--start", "2026-02-01", "--end", "2026-01-31"],
     );
-    assert_eq!(code, 2);
+    assert_eq!(code, BAD_INPUT);
     assert!(
         stderr.contains("--start 2026-02-01 is after --end 2026-01-31"),
         "{stderr}"
     );
     assert_no_output(&dir);
     let (dir, code, stderr) = fail_usage(&builder(), &["--start", "2026-13-01"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, BAD_INPUT);
     assert!(
         stderr.contains("\"2026-13-01\" is not a date: expected YYYY-MM-DD"),
         "{stderr}"
     );
     assert_no_output(&dir);
     let (_, code, stderr) = fail_usage(&builder(), &["--category", "sms,,mms"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, BAD_INPUT);
     assert!(
         stderr.contains("--category holds an empty name"),
         "{stderr}"
@@ -538,7 +538,7 @@ fn an_unparseable_amount_names_the_file_line_and_field() {
     b.usage[4]["price"] = json!("2,23450");
     b.usage[7]["start_date"] = json!("Jan 1");
     let (dir, code, stderr) = fail_usage(&b, &[]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, BAD_INPUT, "{stderr}");
     assert!(
         stderr.contains("usage_records.jsonl:5: price \"2,23450\" is not an exact decimal number"),
         "{stderr}"
@@ -555,7 +555,7 @@ fn a_message_price_finer_than_the_scale_is_refused() {
     let mut b = builder();
     b.messages[0]["price"] = json!("-0.0079001");
     let (dir, code, stderr) = fail_usage(&b, &[]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, BAD_INPUT, "{stderr}");
     assert!(
         stderr.contains("messages.jsonl:1: price \"-0.0079001\" has 7 decimals"),
         "{stderr}"
@@ -577,7 +577,7 @@ fn overlapping_records_would_double_count_and_are_refused() {
         Some("0.00790"),
     ));
     let (dir, code, stderr) = fail_usage(&b, &[]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, BAD_INPUT, "{stderr}");
     assert!(
         stderr.contains("usage_records.jsonl:14: usage record"),
         "{stderr}"

@@ -1,0 +1,550 @@
+//! The migration plan: every number's target, every known way its transfer breaks (docs: "What
+//! can break when a number moves") as a graded finding, and the ordered API requests that
+//! perform the moves.
+//!
+//! Building the plan is pure over its inputs (snapshot, resolved mapping, the opt-out engine's
+//! lost rows, recent traffic), so the rules are unit-tested without files. The one streaming
+//! pass it needs, [`recent_traffic`], is separate.
+//!
+//! This module holds the plan's model and [`build`]; `request` the request templates,
+//! `traffic` the recent-traffic scan, `findings` the graded risks, `steps` one function per
+//! step kind.
+
+mod findings;
+mod request;
+mod steps;
+mod traffic;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+
+use super::mapping::{NumberTarget, ResolvedMapping, Target};
+use super::optouts::{services_by_number, LostOptOut};
+use crate::snapshot::Snapshot;
+use crate::time::rfc3339;
+
+use findings::plan_number;
+pub use request::{
+    Auth, Capture, FormField, Part, Placeholder, PlaceholderSource, Request, Template,
+};
+use steps::build_steps;
+pub use traffic::{recent_since, recent_traffic, Traffic, TrafficScan, RECENT_DAYS};
+
+/// Items per Consents Bulk request: Twilio's documented maximum.
+pub const CONSENTS_PER_REQUEST: usize = 25;
+
+pub const API_BASE: &str = "https://api.twilio.com/2010-04-01";
+pub const MESSAGING_BASE: &str = "https://messaging.twilio.com/v1";
+pub const CONSENTS_BULK_URL: &str = "https://accounts.twilio.com/v1/Consents/Bulk";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Blocker,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Blocker => "blocker",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stable finding codes (documented in the README; scripts match on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    Unmapped,
+    InMessagingService,
+    A2pCampaign,
+    TollFreeVerification,
+    RegulatoryBundle,
+    AddressRequired,
+    EmergencyAddress,
+    SipTrunk,
+    TwimlApp,
+    HostedNumber,
+    TargetSuspended,
+    TargetClosed,
+    TargetNotChild,
+    RecentTraffic,
+    OptOutsLost,
+    MappingConflict,
+}
+
+impl Code {
+    pub const ALL: [Code; 16] = [
+        Code::Unmapped,
+        Code::InMessagingService,
+        Code::A2pCampaign,
+        Code::TollFreeVerification,
+        Code::RegulatoryBundle,
+        Code::AddressRequired,
+        Code::EmergencyAddress,
+        Code::SipTrunk,
+        Code::TwimlApp,
+        Code::HostedNumber,
+        Code::TargetSuspended,
+        Code::TargetClosed,
+        Code::TargetNotChild,
+        Code::RecentTraffic,
+        Code::OptOutsLost,
+        Code::MappingConflict,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unmapped => "unmapped",
+            Code::InMessagingService => "in-messaging-service",
+            Code::A2pCampaign => "a2p-campaign",
+            Code::TollFreeVerification => "toll-free-verification",
+            Code::RegulatoryBundle => "regulatory-bundle",
+            Code::AddressRequired => "address-required",
+            Code::EmergencyAddress => "emergency-address",
+            Code::SipTrunk => "sip-trunk",
+            Code::TwimlApp => "twiml-app",
+            Code::HostedNumber => "hosted-number",
+            Code::TargetSuspended => "target-suspended",
+            Code::TargetClosed => "target-closed",
+            Code::TargetNotChild => "target-not-child",
+            Code::RecentTraffic => "recent-traffic",
+            Code::OptOutsLost => "opt-outs-lost",
+            Code::MappingConflict => "mapping-conflict",
+        }
+    }
+
+    /// Blockers stop the number's move; warnings need work before or right after it, or
+    /// something breaks (compliance, voice, opt-outs); info is for the record.
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::HostedNumber
+            | Code::TargetSuspended
+            | Code::TargetClosed
+            | Code::TargetNotChild
+            | Code::MappingConflict => Severity::Blocker,
+            Code::InMessagingService
+            | Code::A2pCampaign
+            | Code::TollFreeVerification
+            | Code::RegulatoryBundle
+            | Code::AddressRequired
+            | Code::EmergencyAddress
+            | Code::SipTrunk
+            | Code::TwimlApp
+            | Code::OptOutsLost => Severity::Warning,
+            // Nothing breaks: an unmapped number stays where it is; live traffic only asks for
+            // a quiet window.
+            Code::Unmapped | Code::RecentTraffic => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl Finding {
+    fn new(code: Code, message: String) -> Finding {
+        Finding {
+            code,
+            severity: code.severity(),
+            message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Transfer,
+    Stay,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Transfer => "transfer",
+            Action::Stay => "stay",
+        }
+    }
+}
+
+/// One number of the parent and what happens to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NumberPlan {
+    pub number_sid: String,
+    pub phone_number: String,
+    pub friendly_name: Option<String>,
+    pub action: Action,
+    /// Null when the number is unmapped or mapped to different customers.
+    pub target_customer: Option<String>,
+    /// Null when the target subaccount does not exist yet (the plan creates it).
+    pub target_account_sid: Option<String>,
+    /// `active`, `suspended`, `closed` (the existing subaccount's status) or `to-create`.
+    pub target_account_status: Option<String>,
+    /// A transfer that cannot proceed until its blockers are resolved: it gets no steps.
+    pub blocked: bool,
+    /// The mapping lines naming this number.
+    pub mapping_lines: Vec<usize>,
+    /// The parent Messaging Services it sits in today.
+    pub messaging_service_sids: Vec<String>,
+    pub opt_outs_lost: usize,
+    pub recent_messages: u64,
+    pub worst_severity: Option<Severity>,
+    pub findings: Vec<Finding>,
+}
+
+impl NumberPlan {
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    pub fn codes(&self) -> Vec<&'static str> {
+        self.findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    /// Moves in this plan: a transfer without blockers.
+    pub fn moves(&self) -> bool {
+        self.action == Action::Transfer && !self.blocked
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    CreateSubaccount,
+    RemoveFromService,
+    TransferNumber,
+    CreateMessagingService,
+    AddToService,
+    ReseedOptOuts,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::CreateSubaccount => "create-subaccount",
+            StepKind::RemoveFromService => "remove-from-service",
+            StepKind::TransferNumber => "transfer-number",
+            StepKind::CreateMessagingService => "create-messaging-service",
+            StepKind::AddToService => "add-to-service",
+            StepKind::ReseedOptOuts => "reseed-opt-outs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub order: usize,
+    pub kind: StepKind,
+    pub customer: String,
+    /// The shell name of the customer's part of plan.sh (also the prefix of its variables).
+    pub customer_key: String,
+    pub number_sid: Option<String>,
+    pub phone_number: Option<String>,
+    pub description: String,
+    pub request: Request,
+    /// Placeholders the request uses.
+    pub placeholders: Vec<String>,
+    pub captures: Vec<Capture>,
+}
+
+/// One target (customer, subaccount) and its totals, for the summary table and plan.sh.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerPlan {
+    pub customer: String,
+    /// Prefix of the customer's shell variables and name of its function in plan.sh.
+    pub key: String,
+    pub account_sid: Option<String>,
+    /// `active`, `suspended`, `closed` or `to-create`.
+    pub account_status: String,
+    pub numbers_mapped: usize,
+    pub numbers_moving: usize,
+    pub numbers_blocked: usize,
+    pub blockers: usize,
+    pub warnings: usize,
+    pub opt_outs_lost: usize,
+    /// Placeholders the user must export before the customer's transfers (bundles, addresses).
+    pub required: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    pub numbers: usize,
+    pub transfer: usize,
+    pub moving: usize,
+    pub blocked: usize,
+    pub stay: usize,
+    pub blockers: usize,
+    pub warnings: usize,
+    pub infos: usize,
+    pub opt_outs_lost: usize,
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanWindow {
+    pub since: String,
+    pub until: String,
+    /// Start of the "recent traffic" period (`until` minus 30 days).
+    pub recent_since: String,
+}
+
+/// The whole plan, as `plan.json` holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub parent_account_sid: String,
+    pub parent_friendly_name: String,
+    pub window: PlanWindow,
+    pub summary: PlanSummary,
+    pub customers: Vec<CustomerPlan>,
+    pub numbers: Vec<NumberPlan>,
+    pub placeholders: Vec<Placeholder>,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The worst severity any finding has.
+    pub fn worst(&self) -> Option<Severity> {
+        self.numbers.iter().filter_map(|n| n.worst_severity).max()
+    }
+}
+
+/// Builds the plan. `lost` are the opt-out engine's rows for the mapped moves
+/// ([`super::optouts::lost_opt_outs`] without `all`).
+pub fn build(
+    snapshot: &Snapshot,
+    mapping: &ResolvedMapping,
+    lost: &[LostOptOut],
+    traffic: &HashMap<String, Traffic>,
+) -> Plan {
+    let memberships = services_by_number(snapshot);
+    let mut lost_by_number: HashMap<&str, Vec<&LostOptOut>> = HashMap::new();
+    for row in lost {
+        lost_by_number
+            .entry(&*row.twilio_number_sid)
+            .or_default()
+            .push(row);
+    }
+    let keys = customer_keys(mapping);
+    let ctx = Context {
+        snapshot,
+        memberships: &memberships,
+        traffic,
+        recent_since: recent_since(snapshot),
+    };
+
+    let mut numbers: Vec<NumberPlan> = snapshot
+        .numbers
+        .iter()
+        .map(|number| {
+            let lost_count = lost_by_number.get(number.sid.as_str()).map_or(0, Vec::len);
+            plan_number(&ctx, number, mapping.target(&number.sid), lost_count)
+        })
+        .collect();
+    // Grouped for review: customers by name, then conflicts, then numbers that stay.
+    numbers.sort_by(|a, b| {
+        let group = |n: &NumberPlan| match (n.action, &n.target_customer) {
+            (Action::Transfer, _) => 0,
+            (Action::Stay, _) if n.blocked => 1,
+            _ => 2,
+        };
+        (
+            group(a),
+            a.target_customer.as_deref().map(str::to_lowercase),
+            &a.phone_number,
+        )
+            .cmp(&(
+                group(b),
+                b.target_customer.as_deref().map(str::to_lowercase),
+                &b.phone_number,
+            ))
+    });
+
+    let mut customers = customer_plans(snapshot, mapping, &numbers, &keys);
+    let (steps, placeholders) = build_steps(snapshot, &numbers, &mut customers, &lost_by_number);
+
+    let count = |s: Severity| numbers.iter().map(|n| n.count(s)).sum::<usize>();
+    let summary = PlanSummary {
+        numbers: numbers.len(),
+        transfer: numbers
+            .iter()
+            .filter(|n| n.action == Action::Transfer)
+            .count(),
+        moving: numbers.iter().filter(|n| n.moves()).count(),
+        blocked: numbers.iter().filter(|n| n.blocked).count(),
+        stay: numbers.iter().filter(|n| n.action == Action::Stay).count(),
+        blockers: count(Severity::Blocker),
+        warnings: count(Severity::Warning),
+        infos: count(Severity::Info),
+        opt_outs_lost: numbers.iter().map(|n| n.opt_outs_lost).sum(),
+        steps: steps.len(),
+    };
+    let parent = snapshot.parent();
+    Plan {
+        parent_account_sid: parent.sid.clone(),
+        parent_friendly_name: parent.name().to_string(),
+        window: PlanWindow {
+            since: rfc3339(&snapshot.manifest.window.since),
+            until: rfc3339(&snapshot.manifest.window.until),
+            recent_since: rfc3339(&ctx.recent_since),
+        },
+        summary,
+        customers,
+        numbers,
+        placeholders,
+        steps,
+    }
+}
+
+struct Context<'a> {
+    snapshot: &'a Snapshot,
+    memberships: &'a HashMap<String, Vec<String>>,
+    traffic: &'a HashMap<String, Traffic>,
+    recent_since: DateTime<Utc>,
+}
+
+/// A target's identity: customer name and subaccount (one customer name could name two
+/// subaccounts on different lines).
+fn target_id(t: &Target) -> (String, Option<String>) {
+    (t.customer.clone(), t.account_sid.clone())
+}
+
+/// Shell-safe, unique keys per target: `C_` and the name in upper case, other characters as
+/// `_`. The prefix keeps them clear of the script's own variables (a customer named "Twilio"
+/// must not become TWILIO_AUTH_TOKEN).
+fn customer_keys(mapping: &ResolvedMapping) -> BTreeMap<(String, Option<String>), String> {
+    let mut ids: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for t in mapping.targets.values() {
+        if let NumberTarget::Move(t) = t {
+            ids.insert(target_id(t));
+        }
+    }
+    let mut ordered: Vec<_> = ids.into_iter().collect();
+    ordered.sort_by(|a, b| (a.0.to_lowercase(), &a.1).cmp(&(b.0.to_lowercase(), &b.1)));
+    let mut used = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for id in ordered {
+        let base = shell_key(&id.0);
+        let mut key = base.clone();
+        let mut n = 2;
+        while !used.insert(key.clone()) {
+            key = format!("{base}_{n}");
+            n += 1;
+        }
+        out.insert(id, key);
+    }
+    out
+}
+
+pub fn shell_key(name: &str) -> String {
+    let mut key = String::from("C_");
+    let mut last_underscore = true;
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            key.push(c.to_ascii_uppercase());
+            last_underscore = false;
+        } else if !last_underscore {
+            key.push('_');
+            last_underscore = true;
+        }
+    }
+    while key.ends_with('_') && key.len() > 2 {
+        key.pop();
+    }
+    if key == "C_" {
+        key.push('X');
+    }
+    key
+}
+
+fn account_status(snapshot: &Snapshot, sid: Option<&str>) -> String {
+    match sid {
+        None => "to-create".to_string(),
+        Some(sid) => snapshot
+            .account(sid)
+            .and_then(|a| a.status.clone())
+            .unwrap_or_else(|| "unknown".to_string()),
+    }
+}
+
+fn customer_plans(
+    snapshot: &Snapshot,
+    mapping: &ResolvedMapping,
+    numbers: &[NumberPlan],
+    keys: &BTreeMap<(String, Option<String>), String>,
+) -> Vec<CustomerPlan> {
+    let mut out: Vec<CustomerPlan> = keys
+        .iter()
+        .map(|((customer, account_sid), key)| {
+            let own: Vec<&NumberPlan> = numbers
+                .iter()
+                .filter(|n| match mapping.target(&n.number_sid) {
+                    Some(NumberTarget::Move(t)) => {
+                        &t.customer == customer && &t.account_sid == account_sid
+                    }
+                    _ => false,
+                })
+                .collect();
+            CustomerPlan {
+                customer: customer.clone(),
+                key: key.clone(),
+                account_sid: account_sid.clone(),
+                account_status: account_status(snapshot, account_sid.as_deref()),
+                numbers_mapped: own.len(),
+                numbers_moving: own.iter().filter(|n| n.moves()).count(),
+                numbers_blocked: own.iter().filter(|n| n.blocked).count(),
+                blockers: own.iter().map(|n| n.count(Severity::Blocker)).sum(),
+                warnings: own.iter().map(|n| n.count(Severity::Warning)).sum(),
+                opt_outs_lost: own.iter().map(|n| n.opt_outs_lost).sum(),
+                required: Vec::new(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.customer.to_lowercase(), &a.key).cmp(&(b.customer.to_lowercase(), &b.key))
+    });
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests;

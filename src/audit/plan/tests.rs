@@ -1,0 +1,406 @@
+use super::steps::correlation_id;
+use super::*;
+use crate::model::IncomingPhoneNumber;
+use crate::model::{A2pCampaign, Account, MessagingService, ServicePhoneNumber};
+use crate::snapshot::{Manifest, Window};
+use chrono::TimeZone;
+use chrono::Utc;
+
+const PARENT: &str = "AC00000000000000000000000000000000";
+
+fn sid(prefix: &str, n: u64) -> String {
+    format!("{prefix}{n:032x}")
+}
+
+fn account(sid: &str, name: &str, status: &str) -> Account {
+    Account {
+        sid: sid.into(),
+        owner_account_sid: Some(PARENT.into()),
+        friendly_name: Some(name.into()),
+        status: Some(status.into()),
+        account_type: Some("Full".into()),
+    }
+}
+
+fn number(n: u64) -> IncomingPhoneNumber {
+    IncomingPhoneNumber {
+        sid: sid("PN", n),
+        phone_number: format!("+1415555{:04}", n),
+        account_sid: Some(PARENT.into()),
+        origin: Some("twilio".into()),
+        address_requirements: Some("none".into()),
+        emergency_status: Some("Inactive".into()),
+        ..Default::default()
+    }
+}
+
+fn snapshot(numbers: Vec<IncomingPhoneNumber>, accounts: Vec<Account>) -> Snapshot {
+    let t = |m| Utc.with_ymd_and_hms(2026, m, 1, 0, 0, 0).unwrap();
+    let mut all = vec![account(PARENT, "Owlie", "active")];
+    all.extend(accounts);
+    Snapshot {
+        dir: "snap".into(),
+        manifest: Manifest {
+            format: crate::snapshot::FORMAT_NAME.into(),
+            format_version: crate::snapshot::FORMAT_VERSION,
+            parent_account_sid: PARENT.into(),
+            window: Window {
+                since: t(1),
+                until: t(3),
+            },
+            created_at: t(3),
+            created_by: "test".into(),
+            complete: true,
+            outbound_bodies_kept: false,
+            resources: Default::default(),
+        },
+        accounts: all,
+        numbers,
+        services: vec![],
+        service_numbers: vec![],
+        campaigns: vec![],
+        usage_records: vec![],
+    }
+}
+
+fn moving(pairs: &[(u64, &str, Option<&str>)]) -> ResolvedMapping {
+    let mut m = ResolvedMapping::default();
+    for (i, (n, customer, account)) in pairs.iter().enumerate() {
+        m.targets.insert(
+            sid("PN", *n),
+            NumberTarget::Move(Target {
+                customer: customer.to_string(),
+                account_sid: account.map(str::to_string),
+                lines: vec![i + 2],
+            }),
+        );
+    }
+    m
+}
+
+fn codes(plan: &Plan, n: u64) -> Vec<&'static str> {
+    plan.numbers
+        .iter()
+        .find(|p| p.number_sid == sid("PN", n))
+        .unwrap()
+        .codes()
+}
+
+#[test]
+fn every_code_has_a_fixed_severity_and_the_five_blockers_are_the_issues() {
+    let blockers: Vec<_> = Code::ALL
+        .iter()
+        .filter(|c| c.severity() == Severity::Blocker)
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(
+        blockers,
+        [
+            "hosted-number",
+            "target-suspended",
+            "target-closed",
+            "target-not-child",
+            "mapping-conflict"
+        ]
+    );
+    assert_eq!(Code::Unmapped.severity(), Severity::Info);
+    assert_eq!(Code::OptOutsLost.severity(), Severity::Warning);
+    assert_eq!(
+        serde_json::to_string(&Code::A2pCampaign).unwrap(),
+        "\"a2p-campaign\""
+    );
+    assert!(Severity::Blocker > Severity::Warning && Severity::Warning > Severity::Info);
+}
+
+#[test]
+fn an_unmapped_number_stays_with_one_info_finding() {
+    let mut n = number(1);
+    n.origin = Some("hosted".into());
+    let snap = snapshot(vec![n], vec![]);
+    let plan = build(&snap, &ResolvedMapping::default(), &[], &HashMap::new());
+    assert_eq!(plan.numbers[0].action, Action::Stay);
+    assert_eq!(codes(&plan, 1), ["unmapped"]);
+    assert!(!plan.numbers[0].blocked);
+    assert!(plan.steps.is_empty());
+}
+
+#[test]
+fn number_fields_raise_their_findings() {
+    let mut a = number(1);
+    a.bundle_sid = Some(sid("BU", 1));
+    a.address_sid = Some(sid("AD", 1));
+    a.address_requirements = Some("local".into());
+    let mut b = number(2);
+    b.emergency_status = Some("Active".into());
+    b.trunk_sid = Some(sid("TK", 1));
+    b.sms_application_sid = Some(sid("AP", 1));
+    let mut c = number(3);
+    c.phone_number = "+18005550103".into();
+    let mut d = number(4);
+    d.address_requirements = Some("any".into());
+    let snap = snapshot(vec![a, b, c, d], vec![]);
+    let map = moving(&[
+        (1, "A", None),
+        (2, "A", None),
+        (3, "A", None),
+        (4, "A", None),
+    ]);
+    let plan = build(&snap, &map, &[], &HashMap::new());
+    assert_eq!(codes(&plan, 1), ["regulatory-bundle", "address-required"]);
+    assert_eq!(
+        codes(&plan, 2),
+        ["emergency-address", "sip-trunk", "twiml-app"]
+    );
+    assert_eq!(codes(&plan, 3), ["toll-free-verification"]);
+    assert_eq!(codes(&plan, 4), ["address-required"]);
+    // The transfer carries placeholders for the subaccount's own bundle and address.
+    let transfer = plan
+        .steps
+        .iter()
+        .find(|s| {
+            s.kind == StepKind::TransferNumber && s.number_sid.as_deref() == Some(&sid("PN", 1))
+        })
+        .unwrap();
+    let form: Vec<String> = transfer
+        .request
+        .form
+        .iter()
+        .map(|f| format!("{}={}", f.name, f.value))
+        .collect();
+    assert_eq!(
+        form,
+        [
+            "AccountSid=${C_A_ACCOUNT_SID}",
+            "BundleSid=${C_A_BUNDLE_SID}",
+            "AddressSid=${C_A_ADDRESS_SID}"
+        ]
+    );
+    let d_transfer = plan
+        .steps
+        .iter()
+        .find(|s| {
+            s.kind == StepKind::TransferNumber && s.number_sid.as_deref() == Some(&sid("PN", 4))
+        })
+        .unwrap();
+    assert_eq!(
+        d_transfer.request.form[1].value.to_string(),
+        "${C_A_ADDRESS_SID_2}"
+    );
+    assert_eq!(
+        plan.customers[0].required,
+        ["C_A_BUNDLE_SID", "C_A_ADDRESS_SID", "C_A_ADDRESS_SID_2"]
+    );
+}
+
+#[test]
+fn target_status_and_ownership_block_the_move_and_it_gets_no_steps() {
+    let suspended = sid("AC", 1);
+    let closed = sid("AC", 2);
+    let foreign = sid("AC", 3);
+    let mut other = account(&foreign, "Elsewhere", "active");
+    other.owner_account_sid = Some(sid("AC", 99));
+    let mut hosted = number(4);
+    hosted.origin = Some("hosted".into());
+    let snap = snapshot(
+        vec![number(1), number(2), number(3), hosted],
+        vec![
+            account(&suspended, "S", "suspended"),
+            account(&closed, "C", "closed"),
+            other,
+        ],
+    );
+    let map = moving(&[
+        (1, "S", Some(&suspended)),
+        (2, "C", Some(&closed)),
+        (3, "E", Some(&foreign)),
+        (4, "H", None),
+    ]);
+    let plan = build(&snap, &map, &[], &HashMap::new());
+    assert_eq!(codes(&plan, 1), ["target-suspended"]);
+    assert_eq!(codes(&plan, 2), ["target-closed"]);
+    assert_eq!(codes(&plan, 3), ["target-not-child"]);
+    assert_eq!(codes(&plan, 4), ["hosted-number"]);
+    assert!(plan
+        .numbers
+        .iter()
+        .all(|n| n.blocked && n.action == Action::Transfer));
+    assert!(
+        plan.steps.is_empty(),
+        "blocked numbers get no steps: {:?}",
+        plan.steps
+    );
+    assert_eq!(plan.worst(), Some(Severity::Blocker));
+    assert_eq!(plan.summary.moving, 0);
+}
+
+#[test]
+fn a_conflict_stays_with_a_blocker_naming_the_lines() {
+    let snap = snapshot(vec![number(1)], vec![]);
+    let mut map = ResolvedMapping::default();
+    let t = |c: &str, l| Target {
+        customer: c.into(),
+        account_sid: None,
+        lines: vec![l],
+    };
+    map.targets.insert(
+        sid("PN", 1),
+        NumberTarget::Conflict(vec![t("A", 2), t("B", 7)]),
+    );
+    let plan = build(&snap, &map, &[], &HashMap::new());
+    let n = &plan.numbers[0];
+    assert_eq!(n.action, Action::Stay);
+    assert_eq!(n.target_customer, None);
+    assert!(n.blocked);
+    assert_eq!(n.mapping_lines, [2, 7]);
+    assert_eq!(n.codes(), ["mapping-conflict"]);
+    assert!(
+        n.findings[0]
+            .message
+            .contains("\"A\" (line 2), \"B\" (line 7)"),
+        "{}",
+        n.findings[0].message
+    );
+    assert!(plan.steps.is_empty());
+}
+
+#[test]
+fn service_numbers_leave_and_join_a_new_service_and_campaigns_are_named() {
+    let mut snap = snapshot(vec![number(1), number(2)], vec![]);
+    let mg = sid("MG", 1);
+    snap.services.push(MessagingService {
+        sid: mg.clone(),
+        account_sid: Some(PARENT.into()),
+        friendly_name: Some("Alerts".into()),
+        us_app_to_person_registered: Some(true),
+        inbound_request_url: None,
+    });
+    snap.service_numbers.push(ServicePhoneNumber {
+        sid: sid("PN", 1),
+        service_sid: mg.clone(),
+        phone_number: Some("+14155550001".into()),
+        account_sid: Some(PARENT.into()),
+    });
+    snap.campaigns.push(A2pCampaign {
+        sid: sid("QE", 1),
+        messaging_service_sid: mg.clone(),
+        campaign_status: Some("VERIFIED".into()),
+        campaign_id: Some("CX1".into()),
+        us_app_to_person_usecase: Some("MIXED".into()),
+    });
+    let existing = sid("AC", 5);
+    snap.accounts.push(account(&existing, "Falcon", "active"));
+    let map = moving(&[
+        (1, "Falcon", Some(&existing)),
+        (2, "Falcon", Some(&existing)),
+    ]);
+    let plan = build(&snap, &map, &[], &HashMap::new());
+    assert_eq!(codes(&plan, 1), ["in-messaging-service", "a2p-campaign"]);
+    assert_eq!(codes(&plan, 2), Vec::<&str>::new());
+    let kinds: Vec<&str> = plan.steps.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "remove-from-service",
+            "transfer-number",
+            "transfer-number",
+            "create-messaging-service",
+            "add-to-service"
+        ],
+        "an existing subaccount is not created; only the service number joins the new service"
+    );
+    assert_eq!(plan.steps[1].request.form[0].value.to_string(), existing);
+    assert_eq!(
+        plan.steps[4].request.url.to_string(),
+        "https://messaging.twilio.com/v1/Services/${C_FALCON_SERVICE_SID}/PhoneNumbers"
+    );
+    assert_eq!(
+        plan.steps.iter().map(|s| s.order).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+}
+
+fn lost_row(n: u64, user: &str, at: &str, evidence_sid: &str) -> LostOptOut {
+    LostOptOut {
+        end_user: user.into(),
+        twilio_number: format!("+1415555{:04}", n).into(),
+        twilio_number_sid: sid("PN", n).into(),
+        scope: "number",
+        messaging_service_sid: "".into(),
+        opted_out_at: at.into(),
+        keyword: "STOP".into(),
+        evidence: "inbound-keyword",
+        evidence_message_sid: evidence_sid.into(),
+        target_customer: "A".into(),
+        target_account_sid: "".into(),
+    }
+}
+
+#[test]
+fn lost_opt_outs_are_counted_and_reseeded_in_chunks_of_25() {
+    let snap = snapshot(vec![number(1)], vec![]);
+    let map = moving(&[(1, "A", None)]);
+    let lost: Vec<LostOptOut> = (0..30)
+        .map(|i| {
+            lost_row(
+                1,
+                &format!("+1212555{i:04}"),
+                "2026-01-02T03:04:05Z",
+                &sid("SM", i),
+            )
+        })
+        .collect();
+    let plan = build(&snap, &map, &lost, &HashMap::new());
+    assert_eq!(codes(&plan, 1), ["opt-outs-lost"]);
+    assert_eq!(plan.numbers[0].opt_outs_lost, 30);
+    let reseeds: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::ReseedOptOuts)
+        .collect();
+    assert_eq!(reseeds.len(), 2);
+    assert_eq!(reseeds[0].request.form.len(), 25);
+    assert_eq!(reseeds[1].request.form.len(), 5);
+    assert_eq!(reseeds[0].request.auth, Auth::Subaccount);
+    let item: serde_json::Value =
+        serde_json::from_str(&reseeds[0].request.form[0].value.to_string()).unwrap();
+    assert_eq!(
+        item,
+        serde_json::json!({"contact_id": "+12125550000", "correlation_id": format!("{:032x}", 0),
+            "sender_id": "+14155550001", "status": "opt-out", "source": "opt-out-message",
+            "date_of_consent": "2026-01-02T03:04:05Z"})
+    );
+    assert_eq!(plan.steps[0].kind, StepKind::CreateSubaccount);
+}
+
+#[test]
+fn recent_traffic_is_info_and_shell_keys_are_safe() {
+    let snap = snapshot(vec![number(1)], vec![]);
+    let map = moving(&[(1, "A", None)]);
+    let mut traffic = HashMap::new();
+    let last = Utc.with_ymd_and_hms(2026, 2, 20, 0, 0, 0).unwrap();
+    traffic.insert(
+        sid("PN", 1),
+        Traffic {
+            messages: 3,
+            last: Some(last),
+        },
+    );
+    let plan = build(&snap, &map, &[], &traffic);
+    assert_eq!(codes(&plan, 1), ["recent-traffic"]);
+    assert_eq!(plan.numbers[0].findings[0].severity, Severity::Info);
+    assert!(plan.numbers[0].findings[0]
+        .message
+        .starts_with("3 messages in the 30 days"));
+    assert_eq!(shell_key("Falcon Flights"), "C_FALCON_FLIGHTS");
+    assert_eq!(shell_key("Twilio"), "C_TWILIO");
+    assert_eq!(shell_key("  Ärzte & Co. "), "C_RZTE_CO");
+    assert_eq!(shell_key("$$"), "C_X");
+}
+
+#[test]
+fn correlation_ids_are_32_hex_characters() {
+    let mut row = lost_row(1, "+12125550000", "2026-01-02T03:04:05Z", "SMabc");
+    assert_eq!(correlation_id(&row).len(), 32);
+    row.evidence_message_sid = sid("SM", 255).into();
+    assert_eq!(correlation_id(&row), format!("{:032x}", 255));
+}

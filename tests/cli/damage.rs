@@ -1,0 +1,372 @@
+//! Nothing the user has is ever damaged (issue 12): report folders replaced as one set,
+//! outputs that would clobber inputs or devices refused or written in place.
+
+use std::fs;
+
+use crate::errors::{audit, setup};
+use crate::support::*;
+
+#[test]
+fn a_folder_in_the_way_fails_the_audit_before_any_report_is_replaced() {
+    let dir = setup();
+    audit(&dir).success();
+    fs::remove_file(dir.path().join("report/plan.csv")).unwrap();
+    fs::create_dir(dir.path().join("report/plan.csv")).unwrap();
+    fs::write(dir.path().join("report/plan.csv/keep.txt"), "mine").unwrap();
+    // A different mapping: the new set would differ from the old one in every opt-out file.
+    fs::write(dir.path().join("map.csv"), "number,customer\n").unwrap();
+    let before = tree(&dir.path().join("report"));
+    audit(&dir)
+        .code(BAD_INPUT)
+        .stderr(predicates::str::contains("a folder is in the way"));
+    assert_eq!(tree(&dir.path().join("report")), before);
+}
+
+#[test]
+fn a_new_audit_replaces_the_whole_set_and_leaves_no_staging_behind() {
+    let dir = setup();
+    audit(&dir).success();
+    // A customer file of a customer that no longer moves must not linger.
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550101,Zeta\n",
+    )
+    .unwrap();
+    audit(&dir).success();
+    let names: Vec<String> = fs::read_dir(dir.path().join("report/optouts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["Zeta.csv"]);
+    let hidden: Vec<_> = tree(dir.path())
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains("/.") || p.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
+
+#[test]
+fn a_failed_plan_leaves_no_folder_and_no_file() {
+    let dir = setup();
+    fs::write(
+        dir.path().join("bad.csv"),
+        "number,customer\nnot-a-number,Acme\n",
+    )
+    .unwrap();
+    subaudit(dir.path())
+        .args([
+            "plan",
+            "--snapshot",
+            "snap",
+            "--map",
+            "bad.csv",
+            "--out",
+            "new/plans/plan.json",
+        ])
+        .assert()
+        .code(BAD_INPUT);
+    assert!(!dir.path().join("new").exists());
+}
+
+#[test]
+fn a_plan_that_cannot_be_placed_keeps_the_previous_plan_files() {
+    let dir = setup();
+    let plan = |dir: &tempfile::TempDir| {
+        subaudit(dir.path())
+            .args([
+                "plan",
+                "--snapshot",
+                "snap",
+                "--map",
+                "map.csv",
+                "--out",
+                "out/plan.json",
+            ])
+            .assert()
+    };
+    plan(&dir).success();
+    fs::remove_file(dir.path().join("out/plan.sh")).unwrap();
+    fs::create_dir(dir.path().join("out/plan.sh")).unwrap();
+    fs::write(dir.path().join("map.csv"), "number,customer\n").unwrap();
+    let before = tree(&dir.path().join("out"));
+    plan(&dir).code(BAD_INPUT);
+    assert_eq!(tree(&dir.path().join("out")), before);
+}
+
+fn run_in(dir: &tempfile::TempDir, args: &[&str]) -> assert_cmd::assert::Assert {
+    subaudit(dir.path()).args(args).assert()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_output_is_written_in_place_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = setup();
+    run_in(
+        &dir,
+        &[
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "/dev/null",
+        ],
+    )
+    .success();
+    run_in(&dir, &["usage", "--snapshot", "snap", "--out", "/dev/null"]).success();
+    let null = fs::metadata("/dev/null").unwrap().file_type();
+    assert!(null.is_char_device(), "/dev/null is still a device");
+    // The usage files that go beside --out are not written into /dev.
+    assert!(!std::path::Path::new("/dev/usage_pivot.csv").exists());
+
+    // A FIFO: the reader gets the CSV, the FIFO stays a FIFO.
+    let fifo = dir.path().join("lost.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+    };
+    run_in(
+        &dir,
+        &[
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "lost.fifo",
+        ],
+    )
+    .success();
+    let text = reader.join().unwrap();
+    assert!(text.starts_with("end_user,twilio_number,"), "{text}");
+    assert!(text.contains("+12065552001"), "{text}");
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn an_output_that_is_an_input_or_inside_the_snapshot_is_refused() {
+    let dir = setup();
+    let before = tree(dir.path());
+    for args in [
+        &[
+            "usage",
+            "--snapshot",
+            "snap",
+            "--out",
+            "snap/usage_records.jsonl",
+        ][..],
+        &["usage", "--snapshot", "snap", "--out", "snap/new.csv"],
+        &["map", "--snapshot", "snap", "--out", "snap/manifest.json"],
+        &[
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "map.csv",
+        ],
+        // Another spelling of the same file.
+        &[
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "snap/../map.csv",
+        ],
+        &[
+            "optouts",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--possible",
+            "map.csv",
+        ],
+        &["optouts", "--snapshot", "snap", "--per-customer", "snap"],
+        &["audit", "--snapshot", "snap", "--out", "snap"],
+        &["audit", "--snapshot", "snap", "--out", "snap/reports"],
+        &[
+            "plan",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "map.json",
+        ],
+    ] {
+        run_in(&dir, args)
+            .code(BAD_INPUT)
+            .stderr(predicates::str::contains("this output would replace"));
+        assert_eq!(tree(dir.path()), before, "{args:?}");
+    }
+    // The snapshot folder itself, for a command whose --out is a file.
+    run_in(&dir, &["usage", "--snapshot", "snap", "--out", "snap"]).code(BAD_INPUT);
+    assert_eq!(tree(dir.path()), before);
+}
+
+#[test]
+fn a_long_customer_name_gets_a_short_stable_file_name() {
+    let dir = setup();
+    let long = format!(
+        "Stork Veterinary Clinics {}",
+        "of the Greater Metropolitan Area ".repeat(9)
+    );
+    assert!(long.len() > 300);
+    fs::write(
+        dir.path().join("map.csv"),
+        format!("number,customer\n+14155550101,{long}\n"),
+    )
+    .unwrap();
+    audit(&dir).success();
+    let names: Vec<String> = fs::read_dir(dir.path().join("report/optouts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(
+        names[0].starts_with("Stork_Veterinary_Clinics_of_the_Greater"),
+        "{names:?}"
+    );
+    assert!(names[0].len() <= 104, "{names:?}");
+    // The same name on the next run: the same file.
+    audit(&dir).success();
+    assert!(dir.path().join("report/optouts").join(&names[0]).is_file());
+}
+
+#[test]
+fn a_customer_name_with_a_control_character_is_refused_with_its_line() {
+    let dir = setup();
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550101,Stork\u{1b}[2JVets\n",
+    )
+    .unwrap();
+    audit(&dir)
+        .code(BAD_INPUT)
+        .stderr(predicates::str::contains("map.csv:2: customer"))
+        .stderr(predicates::str::contains("control character"));
+    assert!(!dir.path().join("report").exists());
+}
+
+/// The setup's snapshot with the STOP's `direction` replaced (None removes it).
+fn with_stop_direction(direction: Option<&str>) -> tempfile::TempDir {
+    let dir = setup();
+    let path = dir.path().join("snap/messages.jsonl");
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stop = lines.iter_mut().find(|m| m["body"] == "STOP").unwrap();
+    match direction {
+        Some(d) => stop["direction"] = serde_json::json!(d),
+        None => {
+            stop.as_object_mut().unwrap().remove("direction");
+        }
+    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(&path, text).unwrap();
+    dir
+}
+
+#[test]
+fn a_message_without_a_valid_direction_is_refused_with_file_and_line() {
+    for (direction, want) in [
+        (None, "has no \"direction\""),
+        (
+            Some("Inbound"),
+            "\"direction\" \"Inbound\" is not one of Twilio's values",
+        ),
+        (Some("incoming"), "\"direction\" \"incoming\""),
+    ] {
+        let dir = with_stop_direction(direction);
+        audit(&dir)
+            .code(BAD_INPUT)
+            .stderr(predicates::str::contains("messages.jsonl:1: "))
+            .stderr(predicates::str::contains(want));
+        assert!(!dir.path().join("report").exists());
+    }
+}
+
+#[test]
+fn an_unclosed_quote_in_the_mapping_is_refused_with_its_line() {
+    let dir = setup();
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n\n+14155550101,\"Stork Vets,\n",
+    )
+    .unwrap();
+    audit(&dir)
+        .code(BAD_INPUT)
+        .stderr(predicates::str::contains(
+            "map.csv:3: the quoted field at column 14 is not closed",
+        ));
+    fs::write(
+        dir.path().join("map.csv"),
+        "number,customer\n+14155550101,\"Stork\nVets\"\n",
+    )
+    .unwrap();
+    audit(&dir)
+        .code(BAD_INPUT)
+        .stderr(predicates::str::contains("map.csv:2: the quoted field"));
+    assert!(!dir.path().join("report").exists());
+}
+
+#[test]
+fn a_region_or_edge_that_is_not_a_host_label_is_refused() {
+    let dir = setup();
+    for (flag, value) in [
+        ("--region", "a b"),
+        ("--region", "x.example/#"),
+        ("--edge", "evil.example:443/"),
+    ] {
+        subaudit(dir.path())
+            .env("TWILIO_ACCOUNT_SID", PARENT)
+            .env("TWILIO_AUTH_TOKEN", "not-a-real-token")
+            .args(["pull", "--out", "pulled", flag, value])
+            .assert()
+            .code(BAD_INPUT)
+            .stderr(predicates::str::contains(
+                "must be letters, digits and '-' only",
+            ));
+    }
+    assert!(!dir.path().join("pulled").exists());
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_successful_end() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_subaudit"))
+        .current_dir(repo_root())
+        .args(["optouts", "--all", "--out", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone (`| head -1`); the CSV is far larger than a pipe's buffer.
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with("end_user,"), "{first}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(OK), "{stderr}");
+    assert!(
+        !stderr.contains("Broken pipe") && !stderr.contains("error"),
+        "{stderr}"
+    );
+}
