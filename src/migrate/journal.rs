@@ -257,7 +257,7 @@ fn write_line<T: Serialize>(file: &mut File, path: &Path, value: &T) -> Result<(
 }
 
 pub fn now() -> String {
-    crate::report::rfc3339(&chrono::Utc::now())
+    crate::time::rfc3339(&chrono::Utc::now())
 }
 
 #[cfg(test)]
