@@ -16,6 +16,30 @@ pub struct SimAccount {
     pub owner: Option<String>,
     pub friendly_name: String,
     pub status: String,
+    /// The token the twin accepts for this account (it is also in `raw`, as Twilio serves it).
+    pub auth_token: String,
+    pub raw: String,
+}
+
+/// An IncomingPhoneNumber and the account that owns it now.
+pub struct SimNumber {
+    pub account: String,
+    pub sid: String,
+    pub phone_number: String,
+    pub raw: String,
+}
+
+/// A Messaging Service of any account of the family.
+pub struct SimService {
+    pub sid: String,
+    pub account: String,
+    pub raw: String,
+}
+
+/// A number's membership in a Messaging Service (the record `/PhoneNumbers` lists).
+pub struct SimServiceNumber {
+    pub service: String,
+    pub number_sid: String,
     pub raw: String,
 }
 
@@ -49,12 +73,9 @@ pub struct UsageOut {
 pub struct SimData {
     pub parent: String,
     pub accounts: Vec<SimAccount>,
-    /// (account_sid, raw)
-    pub numbers: Vec<(String, String)>,
-    /// (service sid, raw): the parent's services.
-    pub services: Vec<(String, String)>,
-    /// (service sid, raw)
-    pub service_numbers: Vec<(String, String)>,
+    pub numbers: Vec<SimNumber>,
+    pub services: Vec<SimService>,
+    pub service_numbers: Vec<SimServiceNumber>,
     /// (service sid, raw)
     pub campaigns: Vec<(String, String)>,
     /// Newest first, as Twilio lists them.
@@ -89,16 +110,12 @@ impl SimData {
             // Twilio lists every account with its auth token: serve one, so that a client
             // that forgot to drop it would be caught.
             let sid = text(&v, "sid");
+            let auth_token = format!("simulated-token-{}", &sid[sid.len().saturating_sub(8)..]);
             if let Value::Object(map) = &mut v {
-                map.insert(
-                    "auth_token".into(),
-                    Value::String(format!(
-                        "simulated-token-{}",
-                        &sid[sid.len().saturating_sub(8)..]
-                    )),
-                );
+                map.insert("auth_token".into(), Value::String(auth_token.clone()));
             }
             data.accounts.push(SimAccount {
+                auth_token,
                 sid: text(&v, "sid"),
                 owner: v
                     .get("owner_account_sid")
@@ -116,21 +133,33 @@ impl SimData {
                 .and_then(Value::as_str)
                 .unwrap_or(&parent)
                 .to_string();
-            data.numbers.push((owner, raw.to_string()));
+            data.numbers.push(SimNumber {
+                account: owner,
+                sid: text(&v, "sid"),
+                phone_number: text(&v, "phone_number"),
+                raw: raw.to_string(),
+            });
             Ok(())
         })?;
         for_each_record(&snapshot, Resource::MessagingServices, |v, raw| {
-            if v.get("account_sid")
+            let account = v
+                .get("account_sid")
                 .and_then(Value::as_str)
-                .is_none_or(|a| a == parent)
-            {
-                data.services.push((text(&v, "sid"), raw.to_string()));
-            }
+                .unwrap_or(&parent)
+                .to_string();
+            data.services.push(SimService {
+                sid: text(&v, "sid"),
+                account,
+                raw: raw.to_string(),
+            });
             Ok(())
         })?;
         for_each_record(&snapshot, Resource::ServicePhoneNumbers, |v, raw| {
-            data.service_numbers
-                .push((text(&v, "service_sid"), raw.to_string()));
+            data.service_numbers.push(SimServiceNumber {
+                service: text(&v, "service_sid"),
+                number_sid: text(&v, "sid"),
+                raw: raw.to_string(),
+            });
             Ok(())
         })?;
         for_each_record(&snapshot, Resource::A2pCampaigns, |v, raw| {
@@ -187,6 +216,35 @@ impl SimData {
 
     pub fn message_count(&self) -> usize {
         self.messages.len()
+    }
+
+    pub fn account(&self, sid: &str) -> Option<&SimAccount> {
+        self.accounts.iter().find(|a| a.sid == sid)
+    }
+
+    pub fn number(&self, sid: &str) -> Option<&SimNumber> {
+        self.numbers.iter().find(|n| n.sid == sid)
+    }
+
+    pub fn number_by_phone(&self, phone: &str) -> Option<&SimNumber> {
+        self.numbers.iter().find(|n| n.phone_number == phone)
+    }
+
+    pub fn service(&self, sid: &str) -> Option<&SimService> {
+        self.services.iter().find(|s| s.sid == sid)
+    }
+
+    /// The service a number is in, if any (Twilio allows one).
+    pub fn service_of_number(&self, number_sid: &str) -> Option<&str> {
+        self.service_numbers
+            .iter()
+            .find(|m| m.number_sid == number_sid)
+            .map(|m| m.service.as_str())
+    }
+
+    /// Every message, newest first (for scans such as the WhatsApp-sender check).
+    pub fn all_messages(&self) -> &[SimMessage] {
+        &self.messages
     }
 
     pub fn is_subaccount(&self, sid: &str) -> bool {

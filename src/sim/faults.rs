@@ -1,4 +1,5 @@
-//! Fault injection switches: what a real pull meets on a bad day.
+//! Fault injection switches: what a real pull or apply meets on a bad day. They apply to
+//! reads and writes alike; the twin-only endpoints under /__twin/ are never faulted.
 
 use clap::Args;
 
@@ -19,6 +20,14 @@ pub struct Faults {
     /// Share of requests whose connection is dropped without an answer.
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Share of writes (POST, DELETE) that take effect and then answer 500 anyway: the case
+    /// that makes a blind retry of a write dangerous.
+    #[arg(
+        long = "fault-write-5xx-after-effect",
+        value_name = "RATE",
+        default_value_t = 0.0
+    )]
+    pub write_5xx_after_effect: f64,
     /// Serve at most this many records per page, whatever PageSize asks.
     #[arg(long, value_name = "N")]
     pub max_page_size: Option<usize>,

@@ -3,23 +3,35 @@
 //! PageSize limits, Basic auth, Twilio's error bodies), with switches to inject the faults a
 //! real pull meets (latency, 429s, 500s, dropped connections, short pages).
 //!
-//! It is a test and demo tool: everything is held in memory (messages as their raw JSON lines).
+//! It is also the project's twin of Twilio for writes (docs/twin.md): it takes the writes a
+//! migration makes (subaccounts, number transfers, Messaging Services, Consents Bulk, sends)
+//! with Twilio's rules and error codes, keeps opt-out state per account, routes inbound texts,
+//! and keeps every change in memory (the snapshot folder is never written).
 
 // Handlers return axum `Response`s as their error values: boxing them would only add noise to
 // a test server whose error path is the answer itself.
 #![allow(clippy::result_large_err)]
 
+mod accounts;
+mod consents;
 mod data;
 mod faults;
+mod inbound;
+mod messaging;
+mod optout_state;
+mod services;
+mod state;
 
 pub use data::SimData;
 pub use faults::Faults;
+pub use state::World;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -81,7 +93,7 @@ impl std::fmt::Debug for SimAuth {
 }
 
 pub struct Sim {
-    data: SimData,
+    world: RwLock<World>,
     auth: SimAuth,
     faults: Faults,
     rng: AtomicU64,
@@ -90,7 +102,8 @@ pub struct Sim {
 
 /// Runs the simulator until the process ends (the binary's whole job).
 pub fn run(args: SimArgs) -> Result<()> {
-    let data = SimData::load(&args.snapshot)?;
+    let world = World::load(&args.snapshot)?;
+    let data = &world.data;
     let auth = SimAuth {
         account_sid: args
             .account_sid
@@ -123,9 +136,9 @@ pub fn run(args: SimArgs) -> Result<()> {
         eprintln!(
             "twilio-sim: serving {} ({} messages) on http://{addr}",
             args.snapshot.display(),
-            data.message_count()
+            world.data.message_count()
         );
-        let sim = Sim::new(data, auth, args.faults);
+        let sim = Sim::new(world, auth, args.faults);
         serve(listener, Arc::new(sim))
             .await
             .map_err(|e| Error::failed("the simulator stopped", e))
@@ -139,9 +152,9 @@ pub async fn serve(listener: tokio::net::TcpListener, sim: Arc<Sim>) -> std::io:
 }
 
 impl Sim {
-    pub fn new(data: SimData, auth: SimAuth, faults: Faults) -> Sim {
+    pub fn new(world: World, auth: SimAuth, faults: Faults) -> Sim {
         Sim {
-            data,
+            world: RwLock::new(world),
             auth,
             rng: AtomicU64::new(faults.seed.max(1)),
             faults,
@@ -171,12 +184,24 @@ impl Sim {
 }
 
 /// Who the request authenticated as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Principal {
     /// Parent SID + auth token: the parent and its subaccounts.
     ParentToken,
     /// An API key of the parent: the parent's own resources only.
     ParentKey,
+    /// A subaccount's SID + its own auth token: that subaccount's resources only.
+    Subaccount(String),
+}
+
+impl Principal {
+    /// The account whose resources an account-less (v1) request addresses.
+    fn account<'a>(&'a self, parent: &'a str) -> &'a str {
+        match self {
+            Principal::ParentToken | Principal::ParentKey => parent,
+            Principal::Subaccount(sid) => sid,
+        }
+    }
 }
 
 /// Marker payload: unwinding the connection's task drops the connection without a response.
@@ -187,8 +212,15 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     sim.requests.fetch_add(1, Ordering::Relaxed);
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    if uri.path().starts_with("/__twin/") {
+        // The twin's own test endpoints: no faults, no credentials (they stand for the
+        // outside world, not for an API client).
+        return inbound::handle(&sim, &method, uri.path(), &form);
+    }
     let faults = &sim.faults;
     if faults.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
@@ -217,7 +249,7 @@ async fn handle(
         }
         return response;
     }
-    let principal = match authenticate(&sim.auth, &headers) {
+    let principal = match authenticate(&sim.auth, &sim.read_world().data, &headers) {
         Some(p) => p,
         None => {
             let mut r = error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
@@ -228,13 +260,6 @@ async fn handle(
             return r;
         }
     };
-    if method != Method::GET {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            20004,
-            "Method not allowed (the simulator is read-only)",
-        );
-    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -252,19 +277,93 @@ async fn handle(
         path: uri.path().to_string(),
         query,
         host,
+        form,
     };
-    match route(&sim, principal, &request) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
+    if method == Method::GET {
+        let world = sim.read_world();
+        return match route(&sim, &world, &principal, &request) {
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(e) => e,
+        };
+    }
+    let answer = {
+        let mut world = sim.write_world();
+        write_route(&mut world, &principal, &method, &request)
+    };
+    match answer {
+        Ok((status, body)) => {
+            let after_effect = faults.write_5xx_after_effect;
+            if after_effect > 0.0 && sim.roll() < after_effect {
+                // The write took effect; the client is told it failed.
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    20500,
+                    "Internal Server Error",
+                );
+            }
+            json_response(status, body)
+        }
         Err(e) => e,
     }
 }
 
-fn authenticate(auth: &SimAuth, headers: &HeaderMap) -> Option<Principal> {
+fn json_response(status: StatusCode, body: String) -> Response {
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The writes: which handler takes a (method, path).
+fn write_route(
+    world: &mut World,
+    principal: &Principal,
+    method: &Method,
+    req: &Request,
+) -> Written {
+    let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    let parent = world.data.parent.clone();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["2010-04-01", "Accounts.json"]) => {
+            accounts::create_subaccount(world, principal, req)
+        }
+        ("POST", ["2010-04-01", "Accounts", sid, "IncomingPhoneNumbers", pn])
+            if pn.ends_with(".json") =>
+        {
+            check_account(&world.data, principal, sid, &req.path)?;
+            accounts::update_number(world, principal, sid, pn.trim_end_matches(".json"), req)
+        }
+        ("POST", ["2010-04-01", "Accounts", sid, "Messages.json"]) => {
+            check_account(&world.data, principal, sid, &req.path)?;
+            messaging::send(world, sid, req)
+        }
+        ("POST", ["v1", "Services"]) => services::create(world, principal.account(&parent), req),
+        ("POST", ["v1", "Services", mg]) => {
+            services::check_access(&world.data, principal, mg, &req.path)?;
+            services::update(world, mg, req)
+        }
+        ("POST", ["v1", "Services", mg, "PhoneNumbers"]) => {
+            services::check_access(&world.data, principal, mg, &req.path)?;
+            services::add_number(world, mg, req)
+        }
+        ("DELETE", ["v1", "Services", mg, "PhoneNumbers", pn]) => {
+            services::check_access(&world.data, principal, mg, &req.path)?;
+            services::remove_number(world, mg, pn, &req.path)
+        }
+        ("POST", ["v1", "Consents", "Bulk"]) => {
+            let account = principal.account(&parent).to_string();
+            consents::bulk(world, &account, req)
+        }
+        ("GET", _) => unreachable!("reads are routed apart"),
+        _ => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            20004,
+            &format!("Method {method} not allowed on {}", req.path),
+        )),
+    }
+}
+
+fn authenticate(auth: &SimAuth, data: &SimData, headers: &HeaderMap) -> Option<Principal> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -275,12 +374,16 @@ fn authenticate(auth: &SimAuth, headers: &HeaderMap) -> Option<Principal> {
     if user == auth.account_sid && secret == auth.auth_token {
         return Some(Principal::ParentToken);
     }
-    match &auth.api_key {
-        Some((key, key_secret)) if user == key && secret == key_secret => {
-            Some(Principal::ParentKey)
+    if let Some((key, key_secret)) = &auth.api_key {
+        if user == key && secret == key_secret {
+            return Some(Principal::ParentKey);
         }
-        _ => None,
     }
+    // A subaccount's own credentials (its token is in the create response, and in the
+    // account record the parent reads).
+    data.account(user)
+        .filter(|a| data.is_subaccount(&a.sid) && a.auth_token == secret)
+        .map(|a| Principal::Subaccount(a.sid.clone()))
 }
 
 /// Twilio's classic error body.
@@ -315,6 +418,8 @@ struct Request {
     path: String,
     query: Vec<(String, String)>,
     host: String,
+    /// The form-encoded body of a write.
+    form: Vec<(String, String)>,
 }
 
 impl Request {
@@ -324,20 +429,54 @@ impl Request {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// A form field of the body (the first, when repeated).
+    fn field(&self, key: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated form field.
+    fn fields<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.form
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 type Handled = std::result::Result<String, Response>;
+/// A write's status and JSON body.
+type Written = std::result::Result<(StatusCode, String), Response>;
 
-fn route(sim: &Sim, principal: Principal, req: &Request) -> Handled {
+impl Sim {
+    fn read_world(&self) -> std::sync::RwLockReadGuard<'_, World> {
+        // A panic while holding the lock (a dropped connection unwinds) leaves the state as
+        // it was between two whole writes: keep serving it.
+        self.world.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_world(&self) -> std::sync::RwLockWriteGuard<'_, World> {
+        self.world.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn route(sim: &Sim, world: &World, principal: &Principal, req: &Request) -> Handled {
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
-    let data = &sim.data;
+    let data = &world.data;
     match segments.as_slice() {
         ["2010-04-01", "Accounts.json"] => {
             let items: Vec<&str> = data
                 .accounts
                 .iter()
                 // Listing accounts is the parent's own resource: a key sees them too (reading
-                // a subaccount's resources is what it may not do).
+                // a subaccount's resources is what it may not do). A subaccount sees itself.
+                .filter(|a| match principal {
+                    Principal::Subaccount(own) => &a.sid == own,
+                    _ => true,
+                })
                 .filter(|a| {
                     req.param("FriendlyName")
                         .is_none_or(|n| a.friendly_name == n)
@@ -349,79 +488,116 @@ fn route(sim: &Sim, principal: Principal, req: &Request) -> Handled {
         }
         ["2010-04-01", "Accounts", account] if account.ends_with(".json") => {
             let sid = account.trim_end_matches(".json");
-            check_account(sim, principal, sid, &req.path)?;
-            let a = data
-                .accounts
-                .iter()
-                .find(|a| a.sid == sid)
-                .ok_or_else(|| not_found(&req.path))?;
+            check_account(data, principal, sid, &req.path)?;
+            let a = data.account(sid).ok_or_else(|| not_found(&req.path))?;
             Ok(a.raw.clone())
         }
         ["2010-04-01", "Accounts", sid, rest @ ..] => {
-            check_account(sim, principal, sid, &req.path)?;
+            check_account(data, principal, sid, &req.path)?;
             match rest {
                 ["IncomingPhoneNumbers.json"] => {
                     let items: Vec<&str> = data
                         .numbers
                         .iter()
-                        .filter(|(owner, _)| owner == sid)
-                        .filter(|(_, raw)| {
-                            req.param("PhoneNumber")
-                                .is_none_or(|p| raw.contains(&format!("\"{p}\"")))
-                        })
-                        .map(|(_, raw)| raw.as_str())
+                        .filter(|n| n.account == *sid)
+                        .filter(|n| req.param("PhoneNumber").is_none_or(|p| n.phone_number == p))
+                        .map(|n| n.raw.as_str())
                         .collect();
                     page_2010(sim, req, "incoming_phone_numbers", &items)
                 }
-                ["Messages.json"] => messages(sim, sid, req),
+                ["IncomingPhoneNumbers", pn] if pn.ends_with(".json") => data
+                    .number(pn.trim_end_matches(".json"))
+                    .filter(|n| n.account == *sid)
+                    .map(|n| n.raw.clone())
+                    .ok_or_else(|| not_found(&req.path)),
+                ["Messages.json"] => messages(sim, world, sid, req),
+                ["Messages", sm] if sm.ends_with(".json") => {
+                    let sm = sm.trim_end_matches(".json");
+                    world
+                        .created_messages
+                        .iter()
+                        .chain(data.messages_between(i64::MIN, i64::MAX))
+                        .find(|m| &*m.sid == sm && &*m.account == *sid)
+                        .map(|m| m.raw.to_string())
+                        .ok_or_else(|| not_found(&req.path))
+                }
                 ["Usage", "Records.json"] | ["Usage", "Records", "Monthly.json"] => {
-                    usage(sim, sid, req)
+                    usage(sim, data, sid, req)
                 }
                 _ => Err(not_found(&req.path)),
             }
         }
         ["v1", "Services"] => {
-            let items: Vec<&str> = data.services.iter().map(|(_, raw)| raw.as_str()).collect();
+            let account = principal.account(&data.parent);
+            let items: Vec<&str> = data
+                .services
+                .iter()
+                .filter(|s| s.account == account)
+                .map(|s| s.raw.as_str())
+                .collect();
             page_v1(sim, req, "services", &items)
         }
+        ["v1", "Services", mg] => {
+            services::check_access(data, principal, mg, &req.path)?;
+            Ok(data.service(mg).map(|s| s.raw.clone()).unwrap_or_default())
+        }
+        ["v1", "Services", mg, "PhoneNumbers", pn] => {
+            services::check_access(data, principal, mg, &req.path)?;
+            data.service_numbers
+                .iter()
+                .find(|m| m.service == *mg && m.number_sid == *pn)
+                .map(|m| m.raw.clone())
+                .ok_or_else(|| not_found(&req.path))
+        }
         ["v1", "Services", mg, rest @ ..] => {
-            if !data.services.iter().any(|(sid, _)| sid == mg) {
-                return Err(not_found(&req.path));
-            }
-            let (key, list) = match rest {
-                ["PhoneNumbers"] => ("phone_numbers", &data.service_numbers),
-                ["Compliance", "Usa2p"] => ("compliance", &data.campaigns),
+            services::check_access(data, principal, mg, &req.path)?;
+            let (key, items): (&str, Vec<&str>) = match rest {
+                ["PhoneNumbers"] => (
+                    "phone_numbers",
+                    data.service_numbers
+                        .iter()
+                        .filter(|m| m.service == *mg)
+                        .map(|m| m.raw.as_str())
+                        .collect(),
+                ),
+                ["Compliance", "Usa2p"] => (
+                    "compliance",
+                    data.campaigns
+                        .iter()
+                        .filter(|(owner, _)| owner == mg)
+                        .map(|(_, raw)| raw.as_str())
+                        .collect(),
+                ),
                 _ => return Err(not_found(&req.path)),
             };
-            let items: Vec<&str> = list
-                .iter()
-                .filter(|(owner, _)| owner == mg)
-                .map(|(_, raw)| raw.as_str())
-                .collect();
             page_v1(sim, req, key, &items)
         }
         _ => Err(not_found(&req.path)),
     }
 }
 
-/// The parent's token reaches the parent and its subaccounts; a key only the parent.
+/// The parent's token reaches the parent and its subaccounts; a key only the parent; a
+/// subaccount's own credentials only that subaccount.
 fn check_account(
-    sim: &Sim,
-    principal: Principal,
+    data: &SimData,
+    principal: &Principal,
     sid: &str,
     path: &str,
 ) -> std::result::Result<(), Response> {
-    let data = &sim.data;
-    if sid == data.parent {
-        return Ok(());
-    }
-    if !data.is_subaccount(sid) {
+    let known = sid == data.parent || data.is_subaccount(sid);
+    if !known {
         return Err(not_found(path));
     }
-    match principal {
-        Principal::ParentToken => Ok(()),
-        // What Twilio answers when a key's account is not the one in the path.
-        Principal::ParentKey => Err(error(StatusCode::UNAUTHORIZED, 20003, "Authenticate")),
+    let allowed = match principal {
+        Principal::ParentToken => true,
+        Principal::ParentKey => sid == data.parent,
+        Principal::Subaccount(own) => own == sid,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        // What Twilio answers when the credentials' account is not the one in the path.
+        Err(error(StatusCode::UNAUTHORIZED, 20003, "Authenticate"))
     }
 }
 
@@ -626,7 +802,7 @@ fn day_start(day: NaiveDate) -> i64 {
 
 /// Messages, newest first, with `To`, `From`, `DateSent`, `DateSent>` (on or after) and
 /// `DateSent<` (on or before) — all inclusive, a bare day meaning the whole day.
-fn messages(sim: &Sim, account: &str, req: &Request) -> Handled {
+fn messages(sim: &Sim, world: &World, account: &str, req: &Request) -> Handled {
     let mut lo = i64::MIN;
     let mut hi = i64::MAX;
     let mut dated = false;
@@ -656,10 +832,14 @@ fn messages(sim: &Sim, account: &str, req: &Request) -> Handled {
     }
     let to = req.param("To");
     let from = req.param("From");
-    let items: Vec<&str> = sim
-        .data
-        .messages_between(lo, hi)
+    // The twin's own messages are newer than the snapshot's: they come first, newest first.
+    let created = world
+        .created_messages
         .iter()
+        .rev()
+        .filter(|m| m.ts >= lo && m.ts <= hi);
+    let items: Vec<&str> = created
+        .chain(world.data.messages_between(lo, hi))
         .filter(|m| &*m.account == account)
         .filter(|m| to.is_none_or(|t| &*m.to == t))
         .filter(|m| from.is_none_or(|f| &*m.from == f))
@@ -670,7 +850,7 @@ fn messages(sim: &Sim, account: &str, req: &Request) -> Handled {
 
 /// Usage records: `Category`, `StartDate`, `EndDate` (periods overlapping the range) and
 /// `IncludeSubaccounts` (default true: an account's figures include its subaccounts').
-fn usage(sim: &Sim, account: &str, req: &Request) -> Handled {
+fn usage(sim: &Sim, data: &SimData, account: &str, req: &Request) -> Handled {
     let day = |key: &str| -> std::result::Result<Option<NaiveDate>, Response> {
         match req.param(key) {
             None => Ok(None),
@@ -692,7 +872,7 @@ fn usage(sim: &Sim, account: &str, req: &Request) -> Handled {
         }
     };
     let category = req.param("Category");
-    let records = sim.data.usage_for(account, include);
+    let records = data.usage_for(account, include);
     let items: Vec<String> = records
         .into_iter()
         .filter(|r| category.is_none_or(|c| r.category == c))

@@ -11,4 +11,5 @@ mod plan;
 mod pull;
 mod sample;
 mod snapshot_format;
+mod twin;
 mod usage;

@@ -1,0 +1,805 @@
+//! `twilio-sim` as the twin of Twilio for writes: one test per rule the migration relies on
+//! (docs/twin.md), each through HTTP as a client would see it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::support::*;
+
+const TOKEN: &str = "twin-parent-token-51c2";
+const SUB: &str = "AC000000000000000000000000000000c3";
+const SUSPENDED: &str = "AC000000000000000000000000000000d4";
+const STRANGER: &str = "AC000000000000000000000000000000e5";
+const MG_A: &str = "MG000000000000000000000000000000a1";
+const MG_QUIET: &str = "MG000000000000000000000000000000b2";
+
+/// A running twin, killed on drop.
+struct Twin {
+    child: Child,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Credentials for a request: the parent's, or an account's own (sid, token).
+#[derive(Clone)]
+enum Auth {
+    Parent,
+    Account(String, String),
+    None,
+}
+
+impl Twin {
+    fn start(snapshot: &Path, extra: &[&str]) -> Twin {
+        #[allow(deprecated)]
+        let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
+        let mut child = StdCommand::new(bin)
+            .args([
+                "--snapshot",
+                snapshot.to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--account-sid", PARENT, "--auth-token", TOKEN])
+            .args(extra)
+            .env_remove("TWILIO_ACCOUNT_SID")
+            .env_remove("TWILIO_AUTH_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("twilio-sim starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:"),
+            "twin printed {line:?}"
+        );
+        Twin {
+            child,
+            url: line.trim().to_string(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// One request; the HTTP status and the JSON body (null when empty).
+    fn call(&self, method: &str, path: &str, auth: &Auth, form: &[(&str, &str)]) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut request = self.client.request(method.parse().unwrap(), url).form(form);
+        request = match auth {
+            Auth::Parent => request.basic_auth(PARENT, Some(TOKEN)),
+            Auth::Account(sid, token) => request.basic_auth(sid, Some(token)),
+            Auth::None => request,
+        };
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("the twin answers");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let body = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+            };
+            (status, body)
+        })
+    }
+
+    fn get(&self, path: &str, auth: &Auth) -> Value {
+        let (status, body) = self.call("GET", path, auth, &[]);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    fn post(&self, path: &str, auth: &Auth, form: &[(&str, &str)]) -> (u16, Value) {
+        self.call("POST", path, auth, form)
+    }
+
+    /// Creates a subaccount; its sid and its own credentials.
+    fn create_subaccount(&self, name: &str) -> (String, Auth) {
+        let (status, body) = self.post(
+            "/2010-04-01/Accounts.json",
+            &Auth::Parent,
+            &[("FriendlyName", name)],
+        );
+        assert_eq!(status, 201, "{body}");
+        let sid = body["sid"].as_str().unwrap().to_string();
+        let token = body["auth_token"].as_str().unwrap().to_string();
+        (sid.clone(), Auth::Account(sid, token))
+    }
+
+    fn transfer(&self, owner: &str, pn: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        self.post(
+            &format!("/2010-04-01/Accounts/{owner}/IncomingPhoneNumbers/{pn}.json"),
+            &Auth::Parent,
+            form,
+        )
+    }
+
+    fn inbound(&self, from: &str, to: &str, body: &str) -> Value {
+        let (status, answer) = self.post(
+            "/__twin/inbound",
+            &Auth::None,
+            &[("From", from), ("To", to), ("Body", body)],
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    /// The phone numbers an account lists.
+    fn numbers_of(&self, account: &str) -> Vec<String> {
+        let body = self.get(
+            &format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json?PageSize=1000"),
+            &Auth::Parent,
+        );
+        body["incoming_phone_numbers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["phone_number"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn code(body: &Value) -> i64 {
+    body["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// The parent with two services (one without an inbound URL), a subaccount, a suspended
+/// subaccount, and numbers carrying each transfer risk; STOPs in the history on a number and
+/// on a service.
+fn world(dir: &Path) -> PathBuf {
+    let mut b = SnapshotBuilder::default();
+    b.accounts
+        .push(account(SUB, "Falcon Flights", "active", Some(PARENT)));
+    b.accounts.push(account(
+        SUSPENDED,
+        "Old Customer",
+        "suspended",
+        Some(PARENT),
+    ));
+    let mut plain = number(&sid("PN", 1), "+14155550101");
+    plain["sms_url"] = json!("https://hooks.example.com/sms/plain");
+    b.numbers.push(plain);
+    b.numbers.push(number(&sid("PN", 2), "+14155550102"));
+    let mut bundled = number(&sid("PN", 3), "+14155550103");
+    bundled["bundle_sid"] = json!(sid("BU", 1));
+    b.numbers.push(bundled);
+    let mut addressed = number(&sid("PN", 4), "+14155550104");
+    addressed["address_requirements"] = json!("local");
+    b.numbers.push(addressed);
+    let mut hosted = number(&sid("PN", 5), "+14155550105");
+    hosted["origin"] = json!("hosted");
+    b.numbers.push(hosted);
+    b.numbers.push(number(&sid("PN", 6), "+14155550106"));
+    let mut identity = number(&sid("PN", 7), "+14155550107");
+    identity["identity_sid"] = json!(sid("RI", 1));
+    b.numbers.push(identity);
+    let mut quiet_own_hook = number(&sid("PN", 8), "+14155550108");
+    quiet_own_hook["sms_url"] = json!("https://hooks.example.com/sms/own");
+    b.numbers.push(quiet_own_hook);
+    let mut svc = service(MG_A, "Alerts");
+    svc["inbound_request_url"] = json!("https://hooks.example.com/alerts");
+    svc["inbound_method"] = json!("POST");
+    b.services.push(svc);
+    let mut quiet = service(MG_QUIET, "Quiet");
+    quiet["inbound_request_url"] = json!(null);
+    b.services.push(quiet);
+    b.service_numbers
+        .push(service_number(MG_A, &sid("PN", 2), "+14155550102"));
+    b.service_numbers
+        .push(service_number(MG_QUIET, &sid("PN", 8), "+14155550108"));
+    // History: a STOP on the plain number, a STOP to the service, a STOP then START.
+    b.messages.push(message(
+        &sid("SM", 1),
+        "inbound",
+        "+15550000001",
+        "+14155550101",
+        Some("stop"),
+        &jan(5, 10, 0, 0),
+        None,
+        None,
+    ));
+    b.messages.push(message(
+        &sid("SM", 2),
+        "inbound",
+        "+15550000002",
+        "+14155550102",
+        Some("STOP"),
+        &jan(6, 10, 0, 0),
+        Some(MG_A),
+        None,
+    ));
+    b.messages.push(message(
+        &sid("SM", 3),
+        "inbound",
+        "+15550000003",
+        "+14155550101",
+        Some("STOP"),
+        &jan(7, 10, 0, 0),
+        None,
+        None,
+    ));
+    b.messages.push(message(
+        &sid("SM", 4),
+        "inbound",
+        "+15550000003",
+        "+14155550101",
+        Some("START"),
+        &jan(8, 10, 0, 0),
+        None,
+        None,
+    ));
+    // A WhatsApp sender on number 6.
+    b.messages.push(message(
+        &sid("SM", 5),
+        "outbound-api",
+        "whatsapp:+14155550106",
+        "whatsapp:+15550000009",
+        Some("hi"),
+        &jan(9, 10, 0, 0),
+        None,
+        None,
+    ));
+    b.write(&dir.join("snap"))
+}
+
+fn setup(extra: &[&str]) -> (TempDir, Twin) {
+    let dir = TempDir::new().unwrap();
+    let snapshot = world(dir.path());
+    let twin = Twin::start(&snapshot, extra);
+    (dir, twin)
+}
+
+#[test]
+fn a_created_subaccount_is_listed_and_its_own_credentials_reach_only_it() {
+    let (_dir, twin) = setup(&[]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    let listed = twin.get("/2010-04-01/Accounts.json", &Auth::Parent);
+    let sids: Vec<&str> = listed["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["sid"].as_str().unwrap())
+        .collect();
+    assert!(sids.contains(&sub.as_str()), "{sids:?}");
+    let own = twin.get(&format!("/2010-04-01/Accounts/{sub}.json"), &sub_auth);
+    assert_eq!(own["owner_account_sid"], PARENT);
+    assert_eq!(own["status"], "active");
+    // The subaccount's token does not reach the parent nor create subaccounts.
+    let (status, _) = twin.call(
+        "GET",
+        &format!("/2010-04-01/Accounts/{PARENT}/IncomingPhoneNumbers.json"),
+        &sub_auth,
+        &[],
+    );
+    assert_eq!(status, 401);
+    let (status, _) = twin.post(
+        "/2010-04-01/Accounts.json",
+        &sub_auth,
+        &[("FriendlyName", "x")],
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn a_transfer_moves_the_number_between_the_accounts_lists() {
+    let (_dir, twin) = setup(&[]);
+    let pn = sid("PN", 1);
+    let (status, body) = twin.transfer(PARENT, &pn, &[("AccountSid", SUB)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["account_sid"], SUB);
+    assert!(twin.numbers_of(SUB).contains(&"+14155550101".to_string()));
+    assert!(!twin
+        .numbers_of(PARENT)
+        .contains(&"+14155550101".to_string()));
+    // The old path is gone: a blind retry of the same write is a 404, not a second move.
+    let (status, _) = twin.transfer(PARENT, &pn, &[("AccountSid", SUB)]);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn only_the_parent_moves_numbers_and_only_to_an_active_child() {
+    let (_dir, twin) = setup(&[]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    let pn = sid("PN", 1);
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn, &[("AccountSid", STRANGER)]).1),
+        21473
+    );
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn, &[("AccountSid", SUSPENDED)]).1),
+        21472
+    );
+    // Move it to the new subaccount, then try to move it on with the subaccount's credentials.
+    assert_eq!(twin.transfer(PARENT, &pn, &[("AccountSid", &sub)]).0, 200);
+    let (status, body) = twin.post(
+        &format!("/2010-04-01/Accounts/{sub}/IncomingPhoneNumbers/{pn}.json"),
+        &sub_auth,
+        &[("AccountSid", SUB)],
+    );
+    assert_eq!((status, code(&body)), (400, 21474), "{body}");
+}
+
+#[test]
+fn numbers_with_a_bundle_address_or_identity_need_the_gaining_accounts() {
+    let (_dir, twin) = setup(&[]);
+    let (pn3, pn4, pn7) = (sid("PN", 3), sid("PN", 4), sid("PN", 7));
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn3, &[("AccountSid", SUB)]).1),
+        21649
+    );
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn4, &[("AccountSid", SUB)]).1),
+        21613
+    );
+    assert_eq!(twin.transfer(PARENT, &pn7, &[("AccountSid", SUB)]).0, 400);
+    let bundle = sid("BU", 9);
+    let (status, body) =
+        twin.transfer(PARENT, &pn3, &[("AccountSid", SUB), ("BundleSid", &bundle)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["bundle_sid"], bundle.as_str());
+    let address = sid("AD", 9);
+    assert_eq!(
+        twin.transfer(
+            PARENT,
+            &pn4,
+            &[("AccountSid", SUB), ("AddressSid", &address)]
+        )
+        .0,
+        200
+    );
+    let identity = sid("RI", 9);
+    assert_eq!(
+        twin.transfer(
+            PARENT,
+            &pn7,
+            &[("AccountSid", SUB), ("IdentitySid", &identity)]
+        )
+        .0,
+        200
+    );
+}
+
+#[test]
+fn hosted_numbers_whatsapp_senders_and_service_members_do_not_move() {
+    let (_dir, twin) = setup(&[]);
+    assert_eq!(
+        code(
+            &twin
+                .transfer(PARENT, &sid("PN", 5), &[("AccountSid", SUB)])
+                .1
+        ),
+        22121
+    );
+    let (status, body) = twin.transfer(PARENT, &sid("PN", 6), &[("AccountSid", SUB)]);
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("WhatsApp"),
+        "{body}"
+    );
+    // In a service: refused until it leaves the service.
+    let pn2 = sid("PN", 2);
+    let (status, body) = twin.transfer(PARENT, &pn2, &[("AccountSid", SUB)]);
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = twin.call(
+        "DELETE",
+        &format!("/v1/Services/{MG_A}/PhoneNumbers/{pn2}"),
+        &Auth::Parent,
+        &[],
+    );
+    assert_eq!(status, 204);
+    assert_eq!(twin.transfer(PARENT, &pn2, &[("AccountSid", SUB)]).0, 200);
+    assert!(twin.numbers_of(PARENT).iter().all(|p| p != "+14155550102"));
+}
+
+#[test]
+fn a_service_is_created_with_every_setting_updated_and_given_numbers() {
+    let (_dir, twin) = setup(&[]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    let (status, created) = twin.post(
+        "/v1/Services",
+        &sub_auth,
+        &[
+            ("FriendlyName", "Heron alerts"),
+            ("InboundRequestUrl", "https://hooks.example.com/heron"),
+            ("InboundMethod", "GET"),
+            ("FallbackUrl", "https://hooks.example.com/fallback"),
+            ("FallbackMethod", "POST"),
+            ("StatusCallback", "https://hooks.example.com/status"),
+            ("StickySender", "false"),
+            ("AreaCodeGeomatch", "false"),
+            ("SmartEncoding", "false"),
+            ("MmsConverter", "false"),
+            ("ValidityPeriod", "600"),
+            ("Usecase", "notifications"),
+            ("UseInboundWebhookOnNumber", "true"),
+        ],
+    );
+    assert_eq!(status, 201, "{created}");
+    let mg = created["sid"].as_str().unwrap().to_string();
+    assert_eq!(created["account_sid"], sub.as_str());
+    assert_eq!(created["inbound_method"], "GET");
+    assert_eq!(created["sticky_sender"], false);
+    assert_eq!(created["validity_period"], 600);
+    assert_eq!(created["use_inbound_webhook_on_number"], true);
+    // Bad values are refused with the field named; FriendlyName is required.
+    let (status, body) = twin.post(
+        "/v1/Services",
+        &sub_auth,
+        &[("FriendlyName", "x"), ("ValidityPeriod", "0")],
+    );
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("ValidityPeriod"));
+    assert_eq!(twin.post("/v1/Services", &sub_auth, &[]).0, 400);
+    // Update.
+    let (status, updated) = twin.post(
+        &format!("/v1/Services/{mg}"),
+        &sub_auth,
+        &[("UseInboundWebhookOnNumber", "false")],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(updated["use_inbound_webhook_on_number"], false);
+    assert_eq!(
+        updated["inbound_request_url"],
+        "https://hooks.example.com/heron"
+    );
+    // The subaccount lists its own service only; the parent does not see it in its list.
+    let listed = twin.get("/v1/Services", &sub_auth);
+    assert_eq!(listed["services"].as_array().unwrap().len(), 1);
+    let parent_list = twin.get("/v1/Services", &Auth::Parent);
+    assert!(parent_list["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["sid"] != mg.as_str()));
+    // A number of another account cannot join; a number in another service: 21712.
+    let pn1 = sid("PN", 1);
+    let (status, _) = twin.post(
+        &format!("/v1/Services/{mg}/PhoneNumbers"),
+        &sub_auth,
+        &[("PhoneNumberSid", &pn1)],
+    );
+    assert_eq!(status, 400);
+    assert_eq!(twin.transfer(PARENT, &pn1, &[("AccountSid", &sub)]).0, 200);
+    let (status, member) = twin.post(
+        &format!("/v1/Services/{mg}/PhoneNumbers"),
+        &sub_auth,
+        &[("PhoneNumberSid", &pn1)],
+    );
+    assert_eq!(status, 201, "{member}");
+    assert_eq!(member["service_sid"], mg.as_str());
+    let (status, _) = twin.post(
+        &format!("/v1/Services/{mg}/PhoneNumbers"),
+        &sub_auth,
+        &[("PhoneNumberSid", &pn1)],
+    );
+    assert_eq!(status, 400);
+    let pn2 = sid("PN", 2);
+    let (status, body) = twin.post(
+        &format!("/v1/Services/{MG_A}/PhoneNumbers"),
+        &Auth::Parent,
+        &[("PhoneNumberSid", &pn2)],
+    );
+    assert_eq!((status, code(&body)), (400, 21712));
+    let members = twin.get(&format!("/v1/Services/{mg}/PhoneNumbers"), &sub_auth);
+    assert_eq!(members["phone_numbers"][0]["phone_number"], "+14155550101");
+    // Removing it: 204, then 404.
+    let path = format!("/v1/Services/{mg}/PhoneNumbers/{pn1}");
+    assert_eq!(twin.call("DELETE", &path, &sub_auth, &[]).0, 204);
+    assert_eq!(twin.call("DELETE", &path, &sub_auth, &[]).0, 404);
+}
+
+#[test]
+fn the_snapshots_opt_outs_block_sends_from_a_number_and_through_a_service() {
+    let (_dir, twin) = setup(&[]);
+    let messages = format!("/2010-04-01/Accounts/{PARENT}/Messages.json");
+    // A STOP to the plain number: refused from the number, 400 and 21610, no record.
+    let (status, body) = twin.post(
+        &messages,
+        &Auth::Parent,
+        &[
+            ("From", "+14155550101"),
+            ("To", "+15550000001"),
+            ("Body", "hi"),
+        ],
+    );
+    assert_eq!((status, code(&body)), (400, 21610));
+    // STOP then START: opted back in.
+    let (status, body) = twin.post(
+        &messages,
+        &Auth::Parent,
+        &[
+            ("From", "+14155550101"),
+            ("To", "+15550000003"),
+            ("Body", "hi"),
+        ],
+    );
+    assert_eq!(status, 201, "{body}");
+    // A STOP to the service: through the service accepted, and the message failed with 21610.
+    let (status, body) = twin.post(
+        &messages,
+        &Auth::Parent,
+        &[
+            ("MessagingServiceSid", MG_A),
+            ("To", "+15550000002"),
+            ("Body", "hi"),
+        ],
+    );
+    assert_eq!(status, 201);
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["error_code"], 21610);
+    let listed = twin.get(&format!("{messages}?To=%2B15550000002"), &Auth::Parent);
+    assert_eq!(listed["messages"][0]["sid"], body["sid"]);
+    // The service's opt-out also holds from its number directly.
+    let (status, _) = twin.post(
+        &messages,
+        &Auth::Parent,
+        &[
+            ("From", "+14155550102"),
+            ("To", "+15550000002"),
+            ("Body", "hi"),
+        ],
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn opt_outs_stay_with_the_account_and_consents_bulk_reseeds_them() {
+    let (_dir, twin) = setup(&[]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    assert_eq!(
+        twin.transfer(PARENT, &sid("PN", 1), &[("AccountSid", &sub)])
+            .0,
+        200
+    );
+    let messages = format!("/2010-04-01/Accounts/{sub}/Messages.json");
+    let send = || {
+        twin.post(
+            &messages,
+            &sub_auth,
+            &[
+                ("From", "+14155550101"),
+                ("To", "+15550000001"),
+                ("Body", "hi"),
+            ],
+        )
+    };
+    // The STOP stayed in the parent: the subaccount may send (the loss the audit reports).
+    assert_eq!(send().0, 201);
+    let item = |contact: &str, sender: &str| {
+        json!({"contact_id": contact, "correlation_id": "0123456789abcdef0123456789abcdef",
+               "sender_id": sender, "status": "opt-out", "source": "opt-out-message",
+               "date_of_consent": "2026-01-05T10:00:00Z"})
+    };
+    let items = json!([
+        item("+15550000001", "+14155550101"),
+        item("15550000001", "+14155550101"),
+        item("+15550000001", "+14155550199")
+    ]);
+    let (status, body) = twin.post(
+        "/v1/Consents/Bulk",
+        &sub_auth,
+        &[("Items", &items.to_string())],
+    );
+    assert_eq!(status, 201, "{body}");
+    let codes: Vec<i64> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["error_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes[0], 0);
+    assert_ne!(
+        codes[1], 0,
+        "a contact_id that is not E.164 is an item error"
+    );
+    assert_ne!(
+        codes[2], 0,
+        "a sender that is not the account's is an item error"
+    );
+    assert_eq!(code(&send().1), 21610);
+    // More than 25 items: refused whole.
+    let many = Value::Array(
+        (0..26)
+            .map(|_| item("+15550000001", "+14155550101"))
+            .collect(),
+    );
+    assert_eq!(
+        twin.post(
+            "/v1/Consents/Bulk",
+            &sub_auth,
+            &[("Items", &many.to_string())]
+        )
+        .0,
+        400
+    );
+}
+
+#[test]
+fn consents_bulk_takes_100_requests_a_minute_per_account() {
+    let (_dir, twin) = setup(&[]);
+    let items = json!([{"contact_id": "+15550000001", "correlation_id": "0123456789abcdef0123456789abcdef",
+                        "sender_id": "+14155550101", "status": "opt-out", "source": "opt-out-message"}]);
+    let items = items.to_string();
+    for n in 0..100 {
+        let (status, body) = twin.post("/v1/Consents/Bulk", &Auth::Parent, &[("Items", &items)]);
+        assert_eq!(status, 201, "request {n}: {body}");
+    }
+    let (status, body) = twin.post("/v1/Consents/Bulk", &Auth::Parent, &[("Items", &items)]);
+    assert_eq!((status, code(&body)), (429, 20429));
+}
+
+#[test]
+fn inbound_keywords_change_the_state_in_twilios_scopes() {
+    let (_dir, twin) = setup(&[]);
+    let messages = format!("/2010-04-01/Accounts/{PARENT}/Messages.json");
+    // A STOP to a number in a service opts out of the whole service.
+    let answer = twin.inbound("+15550000077", "+14155550102", " Stop ");
+    assert_eq!(answer["opt_state"], "opt-out");
+    assert_eq!(answer["messaging_service_sid"], MG_A);
+    let (status, body) = twin.post(
+        &messages,
+        &Auth::Parent,
+        &[
+            ("MessagingServiceSid", MG_A),
+            ("To", "+15550000077"),
+            ("Body", "hi"),
+        ],
+    );
+    assert_eq!((status, body["error_code"].as_i64()), (201, Some(21610)));
+    // Not a keyword: no change.
+    assert_eq!(
+        twin.inbound("+15550000077", "+14155550102", "stop please")["opt_state"],
+        "opt-out"
+    );
+    // START opts back in.
+    assert_eq!(
+        twin.inbound("+15550000077", "+14155550102", "start")["opt_state"],
+        "opt-in"
+    );
+    let (_, body) = twin.post(
+        &messages,
+        &Auth::Parent,
+        &[
+            ("MessagingServiceSid", MG_A),
+            ("To", "+15550000077"),
+            ("Body", "hi"),
+        ],
+    );
+    assert_eq!(body["error_code"], Value::Null);
+    // A STOP to a number outside any service: only that pair.
+    twin.inbound("+15550000078", "+14155550101", "UNSUBSCRIBE");
+    let from = |n: &str| {
+        twin.post(
+            &messages,
+            &Auth::Parent,
+            &[("From", n), ("To", "+15550000078"), ("Body", "hi")],
+        )
+        .0
+    };
+    assert_eq!(from("+14155550101"), 400);
+    assert_eq!(from("+14155550103"), 201);
+}
+
+#[test]
+fn inbound_texts_are_routed_or_dropped_as_the_service_says() {
+    let (_dir, twin) = setup(&[]);
+    // In a service with an inbound URL: the service's URL.
+    let a = twin.inbound("+15550000088", "+14155550102", "hello");
+    assert_eq!(
+        (a["routed_to"].as_str(), a["dropped"].as_bool()),
+        (Some("https://hooks.example.com/alerts"), Some(false))
+    );
+    // Outside any service: the number's sms_url.
+    let b = twin.inbound("+15550000088", "+14155550101", "hello");
+    assert_eq!(b["routed_to"], "https://hooks.example.com/sms/plain");
+    // In a service with no inbound URL: dropped, counted, not logged.
+    let c = twin.inbound("+15550000088", "+14155550108", "hello");
+    assert_eq!(
+        (c["routed_to"].clone(), c["dropped"].as_bool()),
+        (Value::Null, Some(true))
+    );
+    // ... unless the service uses the number's own webhook.
+    let (status, _) = twin.post(
+        &format!("/v1/Services/{MG_QUIET}"),
+        &Auth::Parent,
+        &[("UseInboundWebhookOnNumber", "true")],
+    );
+    assert_eq!(status, 200);
+    let d = twin.inbound("+15550000088", "+14155550108", "hello");
+    assert_eq!(d["routed_to"], "https://hooks.example.com/sms/own");
+    let log = twin.get("/__twin/inbound", &Auth::None);
+    assert_eq!(log["dropped"], 1);
+    let urls: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://hooks.example.com/alerts",
+            "https://hooks.example.com/sms/plain",
+            "https://hooks.example.com/sms/own"
+        ]
+    );
+    let listed = twin.get(
+        &format!("/2010-04-01/Accounts/{PARENT}/Messages.json?From=%2B15550000088"),
+        &Auth::Parent,
+    );
+    assert_eq!(
+        listed["messages"].as_array().unwrap().len(),
+        3,
+        "the dropped one is not logged"
+    );
+}
+
+#[test]
+fn a_write_can_take_effect_and_still_answer_500() {
+    let (_dir, twin) = setup(&["--fault-write-5xx-after-effect", "1.0"]);
+    let (status, _) = twin.post(
+        "/2010-04-01/Accounts.json",
+        &Auth::Parent,
+        &[("FriendlyName", "Heron Health")],
+    );
+    assert_eq!(status, 500);
+    let listed = twin.get(
+        "/2010-04-01/Accounts.json?FriendlyName=Heron%20Health",
+        &Auth::Parent,
+    );
+    assert_eq!(
+        listed["accounts"].as_array().unwrap().len(),
+        1,
+        "the write happened"
+    );
+}
+
+#[test]
+fn the_snapshot_folder_is_never_written() {
+    let dir = TempDir::new().unwrap();
+    let snapshot = world(dir.path());
+    let before = fingerprint(&snapshot);
+    {
+        let twin = Twin::start(&snapshot, &[]);
+        twin.create_subaccount("Heron Health");
+        assert_eq!(
+            twin.transfer(PARENT, &sid("PN", 1), &[("AccountSid", SUB)])
+                .0,
+            200
+        );
+        twin.inbound("+15550000001", "+14155550101", "START");
+    }
+    assert_eq!(fingerprint(&snapshot), before);
+}
+
+/// Every file's name, size and content.
+fn fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (path.display().to_string(), std::fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
