@@ -10,6 +10,7 @@ pub mod plan;
 pub mod pull;
 pub mod sample;
 pub mod usage;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     Usage(usage::UsageArgs),
     Apply(apply::ApplyArgs),
+    Verify(verify::VerifyArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(args) => doctor::run(args),
         Command::Usage(args) => usage::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 

@@ -5,9 +5,11 @@
 pub mod apply;
 pub mod journal;
 pub mod plan;
+pub mod verify;
 
 pub use apply::{apply, ApplyOptions, ApplyReport, Outcome};
 pub use plan::{journal_path, LoadedPlan};
+pub use verify::{verify, VerifyReport, VerifyRow, VERIFY_HEADER};
 
 /// Exit code of `apply` when work is left for blockers or missing placeholders, and of
 /// `verify` when a number is not as planned.

@@ -235,6 +235,13 @@ impl Snapshot {
         snapshot.numbers = snapshot.load_all(Resource::IncomingPhoneNumbers)?;
         snapshot.services = snapshot.load_all(Resource::MessagingServices)?;
         snapshot.service_numbers = snapshot.load_all(Resource::ServicePhoneNumbers)?;
+        // A pull also lists the subaccounts' numbers and services (where a migration put
+        // them: `verify` reads them raw); the analysis is of the parent's own.
+        let parent_sid = snapshot.manifest.parent_account_sid.clone();
+        let own = |account: &Option<String>| account.as_deref().is_none_or(|a| a == parent_sid);
+        snapshot.numbers.retain(|n| own(&n.account_sid));
+        snapshot.services.retain(|s| own(&s.account_sid));
+        snapshot.service_numbers.retain(|m| own(&m.account_sid));
         snapshot.campaigns = snapshot.load_all(Resource::A2pCampaigns)?;
         snapshot.usage_records = snapshot.load_all(Resource::UsageRecords)?;
         let parent = snapshot.manifest.parent_account_sid.clone();

@@ -59,7 +59,7 @@ fn small_plan(dir: &Path) -> PathBuf {
     dir.join("report/plan.json")
 }
 
-fn clear_twilio_env(cmd: &mut Command) {
+pub fn clear_twilio_env(cmd: &mut Command) {
     for var in [
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
@@ -75,7 +75,7 @@ fn clear_twilio_env(cmd: &mut Command) {
 
 /// `subaudit apply` with the parent's credentials, sending to `base` (nothing listens on
 /// port 9: a request would fail the test).
-fn apply(dir: &Path, plan: &Path, base: &str) -> Command {
+pub fn apply(dir: &Path, plan: &Path, base: &str) -> Command {
     let mut cmd = subaudit(dir);
     clear_twilio_env(&mut cmd);
     cmd.args(["apply", "--plan"])
