@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::model::IncomingPhoneNumber;
 use crate::snapshot::{for_each_line, OpenOptions, Resource, Snapshot};
 
 pub struct SimAccount {
@@ -26,6 +27,8 @@ pub struct SimNumber {
     pub account: String,
     pub sid: String,
     pub phone_number: String,
+    /// Toll-free numbers carry the carrier network's own opt-out block with them.
+    pub toll_free: bool,
     pub raw: String,
 }
 
@@ -133,10 +136,13 @@ impl SimData {
                 .and_then(Value::as_str)
                 .unwrap_or(&parent)
                 .to_string();
+            let toll_free = serde_json::from_value::<IncomingPhoneNumber>(v.clone())
+                .is_ok_and(|n| n.is_toll_free());
             data.numbers.push(SimNumber {
                 account: owner,
                 sid: text(&v, "sid"),
                 phone_number: text(&v, "phone_number"),
+                toll_free,
                 raw: raw.to_string(),
             });
             Ok(())

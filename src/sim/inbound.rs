@@ -85,6 +85,7 @@ fn receive(world: &mut World, from: &str, to: &str, body: &str) -> Result<Value,
         .number_by_phone(to)
         .ok_or_else(|| not_found(&format!("no Twilio number {to} in the twin")))?;
     let account = number.account.clone();
+    let toll_free = number.toll_free.then(|| to.to_string());
     let number_record: Value = serde_json::from_str(&number.raw).unwrap_or(Value::Null);
     let number_setting = |k: &str| {
         number_record
@@ -116,9 +117,10 @@ fn receive(world: &mut World, from: &str, to: &str, body: &str) -> Result<Value,
         Some(mg) => Scope::Service(mg.clone()),
         None => Scope::Number(to.to_string()),
     };
-    let keyword = world
-        .optouts
-        .apply_inbound(&account, scope.clone(), from, body);
+    let keyword =
+        world
+            .optouts
+            .apply_inbound(&account, scope.clone(), from, body, toll_free.as_deref());
     let opted_out = world.optouts.is_opted_out(&account, &scope, from);
     let now = Utc::now();
     let sid = world.new_sid("SM");

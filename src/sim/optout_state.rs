@@ -4,6 +4,10 @@
 //! Seeded from the snapshot's history with the audit's own engine (`audit::optouts::analyze`),
 //! since that rule is what Twilio applied; changed afterwards by inbound keywords, Consents
 //! Bulk items and nothing else.
+//!
+//! Toll-free numbers also carry the carrier network's block (README "Opt-out rule"): kept per
+//! (number, end user) whichever account owns the number, set and lifted by keywords texted to
+//! that number only.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -18,6 +22,8 @@ use crate::snapshot::{OpenOptions, Snapshot};
 pub struct OptOutState {
     /// (account, scope, end user) pairs that are opted out.
     opted_out: HashSet<(String, Scope, String)>,
+    /// (toll-free number, end user) pairs the carrier network blocks.
+    network: HashSet<(String, String)>,
     keywords: Keywords,
 }
 
@@ -35,9 +41,19 @@ impl OptOutState {
         let analysis = analyze(&snapshot, &keywords)?;
         let mut state = OptOutState {
             opted_out: HashSet::new(),
+            network: HashSet::new(),
             keywords,
         };
         for opt_out in analysis.opt_outs {
+            let on_toll_free = data
+                .number_by_phone(&opt_out.began.twilio_number)
+                .is_some_and(|n| n.toll_free);
+            if on_toll_free {
+                state.network.insert((
+                    opt_out.began.twilio_number.clone(),
+                    opt_out.end_user.clone(),
+                ));
+            }
             let account = match &opt_out.scope {
                 Scope::Service(sid) => data.service(sid).map(|s| s.account.clone()),
                 Scope::Number(phone) => data.number_by_phone(phone).map(|n| n.account.clone()),
@@ -74,20 +90,25 @@ impl OptOutState {
         service: Option<&str>,
         end_user: &str,
     ) -> bool {
-        number.is_some_and(|n| self.is_opted_out(account, &Scope::Number(n.to_string()), end_user))
-            || service.is_some_and(|s| {
-                self.is_opted_out(account, &Scope::Service(s.to_string()), end_user)
-            })
+        number.is_some_and(|n| {
+            self.is_opted_out(account, &Scope::Number(n.to_string()), end_user)
+                || self
+                    .network
+                    .contains(&(n.to_string(), end_user.to_string()))
+        }) || service
+            .is_some_and(|s| self.is_opted_out(account, &Scope::Service(s.to_string()), end_user))
     }
 
     /// Applies an inbound body's keyword (the rule's step 1, Twilio's defaults) and says what
-    /// it was: Some(true) opt-out, Some(false) opt-in, None no state keyword.
+    /// it was: Some(true) opt-out, Some(false) opt-in, None no state keyword. `toll_free` is
+    /// the number texted when it is toll-free (the network's block follows it).
     pub fn apply_inbound(
         &mut self,
         account: &str,
         scope: Scope,
         end_user: &str,
         body: &str,
+        toll_free: Option<&str>,
     ) -> Option<bool> {
         let opted_out = match self.keywords.classify(body)?.0 {
             KeywordClass::OptOut => true,
@@ -95,6 +116,14 @@ impl OptOutState {
             KeywordClass::Help => return None,
         };
         self.set(account, scope, end_user, opted_out);
+        if let Some(number) = toll_free {
+            let key = (number.to_string(), end_user.to_string());
+            if opted_out {
+                self.network.insert(key);
+            } else {
+                self.network.remove(&key);
+            }
+        }
         Some(opted_out)
     }
 

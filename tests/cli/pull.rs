@@ -31,35 +31,8 @@ impl Drop for Sim {
 }
 
 fn start_sim(snapshot: &Path, extra: &[&str]) -> Sim {
-    #[allow(deprecated)]
-    let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
-    let mut child = StdCommand::new(bin)
-        .args([
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--account-sid", PARENT, "--auth-token", TOKEN])
-        .args(extra)
-        .env_remove("TWILIO_ACCOUNT_SID")
-        .env_remove("TWILIO_AUTH_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("twilio-sim starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("http://127.0.0.1:"),
-        "sim printed {line:?}"
-    );
-    Sim {
-        child,
-        url: line.trim().to_string(),
-    }
+    let (child, url) = spawn_twilio_sim(snapshot, TOKEN, extra);
+    Sim { child, url }
 }
 
 fn clear_twilio_env(cmd: &mut Command) {

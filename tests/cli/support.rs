@@ -211,3 +211,39 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// Starts `twilio-sim` on a free port with the parent's credentials: the child and the URL it
+/// printed on its first line.
+pub fn spawn_twilio_sim(
+    snapshot: &Path,
+    token: &str,
+    extra: &[&str],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    #[allow(deprecated)]
+    let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--account-sid", PARENT, "--auth-token", token])
+        .args(extra)
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("twilio-sim starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("http://127.0.0.1:"),
+        "twilio-sim printed {line:?}"
+    );
+    (child, line.trim().to_string())
+}

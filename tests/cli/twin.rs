@@ -1,9 +1,8 @@
 //! `twilio-sim` as the twin of Twilio for writes: one test per rule the migration relies on
 //! (docs/twin.md), each through HTTP as a client would see it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Stdio};
+use std::process::Child;
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -42,34 +41,10 @@ enum Auth {
 
 impl Twin {
     fn start(snapshot: &Path, extra: &[&str]) -> Twin {
-        #[allow(deprecated)]
-        let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
-        let mut child = StdCommand::new(bin)
-            .args([
-                "--snapshot",
-                snapshot.to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--account-sid", PARENT, "--auth-token", TOKEN])
-            .args(extra)
-            .env_remove("TWILIO_ACCOUNT_SID")
-            .env_remove("TWILIO_AUTH_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("twilio-sim starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://127.0.0.1:"),
-            "twin printed {line:?}"
-        );
+        let (child, url) = spawn_twilio_sim(snapshot, TOKEN, extra);
         Twin {
             child,
-            url: line.trim().to_string(),
+            url,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -195,6 +170,7 @@ fn world(dir: &Path) -> PathBuf {
     let mut quiet_own_hook = number(&sid("PN", 8), "+14155550108");
     quiet_own_hook["sms_url"] = json!("https://hooks.example.com/sms/own");
     b.numbers.push(quiet_own_hook);
+    b.numbers.push(number(&sid("PN", 9), "+18005550109"));
     let mut svc = service(MG_A, "Alerts");
     svc["inbound_request_url"] = json!("https://hooks.example.com/alerts");
     svc["inbound_method"] = json!("POST");
@@ -244,6 +220,17 @@ fn world(dir: &Path) -> PathBuf {
         "+14155550101",
         Some("START"),
         &jan(8, 10, 0, 0),
+        None,
+        None,
+    ));
+    // A STOP to the toll-free number.
+    b.messages.push(message(
+        &sid("SM", 6),
+        "inbound",
+        "+15550000006",
+        "+18005550109",
+        Some("STOP"),
+        &jan(10, 10, 0, 0),
         None,
         None,
     ));
@@ -631,6 +618,34 @@ fn opt_outs_stay_with_the_account_and_consents_bulk_reseeds_them() {
         .0,
         400
     );
+}
+
+#[test]
+fn a_toll_free_opt_out_follows_the_number_into_the_subaccount() {
+    let (_dir, twin) = setup(&[]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    assert_eq!(
+        twin.transfer(PARENT, &sid("PN", 9), &[("AccountSid", &sub)])
+            .0,
+        200
+    );
+    let messages = format!("/2010-04-01/Accounts/{sub}/Messages.json");
+    let send = |to: &str| {
+        twin.post(
+            &messages,
+            &sub_auth,
+            &[("From", "+18005550109"), ("To", to), ("Body", "hi")],
+        )
+    };
+    // The carrier network keeps blocking: Twilio's list stayed in the parent, the block did not.
+    assert_eq!(code(&send("+15550000006").1), 21610);
+    assert_eq!(send("+15550000001").0, 201);
+    // START to the number lifts it.
+    assert_eq!(
+        twin.inbound("+15550000006", "+18005550109", "START")["opt_state"],
+        "opt-in"
+    );
+    assert_eq!(send("+15550000006").0, 201);
 }
 
 #[test]
