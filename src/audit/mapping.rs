@@ -118,11 +118,10 @@ pub fn read_mapping(path: &Path) -> Result<MappingFile> {
             Error::read(path, e)
         }
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        Error::Input(format!(
-            "{}: not UTF-8 text; save the mapping as UTF-8 CSV",
-            path.display()
-        ))
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + valid.iter().filter(|b| **b == b'\n').count();
+        Error::at_line(path, line, "not UTF-8 text; save the mapping as UTF-8 CSV")
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     parse_mapping(path, text)

@@ -66,6 +66,57 @@ pub(super) fn create_subaccount(
     Ok((StatusCode::CREATED, raw))
 }
 
+/// `POST /2010-04-01/Accounts/{AC}.json` (FriendlyName, Status): renames an account, or
+/// suspends, reactivates or closes a subaccount (the parent's token only; closing is final).
+pub(super) fn update_account(
+    world: &mut World,
+    principal: &Principal,
+    sid: &str,
+    req: &Request,
+) -> Written {
+    let status = req.field("Status");
+    if let Some(s) = status {
+        if !matches!(s, "active" | "suspended" | "closed") {
+            return Err(bad_request(&format!(
+                "Invalid Status {s:?}: expected active, suspended or closed"
+            )));
+        }
+        if sid == world.data.parent || *principal != Principal::ParentToken {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                20003,
+                "Only the parent's credentials change a subaccount's status",
+            ));
+        }
+    }
+    let name = req.field("FriendlyName");
+    if name.is_some_and(|n| n.chars().count() > 64) {
+        return Err(bad_request("FriendlyName is longer than 64 characters"));
+    }
+    let account = world
+        .data
+        .accounts
+        .iter_mut()
+        .find(|a| a.sid == sid)
+        .ok_or_else(|| not_found(&req.path))?;
+    if account.status == "closed" && status.is_some_and(|s| s != "closed") {
+        return Err(bad_request("A closed account cannot be reopened"));
+    }
+    let mut record: Value = serde_json::from_str(&account.raw)
+        .map_err(|_| bad_request("the twin holds an unreadable account record"))?;
+    if let Some(s) = status {
+        account.status = s.to_string();
+        record["status"] = json!(s);
+    }
+    if let Some(n) = name {
+        account.friendly_name = n.to_string();
+        record["friendly_name"] = json!(n);
+    }
+    record["date_updated"] = json!(time_2010(&Utc::now()));
+    account.raw = record.to_string();
+    Ok((StatusCode::OK, account.raw.clone()))
+}
+
 /// The form fields of an IncomingPhoneNumber update that change a field of the record as is.
 const PLAIN_FIELDS: [(&str, &str); 14] = [
     ("FriendlyName", "friendly_name"),
@@ -202,13 +253,9 @@ fn check_transfer(
         );
     }
     let phone = text(record, "phone_number").unwrap_or_default();
-    let whatsapp = format!("whatsapp:{phone}");
-    let has_whatsapp = data
-        .all_messages()
-        .iter()
-        .chain(&world.created_messages)
-        .any(|m| *m.from == *whatsapp || *m.to == *whatsapp);
-    if has_whatsapp {
+    // Both ends count: the end user's address is whatsapp: too, but only the Twilio number
+    // is ever transferred.
+    if data.whatsapp_senders.contains(phone) {
         // No documented error code either: the generic invalid-request one.
         return refuse(
             20001,

@@ -1,6 +1,6 @@
 //! The snapshot, indexed for serving: raw JSON lines plus the few fields the filters need.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -84,6 +84,8 @@ pub struct SimData {
     /// Newest first, as Twilio lists them.
     messages: Vec<SimMessage>,
     usage: Vec<UsageRow>,
+    /// Numbers with `whatsapp:` traffic in the logs (WhatsApp senders), as E.164.
+    pub whatsapp_senders: HashSet<String>,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -108,6 +110,7 @@ impl SimData {
             campaigns: Vec::new(),
             messages: Vec::new(),
             usage: Vec::new(),
+            whatsapp_senders: HashSet::new(),
         };
         for_each_record(&snapshot, Resource::Accounts, |mut v, _| {
             // Twilio lists every account with its auth token: serve one, so that a client
@@ -185,6 +188,11 @@ impl SimData {
             let ts = time("date_sent")
                 .or_else(|| time("date_created"))
                 .map_or(i64::MIN, |t| t.timestamp());
+            for address in [text(&v, "from"), text(&v, "to")] {
+                if let Some(phone) = address.strip_prefix("whatsapp:") {
+                    data.whatsapp_senders.insert(phone.to_string());
+                }
+            }
             data.messages.push(SimMessage {
                 ts,
                 sid: text(&v, "sid").into(),
@@ -246,11 +254,6 @@ impl SimData {
             .iter()
             .find(|m| m.number_sid == number_sid)
             .map(|m| m.service.as_str())
-    }
-
-    /// Every message, newest first (for scans such as the WhatsApp-sender check).
-    pub fn all_messages(&self) -> &[SimMessage] {
-        &self.messages
     }
 
     pub fn is_subaccount(&self, sid: &str) -> bool {

@@ -327,6 +327,11 @@ fn write_route(
         ("POST", ["2010-04-01", "Accounts.json"]) => {
             accounts::create_subaccount(world, principal, req)
         }
+        ("POST", ["2010-04-01", "Accounts", account]) if account.ends_with(".json") => {
+            let sid = account.trim_end_matches(".json");
+            check_account(&world.data, principal, sid, &req.path)?;
+            accounts::update_account(world, principal, sid, req)
+        }
         ("POST", ["2010-04-01", "Accounts", sid, "IncomingPhoneNumbers", pn])
             if pn.ends_with(".json") =>
         {

@@ -8,6 +8,7 @@ mod map;
 mod migrate;
 mod optouts;
 mod plan;
+mod properties;
 mod pull;
 mod sample;
 mod snapshot_format;

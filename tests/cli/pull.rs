@@ -31,7 +31,7 @@ impl Drop for Sim {
 }
 
 fn start_sim(snapshot: &Path, extra: &[&str]) -> Sim {
-    let (child, url) = spawn_twilio_sim(snapshot, TOKEN, extra);
+    let (child, url) = spawn_twilio_sim(snapshot, PARENT, TOKEN, extra);
     Sim { child, url }
 }
 

@@ -212,10 +212,11 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// Starts `twilio-sim` on a free port with the parent's credentials: the child and the URL it
-/// printed on its first line.
+/// Starts `twilio-sim` on a free port with the parent's credentials (`parent` is the snapshot's
+/// parent sid): the child and the URL it printed on its first line.
 pub fn spawn_twilio_sim(
     snapshot: &Path,
+    parent: &str,
     token: &str,
     extra: &[&str],
 ) -> (std::process::Child, String) {
@@ -229,7 +230,7 @@ pub fn spawn_twilio_sim(
             "--addr",
             "127.0.0.1:0",
         ])
-        .args(["--account-sid", PARENT, "--auth-token", token])
+        .args(["--account-sid", parent, "--auth-token", token])
         .args(extra)
         .env_remove("TWILIO_ACCOUNT_SID")
         .env_remove("TWILIO_AUTH_TOKEN")

@@ -41,7 +41,12 @@ enum Auth {
 
 impl Twin {
     fn start(snapshot: &Path, extra: &[&str]) -> Twin {
-        let (child, url) = spawn_twilio_sim(snapshot, TOKEN, extra);
+        Twin::start_as(snapshot, PARENT, extra)
+    }
+
+    /// A twin of a snapshot whose parent is not the test snapshots' `PARENT`.
+    fn start_as(snapshot: &Path, parent: &str, extra: &[&str]) -> Twin {
+        let (child, url) = spawn_twilio_sim(snapshot, parent, TOKEN, extra);
         Twin {
             child,
             url,
@@ -307,6 +312,22 @@ fn only_the_parent_moves_numbers_and_only_to_an_active_child() {
     let (_dir, twin) = setup(&[]);
     let (sub, sub_auth) = twin.create_subaccount("Heron Health");
     let pn = sid("PN", 1);
+    // A subaccount suspended by the parent stops taking numbers; reactivated, it takes them.
+    let path = format!("/2010-04-01/Accounts/{sub}.json");
+    assert_eq!(
+        twin.post(&path, &sub_auth, &[("Status", "suspended")]).0,
+        403
+    );
+    let (status, body) = twin.post(&path, &Auth::Parent, &[("Status", "suspended")]);
+    assert_eq!((status, body["status"].as_str()), (200, Some("suspended")));
+    assert_eq!(
+        code(&twin.transfer(PARENT, &pn, &[("AccountSid", &sub)]).1),
+        21472
+    );
+    assert_eq!(
+        twin.post(&path, &Auth::Parent, &[("Status", "active")]).0,
+        200
+    );
     assert_eq!(
         code(&twin.transfer(PARENT, &pn, &[("AccountSid", STRANGER)]).1),
         21473
@@ -817,4 +838,80 @@ fn fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// The twin's starting state is the audit's rule: every opt-out `subaudit optouts --all` lists
+/// for the sample is refused by the twin when the parent sends, and other users are not.
+#[test]
+fn the_twin_blocks_every_opt_out_the_audit_lists_for_the_sample() {
+    let dir = TempDir::new().unwrap();
+    let sample = repo_root().join("sample-data/owlie");
+    let csv = dir.path().join("all.csv");
+    subaudit(dir.path())
+        .args(["optouts", "--all", "--snapshot"])
+        .arg(&sample)
+        .arg("--out")
+        .arg(&csv)
+        .assert()
+        .success();
+    let rows = read_csv(&csv);
+    let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let (user, number, scope, service) = (
+        column("end_user"),
+        column("twilio_number"),
+        column("scope"),
+        column("messaging_service_sid"),
+    );
+    let mut checks: Vec<(String, String, bool)> = rows[1..]
+        .iter()
+        .map(|r| {
+            let by_service = r[scope] == "service";
+            let sender = if by_service { &r[service] } else { &r[number] };
+            (sender.clone(), r[user].clone(), by_service)
+        })
+        .collect();
+    checks.sort();
+    checks.dedup();
+    assert!(checks.len() > 100, "the sample has opt-outs of both scopes");
+    let parent = subaudit::snapshot::read_manifest(&sample)
+        .unwrap()
+        .parent_account_sid;
+    let twin = Twin::start_as(&sample, &parent, &[]);
+    let messages = format!("/2010-04-01/Accounts/{parent}/Messages.json");
+    let auth = Auth::Account(parent.clone(), TOKEN.to_string());
+    for (sender, end_user, by_service) in &checks {
+        let key = if *by_service {
+            "MessagingServiceSid"
+        } else {
+            "From"
+        };
+        let (status, body) = twin.post(
+            &messages,
+            &auth,
+            &[(key, sender), ("To", end_user), ("Body", "hi")],
+        );
+        let refused = if *by_service {
+            status == 201 && body["error_code"] == 21610
+        } else {
+            status == 400 && body["code"] == 21610
+        };
+        assert!(refused, "{sender} -> {end_user}: {status} {body}");
+    }
+    // A user the audit does not list is not blocked.
+    let (sender, _, by_service) = &checks[0];
+    let key = if *by_service {
+        "MessagingServiceSid"
+    } else {
+        "From"
+    };
+    let (status, body) = twin.post(
+        &messages,
+        &auth,
+        &[(key, sender), ("To", "+15559990000"), ("Body", "hi")],
+    );
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (201, Value::Null),
+        "{body}"
+    );
 }
