@@ -5,8 +5,11 @@
 #
 #   benches/audit.sh [MESSAGES ...]          (default: 1000000 10000000)
 #
-# Stages: `optouts` (the opt-out engine), `usage` (summary, pivot, attribution through
-# polars; whole snapshot and one quarter), `audit` (everything, plus the plan and the page).
+# Stages: `wc -l` (reading the bytes once: the floor), `optouts` (the opt-out engine), the
+# DuckDB peer computing the same optouts_lost.csv in SQL (checked identical byte for byte),
+# `usage` (summary, pivot, attribution through polars; whole snapshot and one quarter), `audit`
+# (everything, plus the plan and the page). The peer runs when PEERS names the folder holding
+# duckdb_lost.py (pip install duckdb); it is not part of this project.
 # Uses the release build (cargo build --release; CARGO_TARGET_DIR is honoured), copied into the
 # work folder first so that another build sharing the target folder cannot swap it mid-run.
 # Work folder: ${BENCH_DIR:-/tmp/subaudit-bench} (about 0.7 GB of JSON per million messages).
@@ -42,8 +45,18 @@ for n in "${sizes[@]}"; do
   fi
   size=$(du -sh "$snap/messages.jsonl" | cut -f1)
   out="$work/out-$n"
-  measure "optouts ($n msgs, $size)" "$bin" optouts --snapshot "$snap" --map "$snap/mapping.csv" \
+  measure "wc -l messages ($size)" wc -l "$snap/messages.jsonl"
+  measure "optouts ($n msgs)" "$bin" optouts --snapshot "$snap" --map "$snap/mapping.csv" \
     --out "$out/optouts_lost.csv"
+  if [ -n "${PEERS:-}" ]; then
+    measure "peer: duckdb_lost.py (same CSV)" python3 "$PEERS/duckdb_lost.py" "$snap" \
+      "$snap/mapping.csv" "$out/duckdb_lost.csv"
+    if cmp -s "$out/optouts_lost.csv" "$out/duckdb_lost.csv"; then
+      echo "  optouts_lost.csv and the peer's CSV are identical"
+    else
+      echo "  optouts_lost.csv and the peer's CSV DIFFER" >&2
+    fi
+  fi
   measure "usage (whole snapshot)" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \
     --out "$out/usage/usage_summary.csv"
   measure "usage --start/--end one quarter" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \

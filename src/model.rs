@@ -130,7 +130,7 @@ pub struct A2pCampaign {
 
 /// `api.v2010.account.message`, borrowed from the line being read: the engine reads tens of
 /// millions of these and keeps none of them whole.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 pub struct MessageRef<'a> {
     #[serde(borrow)]
     pub sid: std::borrow::Cow<'a, str>,
@@ -154,8 +154,8 @@ pub struct MessageRef<'a> {
     pub num_segments: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     pub num_media: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, deserialize_with = "decimal_text")]
-    pub price: Option<String>,
+    #[serde(default, deserialize_with = "decimal_cow")]
+    pub price: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     pub price_unit: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -175,15 +175,18 @@ impl MessageRef<'_> {
         if self.sid.trim().is_empty() {
             return Some("message has an empty \"sid\"".to_string());
         }
-        let expected = DIRECTIONS.join(", ");
+        // Checked on every message: nothing is allocated unless something is wrong.
+        let expected = || DIRECTIONS.join(", ");
         match self.direction.as_deref() {
             None => Some(format!(
-                "message {} has no \"direction\"; expected one of {expected}",
-                self.sid
+                "message {} has no \"direction\"; expected one of {}",
+                self.sid,
+                expected()
             )),
             Some(d) if !DIRECTIONS.contains(&d) => Some(format!(
-                "message {}: \"direction\" {d:?} is not one of Twilio's values ({expected}; lower case)",
-                self.sid
+                "message {}: \"direction\" {d:?} is not one of Twilio's values ({}; lower case)",
+                self.sid,
+                expected()
             )),
             Some(_) => None,
         }
@@ -255,6 +258,13 @@ fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Erro
             })
         }
     }
+}
+
+/// [`decimal_text`] for a record borrowed from its line (the fast reader borrows the text).
+fn decimal_cow<'de, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'a, str>>, D::Error> {
+    Ok(decimal_text(d)?.map(std::borrow::Cow::Owned))
 }
 
 /// Amounts arrive as strings ("-0.00750"), though the spec says number for some: keep the

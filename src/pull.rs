@@ -1,7 +1,7 @@
 //! The pull: a parent account from the Twilio REST API (through `client`) into a snapshot
 //! folder (the `snapshot` format).
 //!
-//! Every resource (and every day of messages) is one job writing one file: first to
+//! Every resource (and every slice of the message window) is one job writing one file: first to
 //! `<file>.part`, renamed when complete, then listed in the manifest, which says
 //! `complete: false` until the last job is done. A pull that dies is resumed by running it
 //! again: listed files are kept, everything else is fetched afresh, so the result is the same
@@ -19,6 +19,10 @@ use chrono::{Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
+
+mod slices;
+
+pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
 use crate::client::{Client, Credentials, Product, Stats};
 use crate::error::{Error, Result};
@@ -54,6 +58,10 @@ pub struct PullState {
     pub until: NaiveDate,
     pub resources: Vec<String>,
     pub keep_outbound_bodies: bool,
+    /// The message window cut into slices: planned once, before the first message is fetched,
+    /// so that a resumed pull fetches the same slices. Empty until then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_slices: Vec<Slice>,
 }
 
 /// Runs a prepared pull to the end (or to the first error, or Ctrl-C), `concurrency` jobs at
@@ -64,6 +72,7 @@ pub fn execute(
     manifest: Manifest,
     client: Client,
     concurrency: usize,
+    messages_per_slice: f64,
     quiet: bool,
 ) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()
@@ -72,7 +81,7 @@ pub fn execute(
     runtime.block_on(async move {
         let pull = Pull::new(out.clone(), state, manifest, client, quiet);
         tokio::select! {
-            result = pull.clone().run(concurrency) => result,
+            result = pull.clone().run(concurrency, messages_per_slice) => result,
             _ = tokio::signal::ctrl_c() => Err(Error::Runtime(format!(
                 "interrupted: {} holds what was fetched so far; run the same command again to resume",
                 out.display()
@@ -158,6 +167,7 @@ pub fn prepare(
         until,
         resources: resource_names,
         keep_outbound_bodies: request.keep_outbound_bodies,
+        message_slices: Vec::new(),
     };
     let manifest = Manifest {
         format: FORMAT_NAME.to_string(),
@@ -189,7 +199,7 @@ enum Job {
     Numbers,
     Services,
     Usage,
-    Messages(NaiveDate),
+    Messages(Slice),
 }
 
 #[derive(Clone)]
@@ -244,7 +254,7 @@ impl Pull {
         &self.inner.state.parent_account_sid
     }
 
-    async fn run(self, concurrency: usize) -> Result<()> {
+    async fn run(self, concurrency: usize, messages_per_slice: f64) -> Result<()> {
         let dir = &self.inner.dir;
         remove_parts(dir)?;
         remove_parts(&dir.join("messages"))?;
@@ -281,22 +291,16 @@ impl Pull {
         if self.wants(Resource::Messages) {
             std::fs::create_dir_all(dir.join("messages"))
                 .map_err(|e| Error::write(&dir.join("messages"), e))?;
-            let days: Vec<NaiveDate> = self
-                .inner
-                .state
-                .since
-                .iter_days()
-                .take_while(|d| *d < self.inner.state.until)
-                .collect();
-            let pending: Vec<NaiveDate> = days
+            let slices = self.message_slices(messages_per_slice).await?;
+            let pending: Vec<Slice> = slices
                 .iter()
                 .copied()
-                .filter(|d| !self.is_done(Resource::Messages, &message_file(*d)))
+                .filter(|s| !self.is_done(Resource::Messages, &s.file()))
                 .collect();
             self.inner
                 .progress
-                .start_messages(days.len() as u64, (days.len() - pending.len()) as u64);
-            // Newest days first, as Twilio lists: the busiest recent days start early.
+                .start_messages(slices.len() as u64, (slices.len() - pending.len()) as u64);
+            // Newest first, as Twilio lists.
             jobs.extend(pending.into_iter().rev().map(Job::Messages));
         }
         let queue = Arc::new(Mutex::new(jobs));
@@ -377,17 +381,18 @@ impl Pull {
             }
             Job::Services => self.fetch_services().await,
             Job::Usage => self.fetch_usage(accounts).await,
-            Job::Messages(day) => {
-                let from = format!("{day}T00:00:00Z");
-                let to = format!("{day}T23:59:59Z");
-                // DateSent> and DateSent< are inclusive and Twilio keeps whole seconds: a day
-                // is [00:00:00, 23:59:59], and days never overlap.
+            Job::Messages(slice) => {
+                // DateSent> and DateSent< are inclusive and Twilio keeps whole seconds: a
+                // slice [start, end) is [start, end - 1s], and slices never overlap.
+                let format = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                let from = format(slice.start);
+                let to = format(slice.end - chrono::Duration::seconds(1));
                 let url = self.list_url(
                     Product::Api,
                     &format!("/2010-04-01/Accounts/{}/Messages.json", self.parent()),
                     &[("DateSent>", &from), ("DateSent<", &to)],
                 );
-                let mut file = self.open(Resource::Messages, message_file(day))?;
+                let mut file = self.open(Resource::Messages, slice.file())?;
                 let mut pager = self.inner.client.pages(url, "messages");
                 while let Some(page) = pager.next_page().await? {
                     file.write_page(page)?;
@@ -397,6 +402,61 @@ impl Pull {
                 Ok(())
             }
         }
+    }
+
+    /// The slices of the message window: pull.json's when resuming; else planned from the
+    /// parent's own usage records (messages per month: where the traffic is), so that each
+    /// slice holds about one page and the slices are fetched side by side, and saved before
+    /// the first message is fetched. Without usage records, one slice per day.
+    async fn message_slices(&self, messages_per_slice: f64) -> Result<Vec<Slice>> {
+        let state = &self.inner.state;
+        if !state.message_slices.is_empty() {
+            return Ok(state.message_slices.clone());
+        }
+        let started = {
+            let manifest = self.inner.manifest.lock().expect("no panics hold the lock");
+            manifest
+                .resource(Resource::Messages)
+                .is_some_and(|e| !e.files.is_empty())
+        };
+        if started {
+            return Err(Error::Input(format!(
+                "{}: this pull was started by an earlier subaudit, which cut the messages by day; start it afresh in a new --out folder",
+                self.inner.dir.display()
+            )));
+        }
+        let url = self.list_url(
+            Product::Api,
+            &format!(
+                "/2010-04-01/Accounts/{}/Usage/Records/Monthly.json",
+                self.parent()
+            ),
+            &[
+                ("StartDate", &state.since.to_string()),
+                ("EndDate", &(state.until - Days::new(1)).to_string()),
+                ("IncludeSubaccounts", "false"),
+            ],
+        );
+        let periods = match self
+            .inner
+            .client
+            .pages(url, "usage_records")
+            .collect_all()
+            .await
+        {
+            Ok(records) => slices::message_counts(&records),
+            Err(e) => {
+                self.inner.progress.line(&format!(
+                    "usage records unavailable ({e}): the messages are fetched a day at a time"
+                ));
+                Vec::new()
+            }
+        };
+        let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
+        let mut saved = state.clone();
+        saved.message_slices = slices.clone();
+        crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
+        Ok(slices)
     }
 
     fn list_url(&self, product: Product, path: &str, filters: &[(&str, &str)]) -> Url {
@@ -616,10 +676,6 @@ impl Pull {
     }
 }
 
-fn message_file(day: NaiveDate) -> String {
-    format!("messages/{day}.jsonl")
-}
-
 /// Removes `.part` files an earlier, interrupted pull left behind.
 fn remove_parts(dir: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -708,8 +764,8 @@ struct Progress {
     bar: Option<indicatif::ProgressBar>,
     records: Arc<AtomicU64>,
     stats: Arc<Stats>,
-    days_total: AtomicU64,
-    days_done: AtomicU64,
+    slices_total: AtomicU64,
+    slices_done: AtomicU64,
     started: Instant,
 }
 
@@ -719,7 +775,7 @@ impl Progress {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] days {pos}/{len} {wide_msg}",
+                    "{spinner} [{elapsed_precise}] slices {pos}/{len} {wide_msg}",
                 )
                 .expect("a valid template"),
             );
@@ -731,8 +787,8 @@ impl Progress {
             bar,
             records: Arc::new(AtomicU64::new(0)),
             stats,
-            days_total: AtomicU64::new(0),
-            days_done: AtomicU64::new(0),
+            slices_total: AtomicU64::new(0),
+            slices_done: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -759,33 +815,33 @@ impl Progress {
     }
 
     fn start_messages(&self, total: u64, done: u64) {
-        self.days_total.store(total, Ordering::Relaxed);
-        self.days_done.store(done, Ordering::Relaxed);
+        self.slices_total.store(total, Ordering::Relaxed);
+        self.slices_done.store(done, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
         if done > 0 {
             self.line(&format!(
-                "resuming: {done} of {total} days of messages already fetched"
+                "resuming: {done} of {total} slices of messages already fetched"
             ));
         }
     }
 
     fn slice_done(&self) {
-        let done = self.days_done.fetch_add(1, Ordering::Relaxed) + 1;
-        let total = self.days_total.load(Ordering::Relaxed);
+        let done = self.slices_done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.slices_total.load(Ordering::Relaxed);
         match &self.bar {
             Some(bar) => {
                 bar.set_position(done);
                 bar.set_message(self.counters());
             }
             None => {
-                // Plain output: about every tenth of the days.
+                // Plain output: about every tenth of the slices.
                 let step = (total / 10).max(1);
                 if done % step == 0 || done == total {
                     self.line(&format!(
-                        "messages: {done}/{total} days; {}",
+                        "messages: {done}/{total} slices; {}",
                         self.counters()
                     ));
                 }

@@ -155,35 +155,62 @@ pub const VIOLATION_HEADER: [&str; 11] = [
     "evidence_message_sid",
 ];
 
-/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order).
-/// A service opt-out stands on every number of the service, so rows run to millions: the text
-/// is shared (`Arc<str>`) between the rows that repeat it, not copied into each.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LostOptOut {
-    #[serde(serialize_with = "shared_text")]
-    pub end_user: Arc<str>,
-    #[serde(serialize_with = "shared_text")]
-    pub twilio_number: Arc<str>,
-    #[serde(serialize_with = "shared_text")]
-    pub twilio_number_sid: Arc<str>,
-    pub scope: &'static str,
-    #[serde(serialize_with = "shared_text")]
-    pub messaging_service_sid: Arc<str>,
-    #[serde(serialize_with = "shared_text")]
-    pub opted_out_at: Arc<str>,
-    #[serde(serialize_with = "shared_text")]
-    pub keyword: Arc<str>,
-    pub evidence: &'static str,
-    #[serde(serialize_with = "shared_text")]
-    pub evidence_message_sid: Arc<str>,
-    #[serde(serialize_with = "shared_text")]
-    pub target_customer: Arc<str>,
-    #[serde(serialize_with = "shared_text")]
-    pub target_account_sid: Arc<str>,
+/// Text shared by the rows that repeat it, behind one thin pointer: a service opt-out stands
+/// on every number of the service, so rows run to millions, and each holds nine of these.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SharedText(Arc<Box<str>>);
+
+impl std::ops::Deref for SharedText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
-fn shared_text<S: serde::Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(text)
+impl From<&str> for SharedText {
+    fn from(text: &str) -> Self {
+        SharedText(Arc::new(text.into()))
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(text: String) -> Self {
+        SharedText(Arc::new(text.into_boxed_str()))
+    }
+}
+
+impl std::fmt::Display for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for SharedText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self)
+    }
+}
+
+/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostOptOut {
+    pub end_user: SharedText,
+    pub twilio_number: SharedText,
+    pub twilio_number_sid: SharedText,
+    pub scope: &'static str,
+    pub messaging_service_sid: SharedText,
+    pub opted_out_at: SharedText,
+    pub keyword: SharedText,
+    pub evidence: &'static str,
+    pub evidence_message_sid: SharedText,
+    pub target_customer: SharedText,
+    pub target_account_sid: SharedText,
 }
 
 pub const LOST_HEADER: [&str; 11] = [
@@ -590,11 +617,11 @@ fn lost_for_number<'a>(
 
 /// The text of one opt-out, made once and shared by every row that cites it.
 struct OptOutText {
-    end_user: Arc<str>,
-    service: Arc<str>,
-    opted_out_at: Arc<str>,
-    keyword: Arc<str>,
-    evidence_sid: Arc<str>,
+    end_user: SharedText,
+    service: SharedText,
+    opted_out_at: SharedText,
+    keyword: SharedText,
+    evidence_sid: SharedText,
 }
 
 impl OptOutText {
@@ -611,10 +638,10 @@ impl OptOutText {
 
 /// Where the rows of one number go: its number and target, shared by its rows.
 struct RowTarget {
-    number: Arc<str>,
-    number_sid: Arc<str>,
-    customer: Arc<str>,
-    account: Arc<str>,
+    number: SharedText,
+    number_sid: SharedText,
+    customer: SharedText,
+    account: SharedText,
 }
 
 fn lost_row(target: &RowTarget, opt_out: &OptOut, text: &OptOutText) -> LostOptOut {
@@ -633,9 +660,18 @@ fn lost_row(target: &RowTarget, opt_out: &OptOut, text: &OptOutText) -> LostOptO
     }
 }
 
+/// Where a run of rows comes from: a number of the snapshot, or (with `all`) a scope no
+/// number of the snapshot holds.
+enum RowSource<'a> {
+    Number(&'a IncomingPhoneNumber, &'a [String]),
+    Unheld(&'a [usize]),
+}
+
 /// The rows of `optouts_lost.csv`: what the mapped moves would lose (step 6), sorted by
-/// target customer, Twilio number, end user. With `all`, every opt-out in force in the parent,
-/// moving or not (see docs/opt-out-rule.md).
+/// target customer, Twilio number, end user (then scope, then the order the sources are
+/// listed in). With `all`, every opt-out in force in the parent, moving or not (see the
+/// docs). The rows are made in their final order, counted first, into a vector of that size:
+/// at millions of rows, neither a sort's scratch space nor a growing vector's spare half.
 pub fn lost_opt_outs(
     snapshot: &Snapshot,
     analysis: &OptOutAnalysis,
@@ -649,9 +685,9 @@ pub fn lost_opt_outs(
         by_scope.entry(&opt_out.scope).or_default().push(i);
     }
     let memberships = services_by_number(snapshot);
-    let no_services = Vec::new();
-    let mut rows = Vec::new();
-    let empty: Arc<str> = "".into();
+    let empty = SharedText::from("");
+    // Each source with the target of its rows, in the order the rows were always listed.
+    let mut sources: Vec<(RowTarget, RowSource)> = Vec::new();
     for number in &snapshot.numbers {
         let target = match mapping.target(&number.sid) {
             Some(NumberTarget::Move(t)) => Some(t),
@@ -660,7 +696,7 @@ pub fn lost_opt_outs(
         if target.is_none() && !all {
             continue;
         }
-        let services = memberships.get(&number.sid).unwrap_or(&no_services);
+        let services = memberships.get(&number.sid).map_or(&[][..], Vec::as_slice);
         let row_target = RowTarget {
             number: number.phone_number.as_str().into(),
             number_sid: number.sid.as_str().into(),
@@ -669,9 +705,7 @@ pub fn lost_opt_outs(
                 .and_then(|t| t.account_sid.as_deref())
                 .map_or_else(|| empty.clone(), Into::into),
         };
-        for i in lost_for_number(number, services, opt_outs, &by_scope).into_values() {
-            rows.push(lost_row(&row_target, &opt_outs[i], &texts[i]));
-        }
+        sources.push((row_target, RowSource::Number(number, services)));
     }
     if all {
         // Opt-outs whose scope no number of the snapshot holds (a released number, a
@@ -700,19 +734,50 @@ pub fn lost_opt_outs(
                 customer: empty.clone(),
                 account: empty.clone(),
             };
-            for &i in indices {
-                rows.push(lost_row(&row_target, &opt_outs[i], &texts[i]));
-            }
+            sources.push((row_target, RowSource::Unheld(indices)));
         }
     }
-    rows.sort_by(|a, b| {
-        (&a.target_customer, &a.twilio_number, &a.end_user, a.scope).cmp(&(
-            &b.target_customer,
-            &b.twilio_number,
-            &b.end_user,
-            b.scope,
-        ))
-    });
+    // The opt-outs of each source, by end user (a number's are one per end user already).
+    let chosen = |source: &RowSource| -> Vec<usize> {
+        match source {
+            RowSource::Number(number, services) => {
+                lost_for_number(number, services, opt_outs, &by_scope)
+                    .into_values()
+                    .collect()
+            }
+            RowSource::Unheld(indices) => indices.to_vec(),
+        }
+    };
+    // Sources of the same customer and number share a run of rows; a stable sort keeps their
+    // listed order, which breaks the ties between their rows.
+    sources.sort_by(|(a, _), (b, _)| (&a.customer, &a.number).cmp(&(&b.customer, &b.number)));
+    let total: usize = sources
+        .iter()
+        .map(|(_, source)| match source {
+            RowSource::Number(..) => chosen(source).len(),
+            RowSource::Unheld(indices) => indices.len(),
+        })
+        .sum();
+    let mut rows = Vec::with_capacity(total);
+    let mut start = 0;
+    while start < sources.len() {
+        let key = |i: usize| (&sources[i].0.customer, &sources[i].0.number);
+        let end = (start..sources.len())
+            .find(|&i| key(i) != key(start))
+            .unwrap_or(sources.len());
+        let first = rows.len();
+        for (target, source) in &sources[start..end] {
+            for i in chosen(source) {
+                rows.push(lost_row(target, &opt_outs[i], &texts[i]));
+            }
+        }
+        if end - start > 1 {
+            rows[first..].sort_by(|a: &LostOptOut, b: &LostOptOut| {
+                (&a.end_user, a.scope).cmp(&(&b.end_user, b.scope))
+            });
+        }
+        start = end;
+    }
     rows
 }
 

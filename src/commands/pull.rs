@@ -109,9 +109,13 @@ pub struct PullArgs {
     /// Fetch only these resources (comma-separated); default all.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     pub resources: Vec<String>,
-    /// Requests in flight at most (Twilio limits concurrency per account).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// Requests in flight at most (Twilio limits concurrency per account and publishes no
+    /// number: 16 is the documented safe default; raise it if your account allows).
+    #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
+    /// Messages each slice of the window aims at (the usage records place them); a test knob.
+    #[arg(long, default_value_t = crate::pull::MESSAGES_PER_SLICE, value_name = "N", hide = true)]
+    pub slice_messages: f64,
     /// Retries of a request after 429, 5xx or a connection error, before giving up.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub max_retries: u32,
@@ -133,6 +137,9 @@ pub fn run(args: PullArgs) -> Result<i32> {
     let hosts = args.twilio.hosts()?;
     if args.concurrency == 0 {
         return Err(Error::Input("--concurrency must be at least 1".into()));
+    }
+    if args.slice_messages.is_nan() || args.slice_messages < 1.0 {
+        return Err(Error::Input("--slice-messages must be at least 1".into()));
     }
     let request = PullRequest {
         out: args.out.clone(),
@@ -171,6 +178,7 @@ pub fn run(args: PullArgs) -> Result<i32> {
         manifest,
         client,
         args.concurrency,
+        args.slice_messages,
         args.quiet,
     )?;
     Ok(exit_code::OK)

@@ -5,6 +5,7 @@
 //! count that differs from the manifest is an error naming the file and line. Messages are
 //! only ever streamed (tens of millions of lines), never held in memory.
 
+mod message_line;
 mod parallel;
 mod writer;
 

@@ -182,13 +182,17 @@ where
         if text.trim().is_empty() {
             continue;
         }
-        let message = serde_json::from_str::<MessageRef>(text).map_err(|e| {
-            fail(Error::at_line(
-                path,
-                line,
-                format!("not a valid message record: {e}"),
-            ))
-        })?;
+        // The usual line is read on the fast path; serde_json reads the rest and reports errors.
+        let message = match super::message_line::parse(text) {
+            Some(message) => message,
+            None => serde_json::from_str::<MessageRef>(text).map_err(|e| {
+                fail(Error::at_line(
+                    path,
+                    line,
+                    format!("not a valid message record: {e}"),
+                ))
+            })?,
+        };
         if let Some(problem) = message.problem() {
             return Err(fail(Error::at_line(path, line, problem)));
         }

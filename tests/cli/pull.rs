@@ -230,19 +230,23 @@ fn pull_from_the_simulator_gives_back_the_same_snapshot() {
     assert!(!stderr.contains(TOKEN));
     let pulled = tmp.path().join("pulled");
     assert_same_snapshot(&original, &pulled);
-    // One file per day of the window, named by the day.
-    assert!(pulled.join("messages/2026-01-31.jsonl").is_file());
-    assert!(pulled.join("messages/2025-12-01.jsonl").is_file());
-    // Outbound bodies were dropped on the way (the original's writer dropped them too).
+    // The usage records (120 messages a month) put the whole window in one slice: one file,
+    // named by its start, as pull.json planned it.
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(pulled.join("manifest.json")).unwrap())
             .unwrap();
+    let files: Vec<&str> = manifest["resources"]["messages"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["messages/2025-12-01T000000Z.jsonl"]);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(pulled.join("pull.json")).unwrap()).unwrap();
     assert_eq!(
-        manifest["resources"]["messages"]["files"]
-            .as_array()
-            .unwrap()
-            .len(),
-        62
+        state["message_slices"],
+        json!([{"start": "2025-12-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}])
     );
     // The pulled snapshot feeds the audit.
     subaudit(tmp.path())
@@ -322,6 +326,9 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
             "2026-02-01",
             "--concurrency",
             "2",
+            // About a slice a day (the usage records say 120 messages a month).
+            "--slice-messages",
+            "4",
             "--quiet",
         ])
         .env_remove("TWILIO_API_KEY")
@@ -332,8 +339,8 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until some days are written, then kill -9.
-    let days_written = |dir: &Path| -> usize {
+    // Wait until some slices are written, then kill -9.
+    let slices_written = |dir: &Path| -> usize {
         std::fs::read_to_string(dir.join("manifest.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -341,7 +348,7 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
             .unwrap_or(0)
     };
     for _ in 0..6000 {
-        if days_written(&out_dir) >= 3 {
+        if slices_written(&out_dir) >= 3 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -352,8 +359,12 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["complete"], json!(false), "killed before the end");
-    let done_before = days_written(&out_dir);
-    assert!((3..62).contains(&done_before), "{done_before}");
+    let done_before = slices_written(&out_dir);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("pull.json")).unwrap()).unwrap();
+    let slices = state["message_slices"].as_array().unwrap().len();
+    assert!((55..70).contains(&slices), "{slices}");
+    assert!((3..slices).contains(&done_before), "{done_before}");
     // Analysis refuses the incomplete snapshot.
     subaudit(tmp.path())
         .args(["optouts", "--snapshot", "pulled", "--all", "--out", "o.csv"])
@@ -372,7 +383,7 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
-        stderr.contains(&format!("resuming: {done_before} of 62 days")),
+        stderr.contains(&format!("resuming: {done_before} of {slices} slices")),
         "{stderr}"
     );
     assert_same_snapshot(&original, &out_dir);

@@ -1,0 +1,279 @@
+//! How the pull cuts the message window into slices: by the traffic the usage records show,
+//! so that each slice holds about one page of messages and the slices run side by side.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::midnight;
+use crate::time::parse_date;
+
+/// Messages a slice aims at: one page (`PageSize` 1000).
+pub const MESSAGES_PER_SLICE: f64 = 1000.0;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// A part of the message window, `start <= t < end`, fetched as one job into one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Slice {
+    /// The file of the slice's messages, named by its start (sorted names are time order).
+    pub fn file(&self) -> String {
+        format!("messages/{}.jsonl", self.start.format("%Y-%m-%dT%H%M%SZ"))
+    }
+}
+
+/// Usage of one period: its first and last day (inclusive) and its message count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeriodCount {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    pub messages: f64,
+}
+
+/// The parent's messages per usage period (one per period any record names):
+/// `sms-inbound` + `sms-outbound` where the period has both, else `sms`; `mms` likewise. The
+/// counts only place the slices (an estimate: Twilio may count segments), so a float serves.
+pub fn message_counts(records: &[Value]) -> Vec<PeriodCount> {
+    let mut by_period: BTreeMap<(NaiveDate, NaiveDate), BTreeMap<&str, f64>> = BTreeMap::new();
+    for record in records {
+        let date = |field: &str| {
+            record
+                .get(field)
+                .and_then(Value::as_str)
+                .and_then(parse_date)
+        };
+        let (Some(first), Some(last)) = (date("start_date"), date("end_date")) else {
+            continue;
+        };
+        let counts = by_period.entry((first, last)).or_default();
+        let Some(category) = record.get("category").and_then(Value::as_str) else {
+            continue;
+        };
+        let count = match record.get("count") {
+            Some(Value::String(text)) => text.trim().parse::<f64>().ok(),
+            Some(Value::Number(n)) => n.as_f64(),
+            _ => None,
+        };
+        if let Some(count) = count.filter(|c| c.is_finite() && *c >= 0.0) {
+            *counts.entry(category).or_default() += count;
+        }
+    }
+    by_period
+        .into_iter()
+        .map(|((first, last), counts)| {
+            let kind = |base: &str| {
+                let part = |direction: &str| counts.get(format!("{base}-{direction}").as_str());
+                match (part("inbound"), part("outbound")) {
+                    (Some(i), Some(o)) => i + o,
+                    _ => counts.get(base).copied().unwrap_or(0.0),
+                }
+            };
+            PeriodCount {
+                first,
+                last,
+                messages: kind("sms") + kind("mms"),
+            }
+        })
+        .collect()
+}
+
+/// Cuts `[since, until)` into slices of about `per_slice` messages each, the counts of each
+/// period spread evenly over its days and seconds. A day no period covers gets a slice of its
+/// own (nothing is known about it); days with no traffic join their neighbours. Without any
+/// counts, one slice per day.
+pub fn plan(
+    since: NaiveDate,
+    until: NaiveDate,
+    periods: &[PeriodCount],
+    per_slice: f64,
+) -> Vec<Slice> {
+    let mut per_day: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+    for p in periods {
+        let days = (p.last - p.first).num_days() + 1;
+        if days < 1 || !p.messages.is_finite() || p.messages < 0.0 {
+            continue;
+        }
+        let share = p.messages / days as f64;
+        for day in p.first.iter_days().take(days as usize) {
+            if day >= since && day < until {
+                *per_day.entry(day).or_default() += share;
+            }
+        }
+    }
+    let mut slices = Vec::new();
+    let mut start = midnight(since);
+    let mut filled = 0.0;
+    let cut = |slices: &mut Vec<Slice>, start: &mut DateTime<Utc>, at: DateTime<Utc>| {
+        if at > *start {
+            slices.push(Slice {
+                start: *start,
+                end: at,
+            });
+            *start = at;
+        }
+    };
+    for day in since.iter_days().take_while(|d| *d < until) {
+        let day_start = midnight(day);
+        let Some(&expected) = per_day.get(&day) else {
+            cut(&mut slices, &mut start, day_start);
+            cut(&mut slices, &mut start, midnight(day + Days::new(1)));
+            filled = 0.0;
+            continue;
+        };
+        // Where in the day (0..1) the counting stands.
+        let mut at = 0.0;
+        while expected > 0.0 && filled + expected * (1.0 - at) >= per_slice {
+            at += (per_slice - filled) / expected;
+            let second = ((at * SECONDS_PER_DAY as f64) as i64).clamp(1, SECONDS_PER_DAY);
+            cut(
+                &mut slices,
+                &mut start,
+                day_start + chrono::Duration::seconds(second),
+            );
+            filled = 0.0;
+        }
+        filled += expected * (1.0 - at);
+    }
+    cut(&mut slices, &mut start, midnight(until));
+    slices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn period(first: &str, last: &str, messages: f64) -> PeriodCount {
+        PeriodCount {
+            first: day(first),
+            last: day(last),
+            messages,
+        }
+    }
+
+    /// The slices cover the window exactly, in order, without gaps or overlaps.
+    fn assert_covers(slices: &[Slice], since: &str, until: &str) {
+        assert_eq!(slices.first().unwrap().start, midnight(day(since)));
+        assert_eq!(slices.last().unwrap().end, midnight(day(until)));
+        for pair in slices.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start, "{pair:?}");
+        }
+        assert!(slices.iter().all(|s| s.start < s.end), "{slices:?}");
+    }
+
+    /// The messages `periods` lead one to expect in `slice`, spread as `plan` spreads them.
+    fn expected(slice: &Slice, periods: &[PeriodCount]) -> f64 {
+        let mut total = 0.0;
+        for p in periods {
+            let days = ((p.last - p.first).num_days() + 1) as f64;
+            let from = midnight(p.first).max(slice.start);
+            let to = midnight(p.last + Days::new(1)).min(slice.end);
+            if to > from {
+                total += p.messages / days * (to - from).num_seconds() as f64 / 86_400.0;
+            }
+        }
+        total
+    }
+
+    /// Every slice holds a page at most, and no more slices than the pages needed (plus one
+    /// for rounding at the end).
+    fn assert_a_page_each(slices: &[Slice], periods: &[PeriodCount], total: f64) {
+        for s in slices {
+            assert!(
+                expected(s, periods) <= 1000.5,
+                "{s:?}: {}",
+                expected(s, periods)
+            );
+        }
+        assert!(
+            slices.len() as f64 <= (total / 1000.0).ceil() + 1.0,
+            "{slices:?}"
+        );
+    }
+
+    #[test]
+    fn a_day_of_5000_messages_is_cut_into_slices_of_a_page() {
+        let periods = [
+            period("2026-03-01", "2026-03-09", 0.0),
+            period("2026-03-10", "2026-03-10", 5000.0),
+            period("2026-03-11", "2026-03-31", 0.0),
+        ];
+        let slices = plan(day("2026-03-01"), day("2026-04-01"), &periods, 1000.0);
+        assert_covers(&slices, "2026-03-01", "2026-04-01");
+        assert_a_page_each(&slices, &periods, 5000.0);
+        let busy = midnight(day("2026-03-10"))..midnight(day("2026-03-11"));
+        let overlapping = slices
+            .iter()
+            .filter(|s| s.start < busy.end && s.end > busy.start)
+            .count();
+        assert!(overlapping >= 5, "{slices:?}");
+        // The nine empty days before it are no slices of their own.
+        assert!(slices[0].end > busy.start, "{slices:?}");
+    }
+
+    #[test]
+    fn empty_weeks_join_their_neighbours_and_months_spread_evenly() {
+        // 30,000 messages in April, nothing in May (empty weeks), 500 in June.
+        let periods = [
+            period("2026-04-01", "2026-04-30", 30_000.0),
+            period("2026-05-01", "2026-05-31", 0.0),
+            period("2026-06-01", "2026-06-30", 500.0),
+        ];
+        let slices = plan(day("2026-04-01"), day("2026-07-01"), &periods, 1000.0);
+        assert_covers(&slices, "2026-04-01", "2026-07-01");
+        assert_a_page_each(&slices, &periods, 30_500.0);
+        // A slice a day in April; May and June go together.
+        assert_eq!(slices[1].start, midnight(day("2026-04-02")));
+        assert_eq!(slices[29].start, midnight(day("2026-04-30")));
+        assert!(slices
+            .iter()
+            .all(|s| s.start <= midnight(day("2026-05-01"))));
+    }
+
+    #[test]
+    fn the_window_edges_cut_periods_that_overrun_it() {
+        // A month record that starts before the window and one that ends after it: only the
+        // days inside count, and the first and last slices sit on the window's edges.
+        let periods = [
+            period("2026-01-01", "2026-01-31", 31_000.0),
+            period("2026-02-01", "2026-02-28", 2_800.0),
+        ];
+        let slices = plan(day("2026-01-30"), day("2026-02-02"), &periods, 1000.0);
+        assert_covers(&slices, "2026-01-30", "2026-02-02");
+        // 1000 on each January day, then 100 on February 1.
+        assert_eq!(slices.len(), 3, "{slices:?}");
+        assert_eq!(slices[1].start, midnight(day("2026-01-31")));
+        assert_eq!(slices[2].start, midnight(day("2026-02-01")));
+    }
+
+    #[test]
+    fn days_no_period_covers_get_a_slice_each() {
+        let periods = [period("2026-01-01", "2026-01-03", 30.0)];
+        let slices = plan(day("2026-01-01"), day("2026-01-07"), &periods, 1000.0);
+        assert_covers(&slices, "2026-01-01", "2026-01-07");
+        // The three known days together, then Jan 4, 5, 6 on their own.
+        assert_eq!(slices.len(), 4, "{slices:?}");
+        assert_eq!(slices[1].start, midnight(day("2026-01-04")));
+        // No counts at all: a slice per day.
+        assert_eq!(
+            plan(day("2026-01-01"), day("2026-01-07"), &[], 1000.0).len(),
+            6
+        );
+    }
+
+    #[test]
+    fn slice_files_sort_in_time_order() {
+        let slices = plan(day("2026-01-01"), day("2026-01-03"), &[], 1000.0);
+        assert_eq!(slices[0].file(), "messages/2026-01-01T000000Z.jsonl");
+        assert_eq!(slices[1].file(), "messages/2026-01-02T000000Z.jsonl");
+    }
+}

@@ -1,0 +1,377 @@
+//! The fast path for reading one message line: a single scan of the JSON object that picks out
+//! the fields of [`MessageRef`] as slices of the line and checks the syntax of everything else.
+//!
+//! It accepts only the common shape (no escapes in any string, text fields as strings or null,
+//! `error_code` as an integer or null, no repeated field the record reads) and answers `None`
+//! for anything else. The caller then parses that line with serde_json, which gives the same
+//! record or the error naming the line: the fast path never changes what is accepted, only how
+//! quickly the usual lines are read (profiling showed serde's generic path, with its buffered
+//! `error_code` and `price` values, as the largest cost of reading the messages).
+
+use std::borrow::Cow;
+
+use crate::model::MessageRef;
+
+/// Nesting deeper than this is left to serde_json (whose own limit is 128 levels).
+const MAX_DEPTH: usize = 100;
+
+/// Reads `line` (one JSON object) on the fast path; `None` leaves it to serde_json.
+pub fn parse(line: &str) -> Option<MessageRef<'_>> {
+    let mut s = Scanner {
+        bytes: line.as_bytes(),
+        at: 0,
+    };
+    let mut f = Fields::default();
+    s.space();
+    s.expect(b'{')?;
+    s.space();
+    if s.peek() == Some(b'}') {
+        s.at += 1;
+    } else {
+        loop {
+            s.space();
+            let key = s.string()?;
+            s.space();
+            s.expect(b':')?;
+            s.space();
+            f.read(key, &mut s)?;
+            s.space();
+            match s.bump()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.space();
+    if s.at != s.bytes.len() {
+        return None;
+    }
+    f.finish()
+}
+
+/// The text fields of [`MessageRef`] are numbered 0 to 12 (see `Fields::read`), then these.
+const TEXT_FIELDS: usize = 13;
+const PRICE: usize = TEXT_FIELDS;
+const ERROR_CODE: usize = PRICE + 1;
+
+#[derive(Default)]
+struct Fields<'a> {
+    /// Bit per field already read: a repeated field is serde's error to report.
+    seen: u32,
+    text: [Option<&'a str>; TEXT_FIELDS],
+    price: Option<&'a str>,
+    error_code: Option<i64>,
+}
+
+impl<'a> Fields<'a> {
+    fn read(&mut self, key: &str, s: &mut Scanner<'a>) -> Option<()> {
+        let field = match key {
+            "sid" => 0,
+            "account_sid" => 1,
+            "messaging_service_sid" => 2,
+            "from" => 3,
+            "to" => 4,
+            "body" => 5,
+            "direction" => 6,
+            "status" => 7,
+            "num_segments" => 8,
+            "num_media" => 9,
+            "price_unit" => 10,
+            "date_sent" => 11,
+            "date_created" => 12,
+            "price" => PRICE,
+            "error_code" => ERROR_CODE,
+            _ => return s.skip_value(0),
+        };
+        if self.seen & (1 << field) != 0 {
+            return None;
+        }
+        self.seen |= 1 << field;
+        match field {
+            // serde keeps a price's text; blank text is no price. A JSON number goes through
+            // f64 there: left to it.
+            PRICE => self.price = s.text_or_null()?.filter(|p| !p.trim().is_empty()),
+            ERROR_CODE => self.error_code = s.integer_or_null()?,
+            i => self.text[i] = s.text_or_null()?,
+        }
+        Some(())
+    }
+
+    fn finish(self) -> Option<MessageRef<'a>> {
+        let [sid, account_sid, messaging_service_sid, from, to, body, direction, status, num_segments, num_media, price_unit, date_sent, date_created] =
+            self.text.map(|v| v.map(Cow::Borrowed));
+        Some(MessageRef {
+            // A record without a sid is serde's error to report.
+            sid: sid?,
+            account_sid,
+            messaging_service_sid,
+            from,
+            to,
+            body,
+            direction,
+            status,
+            error_code: self.error_code,
+            num_segments,
+            num_media,
+            price: self.price.map(Cow::Borrowed),
+            price_unit,
+            date_sent,
+            date_created,
+        })
+    }
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.bump()? == byte).then_some(())
+    }
+
+    /// JSON's white space.
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string without escapes or control characters, as a slice of the line.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let rest = &self.bytes[self.at..];
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        let start = self.at;
+        self.at += len + 1;
+        // The line is UTF-8 and the cut falls on ASCII quotes: this cannot fail.
+        std::str::from_utf8(&self.bytes[start..start + len]).ok()
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    fn text_or_null(&mut self) -> Option<Option<&'a str>> {
+        match self.peek()? {
+            b'"' => self.string().map(Some),
+            b'n' => self.literal(b"null").map(|()| None),
+            _ => None,
+        }
+    }
+
+    /// An integer that fits an i64, or null; a fraction, exponent or text is left to serde.
+    fn integer_or_null(&mut self) -> Option<Option<i64>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| None),
+            b'-' | b'0'..=b'9' => {
+                let start = self.at;
+                self.number()?;
+                let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
+                if text.contains(['.', 'e', 'E']) {
+                    return None;
+                }
+                text.parse().ok().map(Some)
+            }
+            _ => None,
+        }
+    }
+
+    /// A JSON number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.bump()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.at;
+        self.digits();
+        (self.at > start).then_some(())
+    }
+
+    /// Checks and skips a value the record does not read.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'-' | b'0'..=b'9' => self.number(),
+            b'{' => {
+                self.at += 1;
+                self.space();
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                    return Some(());
+                }
+                loop {
+                    self.space();
+                    self.string()?;
+                    self.space();
+                    self.expect(b':')?;
+                    self.space();
+                    self.skip_value(depth + 1)?;
+                    self.space();
+                    match self.bump()? {
+                        b',' => continue,
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.at += 1;
+                self.space();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Some(());
+                }
+                loop {
+                    self.space();
+                    self.skip_value(depth + 1)?;
+                    self.space();
+                    match self.bump()? {
+                        b',' => continue,
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path either declines or agrees with serde_json, field for field.
+    fn agrees(line: &str) -> bool {
+        let fast = parse(line);
+        let slow = serde_json::from_str::<MessageRef>(line);
+        match (&fast, &slow) {
+            (Some(f), Ok(s)) => {
+                assert_eq!(f, s, "{line}");
+                true
+            }
+            (Some(f), Err(e)) => panic!("fast path accepted {line:?} as {f:?}; serde: {e}"),
+            (None, _) => false,
+        }
+    }
+
+    #[test]
+    fn every_sample_line_is_read_fast_and_as_serde_reads_it() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("sample-data/owlie/messages.jsonl"),
+        )
+        .unwrap();
+        let mut fast = 0;
+        let mut lines = 0;
+        for line in text.lines() {
+            lines += 1;
+            if agrees(line) {
+                fast += 1;
+            } else {
+                assert!(
+                    line.contains('\\'),
+                    "only escapes are left to serde: {line}"
+                );
+            }
+        }
+        assert!(fast * 100 > lines * 95, "{fast} of {lines} lines read fast");
+    }
+
+    #[test]
+    fn unusual_lines_are_left_to_serde_and_usual_ones_agree() {
+        let base = r#""sid":"SM1","direction":"inbound","body":"STOP""#;
+        for line in [
+            // Read fast.
+            format!("{{{base}}}"),
+            format!(" {{ {base} , \"error_code\" : 21610 , \"price\" : \"-0.0079\" }} "),
+            format!("{{{base},\"error_code\":-3,\"price\":\"  \",\"x\":[1,-2.5e+3,{{}},[],true,false,null,{{\"a\":{{\"b\":[0]}}}}]}}"),
+            format!("{{{base},\"uri\":\"x\",\"uri\":\"y\"}}"),
+            format!("{{{base},\"from\":null,\"to\":\"+1555\",\"date_sent\":null,\"date_created\":\"Wed, 01 Oct 2025 07:44:29 +0000\"}}"),
+            format!("{{{base},\"body\":\"caf\u{e9} \u{1f600}\"}}"),
+            // Left to serde (an error, or a value the fast path does not build).
+            "{}".to_string(),
+            format!("{{{base},\"sid\":\"SM2\"}}"),
+            format!("{{{base},\"error_code\":\"21610\"}}"),
+            format!("{{{base},\"error_code\":21610.0}}"),
+            format!("{{{base},\"error_code\":99999999999999999999}}"),
+            format!("{{{base},\"error_code\":012}}"),
+            format!("{{{base},\"price\":-0.5}}"),
+            format!("{{{base},\"body\":\"say \\\"stop\\\"\"}}"),
+            format!("{{{base},\"body\":7}}"),
+            format!("{{{base},\"x\":01}}"),
+            format!("{{{base},\"x\":1.}}"),
+            format!("{{{base},\"x\":[1,]}}"),
+            format!("{{{base},\"x\":nul}}"),
+            format!("{{{base},\"x\":\"tab\there\"}}"),
+            format!("{{{base}}} x"),
+            format!("{{{base},}}"),
+            format!("{{{base}"),
+            format!("[{{{base}}}]"),
+            r#"{"sid":null,"direction":"inbound"}"#.to_string(),
+            format!("{{{base},\"x\":{}}}", "[".repeat(200) + &"]".repeat(200)),
+        ] {
+            agrees(&line);
+        }
+        assert!(parse(&format!(
+            "{{{base},\"error_code\":-3,\"x\":[1,-2.5e+3,{{}}]}}"
+        ))
+        .is_some());
+        assert_eq!(
+            parse(&format!("{{{base},\"price\":\" \"}}")).unwrap().price,
+            None
+        );
+        assert!(parse(&format!("{{{base},\"sid\":\"SM2\"}}")).is_none());
+        assert!(parse(&format!("{{{base},\"x\":01}}")).is_none());
+    }
+}
