@@ -38,7 +38,7 @@ pub fn entry_names() -> Vec<&'static str> {
 pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
     let mut staging = Staging::new(dir)?;
     optouts::write_lost(&staging.path(optouts::LOST_FILE), &audit.lost)?;
-    optouts::write_per_customer(
+    let customer_files = optouts::write_per_customer(
         &staging.path(optouts::PER_CUSTOMER_DIR),
         &audit.customers,
         &audit.lost,
@@ -54,13 +54,15 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
     )?;
     let names = staging.names().to_vec();
     let files: Vec<&str> = names.iter().map(String::as_str).collect();
-    let page = html::render(
-        &audit.plan,
-        &audit.analysis,
-        audit.lost.len(),
-        &files,
-        &[usage::html_section(&audit.usage, audit.options.top)],
-    );
+    let page = html::render(&html::Page {
+        plan: &audit.plan,
+        analysis: &audit.analysis,
+        lost: &audit.lost,
+        attribution: &audit.usage.attribution,
+        period: audit.options.period,
+        customer_files: &customer_files,
+        files: &files,
+    });
     crate::output::write_atomic(&staging.path(html::HTML_FILE), page.as_bytes())?;
     let names = staging.names().to_vec();
     staging.commit()?;

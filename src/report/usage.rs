@@ -187,15 +187,3 @@ pub fn stage_beside_summary(
     write_attribution(&staging.path(ATTRIBUTION_FILE), &usage.attribution)?;
     write_straddling(&staging.path(STRADDLING_FILE), snapshot, &usage.summary)
 }
-
-/// The usage section of `report.html`: the top customers by spend and the reconciliation.
-pub fn html_section(usage: &UsageReport, top: usize) -> super::html::Section {
-    (
-        "Usage: top customers by spend".to_string(),
-        format!(
-            "<pre>{}\n{}</pre>",
-            super::html::escape(&top_customers_table(&usage.attribution, top).to_string()),
-            super::html::escape(&reconciliation_line(&usage.attribution))
-        ),
-    )
-}

@@ -93,17 +93,13 @@ fn a_plan_that_cannot_be_placed_keeps_the_previous_plan_files() {
     assert_eq!(tree(&dir.path().join("out")), before);
 }
 
-fn run_in(dir: &tempfile::TempDir, args: &[&str]) -> assert_cmd::assert::Assert {
-    subaudit(dir.path()).args(args).assert()
-}
-
 #[cfg(unix)]
 #[test]
 fn a_device_output_is_written_in_place_never_replaced() {
     use std::os::unix::fs::FileTypeExt;
     let dir = setup();
-    run_in(
-        &dir,
+    run(
+        dir.path(),
         &[
             "optouts",
             "--snapshot",
@@ -115,7 +111,11 @@ fn a_device_output_is_written_in_place_never_replaced() {
         ],
     )
     .success();
-    run_in(&dir, &["usage", "--snapshot", "snap", "--out", "/dev/null"]).success();
+    run(
+        dir.path(),
+        &["usage", "--snapshot", "snap", "--out", "/dev/null"],
+    )
+    .success();
     let null = fs::metadata("/dev/null").unwrap().file_type();
     assert!(null.is_char_device(), "/dev/null is still a device");
     // The usage files that go beside --out are not written into /dev.
@@ -132,8 +132,8 @@ fn a_device_output_is_written_in_place_never_replaced() {
         let fifo = fifo.clone();
         std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
     };
-    run_in(
-        &dir,
+    run(
+        dir.path(),
         &[
             "optouts",
             "--snapshot",
@@ -206,13 +206,17 @@ fn an_output_that_is_an_input_or_inside_the_snapshot_is_refused() {
             "map.json",
         ],
     ] {
-        run_in(&dir, args)
+        run(dir.path(), args)
             .code(BAD_INPUT)
             .stderr(predicates::str::contains("this output would replace"));
         assert_eq!(tree(dir.path()), before, "{args:?}");
     }
     // The snapshot folder itself, for a command whose --out is a file.
-    run_in(&dir, &["usage", "--snapshot", "snap", "--out", "snap"]).code(BAD_INPUT);
+    run(
+        dir.path(),
+        &["usage", "--snapshot", "snap", "--out", "snap"],
+    )
+    .code(BAD_INPUT);
     assert_eq!(tree(dir.path()), before);
 }
 
@@ -257,7 +261,7 @@ fn a_customer_name_with_a_control_character_is_refused_with_its_line() {
         .code(BAD_INPUT)
         .stderr(predicates::str::contains("map.csv:2: customer"))
         .stderr(predicates::str::contains("control character"));
-    assert!(!dir.path().join("report").exists());
+    assert_nothing_written(&dir.path().join("report"));
 }
 
 /// The setup's snapshot with the STOP's `direction` replaced (None removes it).
@@ -296,7 +300,7 @@ fn a_message_without_a_valid_direction_is_refused_with_file_and_line() {
             .code(BAD_INPUT)
             .stderr(predicates::str::contains("messages.jsonl:1: "))
             .stderr(predicates::str::contains(want));
-        assert!(!dir.path().join("report").exists());
+        assert_nothing_written(&dir.path().join("report"));
     }
 }
 
@@ -321,7 +325,7 @@ fn an_unclosed_quote_in_the_mapping_is_refused_with_its_line() {
     audit(&dir)
         .code(BAD_INPUT)
         .stderr(predicates::str::contains("map.csv:2: the quoted field"));
-    assert!(!dir.path().join("report").exists());
+    assert_nothing_written(&dir.path().join("report"));
 }
 
 #[test]
@@ -342,7 +346,7 @@ fn a_region_or_edge_that_is_not_a_host_label_is_refused() {
                 "must be letters, digits and '-' only",
             ));
     }
-    assert!(!dir.path().join("pulled").exists());
+    assert_nothing_written(&dir.path().join("pulled"));
 }
 
 #[test]

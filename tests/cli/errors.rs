@@ -5,7 +5,6 @@ use std::fs;
 use predicates::str::contains;
 use tempfile::TempDir;
 
-use crate::optouts::assert_no_files;
 use crate::support::*;
 
 /// A valid snapshot with one number and one STOP, in `dir/snap`, and a valid mapping.
@@ -13,26 +12,30 @@ pub fn setup() -> TempDir {
     let dir = TempDir::new().unwrap();
     let mut b = SnapshotBuilder::default();
     b.numbers.push(number(&sid("PN", 1), "+14155550101"));
-    b.messages.push(message(
-        &sid("SM", 1),
-        "inbound",
-        "+12065552001",
-        "+14155550101",
-        Some("STOP"),
-        &jan(2, 1, 2, 3),
-        None,
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 2),
-        "inbound",
-        "+12065552002",
-        "+14155550101",
-        Some("hi"),
-        &jan(2, 1, 2, 3),
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 1),
+            direction: "inbound",
+            from: "+12065552001",
+            to: "+14155550101",
+            body: Some("STOP"),
+            date_sent: &jan(2, 1, 2, 3),
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 2),
+            direction: "inbound",
+            from: "+12065552002",
+            to: "+14155550101",
+            body: Some("hi"),
+            date_sent: &jan(2, 1, 2, 3),
+            ..Msg::default()
+        }
+        .json(),
+    );
     b.write(&dir.path().join("snap"));
     fs::write(
         dir.path().join("map.csv"),
@@ -237,7 +240,7 @@ fn a_keyword_that_is_both_opt_out_and_opt_in_is_refused() {
         .stderr(contains(
             "--opt-out-keyword \"START\": START is already a keyword of another class",
         ));
-    assert_no_files(&dir.path().join("report"));
+    assert_nothing_written(&dir.path().join("report"));
 }
 
 #[test]

@@ -4,12 +4,14 @@ mod support;
 
 mod damage;
 mod errors;
+mod help;
 mod map;
 mod migrate;
 mod optouts;
 mod plan;
 mod properties;
 mod pull;
+mod report_html;
 mod sample;
 mod snapshot_format;
 mod twin;

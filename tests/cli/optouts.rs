@@ -2,7 +2,6 @@
 //! hand-made snapshots whose every expected row is written out here.
 
 use std::fs;
-use std::path::Path;
 
 use predicates::str::contains;
 use serde_json::json;
@@ -34,16 +33,17 @@ fn inbound(
     day: u32,
     service: Option<&str>,
 ) -> serde_json::Value {
-    message(
-        &sm(n),
-        "inbound",
+    Msg {
+        sid: &sm(n),
+        direction: "inbound",
         from,
         to,
-        Some(body),
-        &jan(day, 12, 0, 0),
+        body: Some(body),
+        date_sent: &jan(day, 12, 0, 0),
         service,
-        None,
-    )
+        ..Msg::default()
+    }
+    .json()
 }
 
 /// Two numbers of the parent, N1 (pn 1) and N2 (pn 2).
@@ -189,47 +189,55 @@ fn same_second_events_are_ordered_by_sid() {
     let mut b = two_numbers();
     let t = jan(2, 8, 0, 0);
     // On N1 the START has the larger sid: it is later, U1 is subscribed.
-    b.messages.push(message(
-        &sm(0x20),
-        "inbound",
-        U1,
-        N1,
-        Some("START"),
-        &t,
-        None,
-        None,
-    ));
-    b.messages.push(message(
-        &sm(0x10),
-        "inbound",
-        U1,
-        N1,
-        Some("STOP"),
-        &t,
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(0x20),
+            direction: "inbound",
+            from: U1,
+            to: N1,
+            body: Some("START"),
+            date_sent: &t,
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sm(0x10),
+            direction: "inbound",
+            from: U1,
+            to: N1,
+            body: Some("STOP"),
+            date_sent: &t,
+            ..Msg::default()
+        }
+        .json(),
+    );
     // On N2 the STOP has the larger sid: U1 is opted out.
-    b.messages.push(message(
-        &sm(0x30),
-        "inbound",
-        U1,
-        N2,
-        Some("START"),
-        &t,
-        None,
-        None,
-    ));
-    b.messages.push(message(
-        &sm(0x40),
-        "inbound",
-        U1,
-        N2,
-        Some("STOP"),
-        &t,
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(0x30),
+            direction: "inbound",
+            from: U1,
+            to: N2,
+            body: Some("START"),
+            date_sent: &t,
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sm(0x40),
+            direction: "inbound",
+            from: U1,
+            to: N2,
+            body: Some("STOP"),
+            date_sent: &t,
+            ..Msg::default()
+        }
+        .json(),
+    );
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     assert_eq!(
         csv,
@@ -252,41 +260,47 @@ fn same_second_events_are_ordered_by_sid() {
 #[test]
 fn error_21610_is_evidence_timed_by_date_created_when_never_sent() {
     let mut b = two_numbers();
-    let mut failed = message(
-        &sm(1),
-        "outbound-api",
-        N1,
-        U1,
-        None,
-        &jan(9, 10, 0, 0),
-        None,
-        Some(21610),
-    );
+    let mut failed = Msg {
+        sid: &sm(1),
+        direction: "outbound-api",
+        from: N1,
+        to: U1,
+        body: None,
+        date_sent: &jan(9, 10, 0, 0),
+        error_code: Some(21610),
+        ..Msg::default()
+    }
+    .json();
     failed["date_sent"] = json!(null);
     b.messages.push(failed);
     // A STOP before a later 21610 is the one cited: the user's own words, and earlier.
     b.messages.push(inbound(2, U2, N2, "STOP", 3, None));
-    b.messages.push(message(
-        &sm(3),
-        "outbound-api",
-        N2,
-        U2,
-        None,
-        &jan(4, 10, 0, 0),
-        None,
-        Some(21610),
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(3),
+            direction: "outbound-api",
+            from: N2,
+            to: U2,
+            body: None,
+            date_sent: &jan(4, 10, 0, 0),
+            error_code: Some(21610),
+            ..Msg::default()
+        }
+        .json(),
+    );
     // Null bodies and outbound messages without 21610 are not evidence.
-    b.messages.push(message(
-        &sm(4),
-        "inbound",
-        U2,
-        N1,
-        None,
-        &jan(4, 10, 0, 0),
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(4),
+            direction: "inbound",
+            from: U2,
+            to: N1,
+            body: None,
+            date_sent: &jan(4, 10, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
     let csv = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
     assert_eq!(
         csv,
@@ -557,50 +571,61 @@ fn audit_writes_possible_opt_outs_violations_and_per_customer_files() {
     b.messages
         .push(inbound(1, U1, N1, "STOP", 2, Some(&alerts)));
     // Sent into the opt-out, same scope: a violation. Refused (21610): the block working.
-    b.messages.push(message(
-        &sm(2),
-        "outbound-api",
-        N1,
-        U1,
-        None,
-        &jan(3, 9, 0, 0),
-        Some(&alerts),
-        None,
-    ));
-    b.messages.push(message(
-        &sm(3),
-        "outbound-api",
-        N1,
-        U1,
-        None,
-        &jan(4, 9, 0, 0),
-        Some(&alerts),
-        Some(21610),
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(2),
+            direction: "outbound-api",
+            from: N1,
+            to: U1,
+            body: None,
+            date_sent: &jan(3, 9, 0, 0),
+            service: Some(&alerts),
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sm(3),
+            direction: "outbound-api",
+            from: N1,
+            to: U1,
+            body: None,
+            date_sent: &jan(4, 9, 0, 0),
+            service: Some(&alerts),
+            error_code: Some(21610),
+        }
+        .json(),
+    );
     // Another scope (no service): not a violation of the service opt-out.
-    b.messages.push(message(
-        &sm(4),
-        "outbound-api",
-        N1,
-        U1,
-        None,
-        &jan(5, 9, 0, 0),
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(4),
+            direction: "outbound-api",
+            from: N1,
+            to: U1,
+            body: None,
+            date_sent: &jan(5, 9, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
     // After START: fine again.
     b.messages
         .push(inbound(5, U1, N1, "START", 6, Some(&alerts)));
-    b.messages.push(message(
-        &sm(6),
-        "outbound-api",
-        N1,
-        U1,
-        None,
-        &jan(7, 9, 0, 0),
-        Some(&alerts),
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sm(6),
+            direction: "outbound-api",
+            from: N1,
+            to: U1,
+            body: None,
+            date_sent: &jan(7, 9, 0, 0),
+            service: Some(&alerts),
+            ..Msg::default()
+        }
+        .json(),
+    );
     b.messages.push(inbound(7, U2, N2, "please STOP.", 8, None));
     b.messages.push(inbound(8, U2, N2, "opt-out", 8, None));
     b.write(&dir.path().join("snap"));
@@ -718,11 +743,4 @@ fn no_auth_token_reaches_a_snapshot() {
         assert!(!text.contains("auth_token"));
         assert!(!text.contains("secret-token"));
     }
-}
-
-pub fn assert_no_files(dir: &Path) {
-    let left: Vec<_> = fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -108,26 +108,32 @@ fn every_risk() -> (SnapshotBuilder, String) {
         .push(service_number(&mg, &sid("PN", 1), &phone(1)));
     // An opt-out through the service, and traffic in the last 30 days (the window ends
     // 2026-02-01).
-    b.messages.push(message(
-        &sid("SM", 1),
-        "outbound-api",
-        &phone(1),
-        "+12125550100",
-        None,
-        &jan(5, 10, 0, 0),
-        Some(&mg),
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 2),
-        "inbound",
-        "+12125550100",
-        &phone(1),
-        Some("STOP"),
-        &jan(5, 10, 1, 0),
-        Some(&mg),
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 1),
+            direction: "outbound-api",
+            from: &phone(1),
+            to: "+12125550100",
+            body: None,
+            date_sent: &jan(5, 10, 0, 0),
+            service: Some(&mg),
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 2),
+            direction: "inbound",
+            from: "+12125550100",
+            to: &phone(1),
+            body: Some("STOP"),
+            date_sent: &jan(5, 10, 1, 0),
+            service: Some(&mg),
+            ..Msg::default()
+        }
+        .json(),
+    );
     let map = format!(
         "number,customer,subaccount_sid\n\
 {p1},Falcon Flights,\n+18005550002,Falcon Flights,\n{p3},Falcon Flights,\n{p4},Falcon Flights,\n\

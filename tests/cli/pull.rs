@@ -138,16 +138,19 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                 };
                 let service = (n % 4 == 0).then_some(mg1.as_str());
                 let error = (n % 17 == 0 && !inbound).then_some(21610);
-                b.messages.push(message(
-                    &sid("SM", n),
-                    dir,
-                    &from,
-                    &to,
-                    Some(body),
-                    &utc(year, month, day, h, m, s),
-                    service,
-                    error,
-                ));
+                b.messages.push(
+                    Msg {
+                        sid: &sid("SM", n),
+                        direction: dir,
+                        from: &from,
+                        to: &to,
+                        body: Some(body),
+                        date_sent: &utc(year, month, day, h, m, s),
+                        service,
+                        error_code: error,
+                    }
+                    .json(),
+                );
             }
         }
     }

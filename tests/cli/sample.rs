@@ -80,7 +80,7 @@ fn the_readme_audit_command_runs_on_the_sample() {
         "mapping-conflict",
     ] {
         assert!(
-            page.contains(&format!("<td>{code}</td>")),
+            page.contains(&format!("<td class=\"nowrap\"><code>{code}</code></td>")),
             "{code} missing from report.html"
         );
     }

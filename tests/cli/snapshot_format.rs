@@ -27,16 +27,18 @@ fn a_minimal_hand_written_manifest_is_enough() {
     .unwrap();
     fs::write(
         snap.join("messages.jsonl"),
-        line(message(
-            &sid("SM", 1),
-            "inbound",
-            "+12065552001",
-            "+14155550101",
-            Some("STOP"),
-            &jan(2, 3, 4, 5),
-            None,
-            None,
-        )),
+        line(
+            Msg {
+                sid: &sid("SM", 1),
+                direction: "inbound",
+                from: "+12065552001",
+                to: "+14155550101",
+                body: Some("STOP"),
+                date_sent: &jan(2, 3, 4, 5),
+                ..Msg::default()
+            }
+            .json(),
+        ),
     )
     .unwrap();
     // The other resources have no file at all: a count of 0 (or no entry fields) is enough.

@@ -17,7 +17,21 @@ pub fn sid(prefix: &str, n: u64) -> String {
     format!("{prefix}{n:032x}")
 }
 
-/// `subaudit` with the given arguments, run in `dir`.
+/// Runs `subaudit ARGS` in `dir` and returns its outcome to assert on.
+pub fn run(dir: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    subaudit(dir).args(args).assert()
+}
+
+/// The one "no output was written" check: `path` does not exist, or is an empty folder (no
+/// file, no hidden staging or temporary file).
+pub fn assert_nothing_written(path: &Path) {
+    let left: Vec<_> = std::fs::read_dir(path)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "output was written: {left:?}");
+}
+
+/// `subaudit` in `dir`, to add arguments, environment or input to.
 pub fn subaudit(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("subaudit").expect("the subaudit binary is built");
     cmd.current_dir(dir);
@@ -95,29 +109,45 @@ pub fn service_number(service_sid: &str, number_sid: &str, phone: &str) -> Value
            "phone_number": phone, "country_code": "US"})
 }
 
-/// A message; `direction` is Twilio's (`inbound`, `outbound-api`...).
-#[allow(clippy::too_many_arguments)] // to become a struct literal (issue 12)
-pub fn message(
-    sid: &str,
-    direction: &str,
-    from: &str,
-    to: &str,
-    body: Option<&str>,
-    date_sent: &str,
-    service: Option<&str>,
-    error_code: Option<i64>,
-) -> Value {
-    json!({
-        "sid": sid, "account_sid": PARENT, "messaging_service_sid": service,
-        "from": from, "to": to, "body": body, "direction": direction,
-        "status": if error_code.is_some() { "failed" } else if direction == "inbound" { "received" } else { "delivered" },
-        "error_code": error_code, "error_message": null,
-        "num_segments": "1", "num_media": "0", "price": "-0.00790", "price_unit": "USD",
-        "date_created": date_sent, "date_sent": date_sent, "date_updated": date_sent,
-        "api_version": "2010-04-01",
-        "uri": format!("/2010-04-01/Accounts/{PARENT}/Messages/{sid}.json"),
-        "subresource_uris": {}
-    })
+/// A message record as the 2010 API lists it; `direction` is Twilio's (`inbound`,
+/// `outbound-api`...). Name the fields a test cares about, `..Msg::default()` for the rest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Msg<'a> {
+    pub sid: &'a str,
+    pub direction: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub body: Option<&'a str>,
+    /// Twilio's RFC 2822 time (see `jan`); also `date_created` and `date_updated`.
+    pub date_sent: &'a str,
+    pub service: Option<&'a str>,
+    pub error_code: Option<i64>,
+}
+
+impl Msg<'_> {
+    pub fn json(&self) -> Value {
+        let Msg {
+            sid,
+            direction,
+            from,
+            to,
+            body,
+            date_sent,
+            service,
+            error_code,
+        } = *self;
+        json!({
+            "sid": sid, "account_sid": PARENT, "messaging_service_sid": service,
+            "from": from, "to": to, "body": body, "direction": direction,
+            "status": if error_code.is_some() { "failed" } else if direction == "inbound" { "received" } else { "delivered" },
+            "error_code": error_code, "error_message": null,
+            "num_segments": "1", "num_media": "0", "price": "-0.00790", "price_unit": "USD",
+            "date_created": date_sent, "date_sent": date_sent, "date_updated": date_sent,
+            "api_version": "2010-04-01",
+            "uri": format!("/2010-04-01/Accounts/{PARENT}/Messages/{sid}.json"),
+            "subresource_uris": {}
+        })
+    }
 }
 
 impl SnapshotBuilder {

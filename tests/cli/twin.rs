@@ -188,68 +188,81 @@ fn world(dir: &Path) -> PathBuf {
     b.service_numbers
         .push(service_number(MG_QUIET, &sid("PN", 8), "+14155550108"));
     // History: a STOP on the plain number, a STOP to the service, a STOP then START.
-    b.messages.push(message(
-        &sid("SM", 1),
-        "inbound",
-        "+15550000001",
-        "+14155550101",
-        Some("stop"),
-        &jan(5, 10, 0, 0),
-        None,
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 2),
-        "inbound",
-        "+15550000002",
-        "+14155550102",
-        Some("STOP"),
-        &jan(6, 10, 0, 0),
-        Some(MG_A),
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 3),
-        "inbound",
-        "+15550000003",
-        "+14155550101",
-        Some("STOP"),
-        &jan(7, 10, 0, 0),
-        None,
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 4),
-        "inbound",
-        "+15550000003",
-        "+14155550101",
-        Some("START"),
-        &jan(8, 10, 0, 0),
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 1),
+            direction: "inbound",
+            from: "+15550000001",
+            to: "+14155550101",
+            body: Some("stop"),
+            date_sent: &jan(5, 10, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 2),
+            direction: "inbound",
+            from: "+15550000002",
+            to: "+14155550102",
+            body: Some("STOP"),
+            date_sent: &jan(6, 10, 0, 0),
+            service: Some(MG_A),
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 3),
+            direction: "inbound",
+            from: "+15550000003",
+            to: "+14155550101",
+            body: Some("STOP"),
+            date_sent: &jan(7, 10, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 4),
+            direction: "inbound",
+            from: "+15550000003",
+            to: "+14155550101",
+            body: Some("START"),
+            date_sent: &jan(8, 10, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
     // A STOP to the toll-free number.
-    b.messages.push(message(
-        &sid("SM", 6),
-        "inbound",
-        "+15550000006",
-        "+18005550109",
-        Some("STOP"),
-        &jan(10, 10, 0, 0),
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 6),
+            direction: "inbound",
+            from: "+15550000006",
+            to: "+18005550109",
+            body: Some("STOP"),
+            date_sent: &jan(10, 10, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
     // A WhatsApp sender on number 6.
-    b.messages.push(message(
-        &sid("SM", 5),
-        "outbound-api",
-        "whatsapp:+14155550106",
-        "whatsapp:+15550000009",
-        Some("hi"),
-        &jan(9, 10, 0, 0),
-        None,
-        None,
-    ));
+    b.messages.push(
+        Msg {
+            sid: &sid("SM", 5),
+            direction: "outbound-api",
+            from: "whatsapp:+14155550106",
+            to: "whatsapp:+15550000009",
+            body: Some("hi"),
+            date_sent: &jan(9, 10, 0, 0),
+            ..Msg::default()
+        }
+        .json(),
+    );
     b.write(&dir.join("snap"))
 }
 

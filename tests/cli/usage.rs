@@ -17,16 +17,16 @@ fn sub() -> String {
 }
 
 fn out_msg(n: u64, from: &str, date: &str, price: Option<&str>) -> Value {
-    let mut m = message(
-        &sid("SM", n),
-        "outbound-api",
+    let mut m = Msg {
+        sid: &sid("SM", n),
+        direction: "outbound-api",
         from,
-        CUSTOMER_PHONE,
-        None,
-        date,
-        None,
-        None,
-    );
+        to: CUSTOMER_PHONE,
+        body: None,
+        date_sent: date,
+        ..Msg::default()
+    }
+    .json();
     m["price"] = json!(price);
     m
 }
@@ -45,16 +45,16 @@ fn builder() -> SnapshotBuilder {
     ];
     let mut m2 = out_msg(2, N1, &jan(6, 10, 0, 0), Some("-0.02370"));
     m2["num_segments"] = json!("3");
-    let mut m3 = message(
-        &sid("SM", 3),
-        "inbound",
-        CUSTOMER_PHONE,
-        N1,
-        Some("hi"),
-        &jan(7, 10, 0, 0),
-        None,
-        None,
-    );
+    let mut m3 = Msg {
+        sid: &sid("SM", 3),
+        direction: "inbound",
+        from: CUSTOMER_PHONE,
+        to: N1,
+        body: Some("hi"),
+        date_sent: &jan(7, 10, 0, 0),
+        ..Msg::default()
+    }
+    .json();
     m3["price"] = json!("-0.00790");
     let mut m4 = out_msg(4, N2, &jan(8, 10, 0, 0), Some("-0.02000"));
     m4["num_media"] = json!("2");
@@ -497,14 +497,6 @@ fn audit_writes_the_same_usage_files() {
     }
 }
 
-fn assert_no_output(dir: &tempfile::TempDir) {
-    let out = dir.path().join("out");
-    let files: Vec<_> = std::fs::read_dir(&out)
-        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
-        .unwrap_or_default();
-    assert!(files.is_empty(), "partial output: {files:?}");
-}
-
 #[test]
 fn start_after_end_and_bad_dates_are_usage_errors() {
     let (dir, code, stderr) = fail_usage(
@@ -516,14 +508,14 @@ fn start_after_end_and_bad_dates_are_usage_errors() {
         stderr.contains("--start 2026-02-01 is after --end 2026-01-31"),
         "{stderr}"
     );
-    assert_no_output(&dir);
+    assert_nothing_written(&dir.path().join("out"));
     let (dir, code, stderr) = fail_usage(&builder(), &["--start", "2026-13-01"]);
     assert_eq!(code, BAD_INPUT);
     assert!(
         stderr.contains("\"2026-13-01\" is not a date: expected YYYY-MM-DD"),
         "{stderr}"
     );
-    assert_no_output(&dir);
+    assert_nothing_written(&dir.path().join("out"));
     let (_, code, stderr) = fail_usage(&builder(), &["--category", "sms,,mms"]);
     assert_eq!(code, BAD_INPUT);
     assert!(
@@ -547,7 +539,7 @@ fn an_unparseable_amount_names_the_file_line_and_field() {
         stderr.contains("usage_records.jsonl:8: start_date \"Jan 1\" is not a date"),
         "{stderr}"
     );
-    assert_no_output(&dir);
+    assert_nothing_written(&dir.path().join("out"));
 }
 
 #[test]
@@ -560,7 +552,7 @@ fn a_message_price_finer_than_the_scale_is_refused() {
         stderr.contains("messages.jsonl:1: price \"-0.0079001\" has 7 decimals"),
         "{stderr}"
     );
-    assert_no_output(&dir);
+    assert_nothing_written(&dir.path().join("out"));
 }
 
 #[test]
@@ -583,7 +575,7 @@ fn overlapping_records_would_double_count_and_are_refused() {
         "{stderr}"
     );
     assert!(stderr.contains("overlaps the record at"), "{stderr}");
-    assert_no_output(&dir);
+    assert_nothing_written(&dir.path().join("out"));
 }
 
 #[test]
