@@ -24,26 +24,24 @@ fn small_plan(dir: &Path) -> PathBuf {
         b.numbers.push(number(pn, phone));
         b.service_numbers.push(service_number(MG, pn, phone));
     }
-    b.messages.push(message(
-        &sid("SM", 1),
-        "inbound",
-        "+12065550001",
-        "+14155550101",
-        Some("STOP"),
-        &jan(5, 10, 0, 0),
-        Some(MG),
-        None,
-    ));
-    b.messages.push(message(
-        &sid("SM", 2),
-        "inbound",
-        "+12065550002",
-        "+14155550102",
-        Some("stop"),
-        &jan(6, 10, 0, 0),
-        Some(MG),
-        None,
-    ));
+    for (n, user, phone, body, day) in [
+        (1, "+12065550001", "+14155550101", "STOP", 5),
+        (2, "+12065550002", "+14155550102", "stop", 6),
+    ] {
+        b.messages.push(
+            Msg {
+                sid: &sid("SM", n),
+                direction: "inbound",
+                from: user,
+                to: phone,
+                body: Some(body),
+                date_sent: &jan(day, 10, 0, 0),
+                service: Some(MG),
+                ..Msg::default()
+            }
+            .json(),
+        );
+    }
     let snapshot = b.write(&dir.join("snap"));
     std::fs::write(
         dir.join("mapping.csv"),
