@@ -56,26 +56,19 @@ pub fn run(args: AuditArgs) -> Result<i32> {
     let audit = audit::run(&snapshot, &mapping, &options)?;
     report::write(&audit, &args.out)?;
 
-    let parent = snapshot.parent();
-    println!(
-        "subaudit audit of {} ({}), messages {} to {}",
-        parent.name(),
-        parent.sid,
-        crate::time::rfc3339(&snapshot.manifest.window.since),
-        crate::time::rfc3339(&snapshot.manifest.window.until),
+    for w in audit
+        .usage
+        .summary
+        .warnings
+        .iter()
+        .chain(&audit.usage.attribution.warnings)
+    {
+        eprintln!("warning: {w}");
+    }
+    print!(
+        "{}",
+        report::summary::audit_summary(&audit, &args.out, args.usage.top)
     );
-    super::plan::print_summary(&audit.plan);
-    let analysis = &audit.analysis;
-    println!(
-        "{} numbers, {} messages read, {} opt-outs in force, {} possible opt-outs to review, {} violations",
-        snapshot.numbers.len(),
-        analysis.messages_read,
-        analysis.opt_outs.len(),
-        analysis.possible.len(),
-        analysis.violations.len()
-    );
-    super::usage::print(&audit.usage, args.usage.top);
-    println!("Reports written to {}", args.out.display());
     args.fail_on.report(&audit.plan);
     Ok(args.fail_on.exit_code(&audit.plan))
 }

@@ -50,7 +50,8 @@ pub struct UsageOptions {
         default_value = "sms,mms,calls,phonenumbers,totalprice"
     )]
     pub categories: Vec<String>,
-    /// Customers shown in the terminal table (the rest are folded into one row).
+    /// Customers shown by name in the terminal tables (usage: the top by cost, the rest folded
+    /// into one row; audit: the top by opt-outs lost).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
 }

@@ -5,6 +5,7 @@ pub mod html;
 pub mod optouts;
 pub mod plan;
 pub mod proposal;
+pub mod summary;
 pub mod table;
 pub mod usage;
 

@@ -452,8 +452,8 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
     );
     for c in &plan.customers {
         let account = match &c.account_sid {
-            Some(sid) if c.account_status == "active" => sid.clone(),
-            Some(sid) => format!("{sid} ({})", c.account_status),
+            Some(sid) if c.account_status == "active" => super::table::short_sid(sid),
+            Some(sid) => format!("{} ({})", super::table::short_sid(sid), c.account_status),
             None => "(to create)".to_string(),
         };
         table.add_row(vec![
@@ -516,6 +516,7 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
         sum.warnings.to_string(),
         sum.opt_outs_lost.to_string(),
     ]);
+    super::table::keep_words_whole(&mut table);
     table
 }
 

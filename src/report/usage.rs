@@ -100,8 +100,8 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
                 bucket.name.clone(),
                 bucket
                     .account_sid
-                    .clone()
-                    .unwrap_or_else(|| "(to create)".to_string()),
+                    .as_deref()
+                    .map_or_else(|| "(to create)".to_string(), super::table::short_sid),
                 t,
             ));
         } else {
@@ -134,6 +134,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
         format!("{} customers", customers.len()),
         &total,
     ));
+    super::table::keep_words_whole(&mut table);
     table
 }
 
