@@ -10,6 +10,7 @@ pub mod audit;
 pub mod client;
 pub mod commands;
 pub mod error;
+pub mod migrate;
 pub mod model;
 pub mod output;
 pub mod pull;

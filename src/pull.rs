@@ -213,6 +213,9 @@ struct PullInner {
     manifest: Mutex<Manifest>,
     client: Client,
     progress: Progress,
+    /// Open subaccounts' auth tokens, from the accounts list: in memory only, to read their
+    /// Messaging Services (which the parent's credentials do not reach).
+    sub_tokens: Mutex<Vec<(String, String)>>,
 }
 
 impl Pull {
@@ -231,6 +234,7 @@ impl Pull {
                 manifest: Mutex::new(manifest),
                 client,
                 progress: Progress::new(quiet, stats),
+                sub_tokens: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -354,6 +358,25 @@ impl Pull {
                 while let Some(page) = pager.next_page().await? {
                     file.write_page(page)?;
                 }
+                // The subaccounts' numbers too (parent credentials reach them), so that a pull
+                // after a migration shows where the numbers went; the audit reads only the
+                // parent's.
+                for sub in accounts.iter().filter(|a| {
+                    a.get("sid").and_then(Value::as_str) != Some(self.parent()) && is_open(a)
+                }) {
+                    let Some(sid) = sub.get("sid").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let url = self.list_url(
+                        Product::Api,
+                        &format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
+                        &[],
+                    );
+                    let mut pager = self.inner.client.pages(url, "incoming_phone_numbers");
+                    while let Some(page) = pager.next_page().await? {
+                        file.write_page(page)?;
+                    }
+                }
                 self.complete(vec![file])
             }
             Job::Services => self.fetch_services().await,
@@ -463,6 +486,20 @@ impl Pull {
         }
         // The parent first (the snapshot's rule), then subaccounts as listed.
         all.sort_by_key(|v| !is_parent(v));
+        let tokens: Vec<(String, String)> = all
+            .iter()
+            .filter(|v| !is_parent(v) && is_open(v))
+            .filter_map(|v| {
+                let sid = v.get("sid")?.as_str()?;
+                let token = v.get("auth_token")?.as_str().filter(|t| !t.is_empty())?;
+                Some((sid.to_string(), token.to_string()))
+            })
+            .collect();
+        *self
+            .inner
+            .sub_tokens
+            .lock()
+            .expect("no panics hold the lock") = tokens;
         for v in &mut all {
             sanitize_record(Resource::Accounts, v, false);
         }
@@ -479,7 +516,23 @@ impl Pull {
     async fn fetch_services(&self) -> Result<()> {
         let client = &self.inner.client;
         let url = self.list_url(Product::Messaging, "/v1/Services", &[]);
-        let services = client.pages(url, "services").collect_all().await?;
+        let mut services = client.pages(url, "services").collect_all().await?;
+        let mut owners: Vec<Client> = vec![client.clone(); services.len()];
+        // The open subaccounts' services, with their own credentials (the parent's do not
+        // reach them): a pull after a migration shows the customers' new services.
+        let tokens = self
+            .inner
+            .sub_tokens
+            .lock()
+            .expect("no panics hold the lock")
+            .clone();
+        for (sid, token) in tokens {
+            let sub = client.with_credentials(Credentials::for_account(&sid, &token));
+            let url = self.list_url(Product::Messaging, "/v1/Services", &[]);
+            let theirs = sub.pages(url, "services").collect_all().await?;
+            owners.extend(std::iter::repeat_n(sub, theirs.len()));
+            services.extend(theirs);
+        }
         let mut service_file = self.open(
             Resource::MessagingServices,
             Resource::MessagingServices.default_file(),
@@ -500,6 +553,7 @@ impl Pull {
         // Each service's lists, fetched concurrently, written in service order.
         let mut tasks = tokio::task::JoinSet::new();
         for (i, sid) in sids.iter().enumerate() {
+            let client = &owners[i];
             for (key, path) in [
                 ("phone_numbers", format!("/v1/Services/{sid}/PhoneNumbers")),
                 ("compliance", format!("/v1/Services/{sid}/Compliance/Usa2p")),
@@ -818,4 +872,9 @@ impl Progress {
             self.counters()
         ));
     }
+}
+
+/// An account that is not closed (a closed one's resources are gone).
+fn is_open(account: &Value) -> bool {
+    account.get("status").and_then(Value::as_str) != Some("closed")
 }

@@ -323,6 +323,7 @@ pub fn resolve(mapping: &MappingFile, snapshot: &Snapshot) -> Result<ResolvedMap
         let number = snapshot
             .numbers
             .iter()
+            .chain(&snapshot.subaccount_numbers)
             .find(|n| n.sid == row.number || n.phone_number == row.number);
         let Some(number) = number else {
             problems.push((line, format!(

@@ -91,6 +91,16 @@ impl Credentials {
         })
     }
 
+    /// An account's own sid and auth token (a subaccount's, read at run time; never stored).
+    pub fn for_account(account_sid: &str, auth_token: &str) -> Credentials {
+        Credentials {
+            account_sid: account_sid.to_string(),
+            username: account_sid.to_string(),
+            secret: auth_token.to_string(),
+            kind: CredentialKind::AuthToken,
+        }
+    }
+
     pub fn username(&self) -> &str {
         &self.username
     }

@@ -157,7 +157,23 @@ enum Attempt {
     Retry {
         reason: String,
         retry_after: Option<Duration>,
+        /// The HTTP status, when the server answered (429, 5xx); none for a transport error.
+        status: Option<u16>,
     },
+}
+
+/// What one write request, sent once, gave. Only [`WriteOutcome::Unknown`] leaves the
+/// account's state in doubt: the caller reads it back before sending again.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// 2xx: the body (JSON null for an empty one, e.g. a DELETE's 204).
+    Done(Value),
+    /// A 4xx other than 429: Twilio refused; nothing changed.
+    Refused(ApiError),
+    /// 429: not processed, safe to send again after waiting.
+    Throttled { retry_after: Option<Duration> },
+    /// 5xx, a timeout or a dropped connection: the write may or may not have happened.
+    Unknown(String),
 }
 
 impl Client {
@@ -222,6 +238,7 @@ impl Client {
                 Attempt::Retry {
                     reason,
                     retry_after,
+                    ..
                 } => {
                     if retries >= config.max_retries {
                         return Err(ApiError {
@@ -262,6 +279,57 @@ impl Client {
         }
     }
 
+    /// Sends a write (POST or DELETE) once and says what is known of its effect; never retries
+    /// (the caller reads the state back after [`WriteOutcome::Unknown`]).
+    pub async fn write_once(
+        &self,
+        method: Method,
+        url: &Url,
+        form: &[(String, String)],
+    ) -> WriteOutcome {
+        let body = (method != Method::DELETE).then(|| {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish()
+        });
+        match self.attempt(method, url, body).await {
+            Attempt::Done(Ok(value)) => WriteOutcome::Done(value),
+            Attempt::Done(Err(e)) => WriteOutcome::Refused(e),
+            Attempt::Retry {
+                status: Some(429),
+                retry_after,
+                ..
+            } => WriteOutcome::Throttled { retry_after },
+            Attempt::Retry { reason, .. } => WriteOutcome::Unknown(reason),
+        }
+    }
+
+    /// GET one resource: `None` when Twilio answers 404 (it does not exist, or not there).
+    pub async fn get_optional(&self, url: &Url) -> Result<Option<Value>, ApiError> {
+        match self.get_json(url).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.status == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The same client (hosts, limits, retries) speaking with other credentials, e.g. a
+    /// subaccount's own for its Messaging Services.
+    pub fn with_credentials(&self, creds: Credentials) -> Client {
+        let inner = &self.inner;
+        Client {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                creds,
+                hosts: inner.hosts.clone(),
+                in_flight: Semaphore::new(inner.config.concurrency.max(1)),
+                config: inner.config.clone(),
+                sleeper: inner.sleeper.clone(),
+                stats: inner.stats.clone(),
+            }),
+        }
+    }
+
     async fn attempt(&self, method: Method, url: &Url, form: Option<String>) -> Attempt {
         let inner = &self.inner;
         let permit = inner
@@ -289,6 +357,7 @@ impl Client {
                 return Attempt::Retry {
                     reason: describe_transport(&e),
                     retry_after: None,
+                    status: None,
                 }
             }
         };
@@ -300,10 +369,14 @@ impl Client {
                 return Attempt::Retry {
                     reason: describe_transport(&e),
                     retry_after: None,
+                    status: None,
                 }
             }
         };
         drop(permit);
+        if status.is_success() && body.iter().all(u8::is_ascii_whitespace) {
+            return Attempt::Done(Ok(Value::Null));
+        }
         if status.is_success() {
             return Attempt::Done(
                 serde_json::from_slice::<Value>(&body).map_err(|e| ApiError {
@@ -321,6 +394,7 @@ impl Client {
             return Attempt::Retry {
                 reason: format!("HTTP {}{}", status.as_u16(), with_detail(&error)),
                 retry_after: retry_after(&headers, &self.inner.config),
+                status: Some(status.as_u16()),
             };
         }
         Attempt::Done(Err(self.map_error(&method, url, status, &error)))

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, this file the dispatcher and the arguments
 //! several commands share.
 
+pub mod apply;
 pub mod audit;
 pub mod doctor;
 pub mod map;
@@ -9,6 +10,7 @@ pub mod plan;
 pub mod pull;
 pub mod sample;
 pub mod usage;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +50,8 @@ pub enum Command {
     Pull(pull::PullArgs),
     Doctor(doctor::DoctorArgs),
     Usage(usage::UsageArgs),
+    Apply(apply::ApplyArgs),
+    Verify(verify::VerifyArgs),
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -60,6 +64,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pull(args) => pull::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Usage(args) => usage::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 

@@ -158,6 +158,8 @@ pub struct Snapshot {
     /// The parent first, then subaccounts as listed.
     pub accounts: Vec<Account>,
     pub numbers: Vec<IncomingPhoneNumber>,
+    /// The subaccounts' numbers a pull lists too (where a migration put them); not analysed.
+    pub subaccount_numbers: Vec<IncomingPhoneNumber>,
     pub services: Vec<MessagingService>,
     pub service_numbers: Vec<ServicePhoneNumber>,
     pub campaigns: Vec<A2pCampaign>,
@@ -226,6 +228,7 @@ impl Snapshot {
             dir: dir.to_path_buf(),
             accounts: Vec::new(),
             numbers: Vec::new(),
+            subaccount_numbers: Vec::new(),
             services: Vec::new(),
             service_numbers: Vec::new(),
             campaigns: Vec::new(),
@@ -236,6 +239,17 @@ impl Snapshot {
         snapshot.numbers = snapshot.load_all(Resource::IncomingPhoneNumbers)?;
         snapshot.services = snapshot.load_all(Resource::MessagingServices)?;
         snapshot.service_numbers = snapshot.load_all(Resource::ServicePhoneNumbers)?;
+        // A pull also lists the subaccounts' numbers and services (where a migration put
+        // them: `verify` reads them raw); the analysis is of the parent's own.
+        let parent_sid = snapshot.manifest.parent_account_sid.clone();
+        let own = |account: &Option<String>| account.as_deref().is_none_or(|a| a == parent_sid);
+        let (numbers, others) = std::mem::take(&mut snapshot.numbers)
+            .into_iter()
+            .partition(|n| own(&n.account_sid));
+        snapshot.numbers = numbers;
+        snapshot.subaccount_numbers = others;
+        snapshot.services.retain(|s| own(&s.account_sid));
+        snapshot.service_numbers.retain(|m| own(&m.account_sid));
         snapshot.campaigns = snapshot.load_all(Resource::A2pCampaigns)?;
         snapshot.usage_records = snapshot.load_all(Resource::UsageRecords)?;
         let parent = snapshot.manifest.parent_account_sid.clone();

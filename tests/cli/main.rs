@@ -6,6 +6,7 @@ mod damage;
 mod errors;
 mod help;
 mod map;
+mod migrate;
 mod optouts;
 mod plan;
 mod properties;

@@ -56,6 +56,7 @@ fn snapshot(numbers: Vec<IncomingPhoneNumber>, accounts: Vec<Account>) -> Snapsh
         },
         accounts: all,
         numbers,
+        subaccount_numbers: vec![],
         services: vec![],
         service_numbers: vec![],
         campaigns: vec![],
