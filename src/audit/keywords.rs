@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{Error, Result};
 
 /// Twilio's default opt-out keywords (REVOKE and OPTOUT since the 2025 FCC rule).
@@ -16,6 +18,13 @@ pub const DEFAULT_OPT_OUT: [&str; 8] = [
     "REVOKE",
     "OPTOUT",
 ];
+/// REVOKE and OPTOUT became Twilio defaults on this instant (2025-05-14T00:00:00Z, the FCC
+/// opt-out rule): before it they opted out only where a service had added them, so they count
+/// then only when the user passes them as extra keywords (docs/opt-out-rule.md, step 1).
+pub const DATED_OPT_OUT: [&str; 2] = ["REVOKE", "OPTOUT"];
+/// The instant DATED_OPT_OUT became defaults, in Unix seconds.
+pub const DATED_OPT_OUT_SINCE: i64 = 1_747_180_800;
+
 pub const DEFAULT_OPT_IN: [&str; 3] = ["START", "YES", "UNSTOP"];
 pub const DEFAULT_HELP: [&str; 2] = ["HELP", "INFO"];
 
@@ -35,6 +44,9 @@ pub struct Keywords {
     help: BTreeSet<String>,
     /// Opt-out keywords reduced to words, for the possible-opt-out search.
     opt_out_words: Vec<Vec<String>>,
+    /// Default opt-out keywords that count only from DATED_OPT_OUT_SINCE on (those of
+    /// DATED_OPT_OUT the user did not pass as extras).
+    dated: BTreeSet<String>,
 }
 
 impl Default for Keywords {
@@ -87,6 +99,10 @@ impl Keywords {
             [&opt_out, &help],
         )?;
         add_extras(extra_help, "--help-keyword", &mut help, [&opt_out, &opt_in])?;
+        let mut dated: BTreeSet<String> = defaults(&DATED_OPT_OUT);
+        for extra in extra_opt_out {
+            dated.remove(&normalize(extra));
+        }
         let opt_out_words = opt_out
             .iter()
             .map(|k| reduce_to_words(k))
@@ -97,6 +113,7 @@ impl Keywords {
             opt_in,
             help,
             opt_out_words,
+            dated,
         })
     }
 
@@ -115,14 +132,30 @@ impl Keywords {
         Some((class, normal))
     }
 
+    /// Whether an opt-out keyword counts at `time`: REVOKE and OPTOUT only from
+    /// DATED_OPT_OUT_SINCE on, unless the user passed them as extras.
+    pub fn in_force(&self, keyword: &str, time: &DateTime<Utc>) -> bool {
+        !self.dated.contains(keyword) || time.timestamp() >= DATED_OPT_OUT_SINCE
+    }
+
+    /// Whether any keyword's force depends on the time (so the caller needs the message's).
+    pub fn is_dated(&self, keyword: &str) -> bool {
+        self.dated.contains(keyword)
+    }
+
     /// Step 2: why a body that is not an exact keyword may still be an opt-out, if it is one.
-    /// Call it only for bodies `classify` did not match.
-    pub fn possible_opt_out(&self, body: &str) -> Option<String> {
+    /// Call it only for bodies `classify` did not match (or whose keyword was not in force).
+    /// `time` is the message's; without one every keyword counts.
+    pub fn possible_opt_out(&self, body: &str, time: Option<&DateTime<Utc>>) -> Option<String> {
         let words = reduce_to_words(body);
         if words.is_empty() {
             return None;
         }
         for keyword in &self.opt_out_words {
+            let whole = keyword.join(" ");
+            if time.is_some_and(|t| !self.in_force(&whole, t)) {
+                continue;
+            }
             if contains_run(&words, keyword) {
                 return Some(format!("contains opt-out keyword {}", keyword.join(" ")));
             }
@@ -215,26 +248,26 @@ mod tests {
             assert_eq!(k.classify(body), None, "{body:?}");
         }
         assert_eq!(
-            k.possible_opt_out("Stop please").unwrap(),
+            k.possible_opt_out("Stop please", None).unwrap(),
             "contains opt-out keyword STOP"
         );
         assert_eq!(
-            k.possible_opt_out("STOP.").unwrap(),
+            k.possible_opt_out("STOP.", None).unwrap(),
             "contains opt-out keyword STOP"
         );
         assert_eq!(
-            k.possible_opt_out("please, end!").unwrap(),
+            k.possible_opt_out("please, end!", None).unwrap(),
             "contains opt-out keyword END"
         );
         assert_eq!(
-            k.possible_opt_out("Opt-out now").unwrap(),
+            k.possible_opt_out("Opt-out now", None).unwrap(),
             "contains the phrase OPT OUT"
         );
         // Not a whole word, or no keyword at all: nothing to review.
-        assert_eq!(k.possible_opt_out("Stopping by later"), None);
-        assert_eq!(k.possible_opt_out("weekend plans"), None);
-        assert_eq!(k.possible_opt_out("S T O P"), None);
-        assert_eq!(k.possible_opt_out("  "), None);
+        assert_eq!(k.possible_opt_out("Stopping by later", None), None);
+        assert_eq!(k.possible_opt_out("weekend plans", None), None);
+        assert_eq!(k.possible_opt_out("S T O P", None), None);
+        assert_eq!(k.possible_opt_out("  ", None), None);
     }
 
     #[test]
@@ -247,7 +280,7 @@ mod tests {
         assert_eq!(k.classify("baja").unwrap().0, KeywordClass::OptOut);
         assert_eq!(k.classify("alta").unwrap().0, KeywordClass::OptIn);
         assert_eq!(
-            k.possible_opt_out("baja por favor").unwrap(),
+            k.possible_opt_out("baja por favor", None).unwrap(),
             "contains opt-out keyword BAJA"
         );
     }
@@ -267,5 +300,24 @@ mod tests {
         let err = Keywords::new(&["start".into()], &[]).unwrap_err();
         assert!(err.to_string().contains("--opt-out-keyword"), "{err}");
         assert!(Keywords::new(&[" ".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn revoke_and_optout_are_possible_opt_outs_only_from_the_day_they_became_defaults() {
+        use chrono::TimeZone;
+        let k = Keywords::default();
+        let before = Utc.with_ymd_and_hms(2025, 5, 13, 23, 59, 59).unwrap();
+        let since = Utc.with_ymd_and_hms(2025, 5, 14, 0, 0, 0).unwrap();
+        assert!(!k.in_force("REVOKE", &before));
+        assert!(k.in_force("REVOKE", &since));
+        assert!(k.in_force("STOP", &before));
+        assert_eq!(k.possible_opt_out("please revoke", Some(&before)), None);
+        assert_eq!(
+            k.possible_opt_out("please revoke", Some(&since)).unwrap(),
+            "contains opt-out keyword REVOKE"
+        );
+        let extra = Keywords::new(&["optout".to_string()], &[]).unwrap();
+        assert!(extra.in_force("OPTOUT", &before));
+        assert!(!extra.in_force("REVOKE", &before));
     }
 }

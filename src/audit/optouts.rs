@@ -435,7 +435,17 @@ fn collect_evidence(
         let Some(body) = message.body.as_deref() else {
             return Ok(());
         };
-        match keywords.classify(body) {
+        // REVOKE and OPTOUT count only from the day they became defaults (rule step 1).
+        let classified = match keywords.classify(body) {
+            Some((KeywordClass::OptOut, k)) if keywords.is_dated(&k) => {
+                let time = at.event_time(message)?;
+                keywords
+                    .in_force(&k, &time)
+                    .then_some((KeywordClass::OptOut, k))
+            }
+            other => other,
+        };
+        match classified {
             Some((KeywordClass::OptOut, k)) => (
                 EventKind::OptOut,
                 Evidence::InboundKeyword,
@@ -452,12 +462,9 @@ fn collect_evidence(
             ),
             Some((KeywordClass::Help, _)) => return Ok(()),
             None => {
-                if let Some(reason) = keywords.possible_opt_out(body) {
-                    let received_at = message
-                        .event_time_text()
-                        .and_then(parse_twilio_time)
-                        .map(|t| rfc3339(&t))
-                        .unwrap_or_default();
+                let time = message.event_time_text().and_then(parse_twilio_time);
+                if let Some(reason) = keywords.possible_opt_out(body, time.as_ref()) {
+                    let received_at = time.map(|t| rfc3339(&t)).unwrap_or_default();
                     possible.push(PossibleOptOut {
                         message_sid: message.sid.to_string(),
                         received_at,

@@ -744,3 +744,54 @@ fn no_auth_token_reaches_a_snapshot() {
         assert!(!text.contains("secret-token"));
     }
 }
+
+/// REVOKE and OPTOUT are Twilio defaults only from 2025-05-14T00:00:00Z: a second before, they
+/// opt out only when the user passes them as extra keywords.
+#[test]
+fn revoke_and_optout_count_from_2025_05_14_on_or_when_passed_as_extras() {
+    let message = |n: u64, from: &str, body: &str, date: String| {
+        Msg {
+            sid: &sm(n),
+            direction: "inbound",
+            from,
+            to: N1,
+            body: Some(body),
+            date_sent: &date,
+            ..Msg::default()
+        }
+        .json()
+    };
+    let mut b = two_numbers();
+    b.messages
+        .push(message(1, U1, "Revoke", at(2025, 5, 13, 23, 59, 59)));
+    b.messages
+        .push(message(2, U2, " optout ", at(2025, 5, 14, 0, 0, 0)));
+    let before = row(
+        U1,
+        N1,
+        &pn(1),
+        "number",
+        "",
+        "2025-05-13T23:59:59Z",
+        "REVOKE",
+        "inbound-keyword",
+        &sm(1),
+        "Acme",
+    );
+    let after = row(
+        U2,
+        N1,
+        &pn(1),
+        "number",
+        "",
+        "2025-05-14T00:00:00Z",
+        "OPTOUT",
+        "inbound-keyword",
+        &sm(2),
+        "Acme",
+    );
+    let defaults_only = lost_csv(&b, MAP_BOTH_TO_ACME, &[]);
+    assert_eq!(defaults_only, String::from(HEADER) + &after);
+    let with_extra = lost_csv(&b, MAP_BOTH_TO_ACME, &["--opt-out-keyword", "revoke"]);
+    assert_eq!(with_extra, String::from(HEADER) + &before + &after);
+}
