@@ -47,6 +47,12 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
         plural(a.possible.len(), "possible one", "possible ones"),
         plural(a.violations.len(), "violation", "violations"),
     ));
+    // What the logs cannot show (rule: the horizon): a STOP before the window, and sends the API
+    // refused (they leave no message).
+    say(format!(
+        "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): check your own STOP records for end users texted before then",
+        plan.window.since
+    ));
     say(super::usage::reconciliation_line(&audit.usage.attribution));
 
     // Cost per customer, from the attribution.
