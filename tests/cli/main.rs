@@ -7,6 +7,7 @@ mod errors;
 mod help;
 mod map;
 mod migrate;
+mod migration_e2e;
 mod optouts;
 mod plan;
 mod properties;

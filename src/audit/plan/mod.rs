@@ -65,7 +65,7 @@ impl fmt::Display for Severity {
     }
 }
 
-/// The stable finding codes (documented in the README; scripts match on them).
+/// The stable finding codes (documented in docs/finding-codes.md; scripts match on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
     Unmapped,
