@@ -143,6 +143,19 @@ pub fn run(args: SimArgs) -> Result<()> {
             args.snapshot.display(),
             world.data.message_count()
         );
+        // Say which credentials work, never their secret values (they may be real-looking).
+        let key = match &auth.api_key {
+            Some((sid, _)) => format!("; API key {sid} with its secret reaches the parent only"),
+            None => String::new(),
+        };
+        eprintln!(
+            "twilio-sim: parent {parent}: accepts {parent} with the --auth-token given (it reaches \
+the parent and its subaccounts){key}; a subaccount's own token comes from \
+GET /2010-04-01/Accounts/{{AC}}.json\n\
+twilio-sim: try  TWILIO_ACCOUNT_SID={parent} TWILIO_AUTH_TOKEN=<that token> \
+subaudit pull --twilio-base-url http://{addr} --out pulled/",
+            parent = auth.account_sid
+        );
         let sim = Sim::new(world, auth, args.faults);
         serve(listener, Arc::new(sim))
             .await
