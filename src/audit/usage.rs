@@ -450,7 +450,13 @@ pub fn summarize(
                         at(r.index)
                     ));
                 } else if seen.is_empty() {
-                    *seen = unit.to_string();
+                    // Currencies as ISO 4217 spells them: the Usage API writes "usd", the
+                    // Messages API "USD"; every output says "USD".
+                    *seen = if field == "price_unit" {
+                        unit.to_ascii_uppercase()
+                    } else {
+                        unit.to_string()
+                    };
                 }
             }
         }
@@ -522,7 +528,7 @@ pub fn straddling_cells(snapshot: &Snapshot, summary: &UsageSummary) -> Vec<[Str
                 text(&r.usage),
                 text(&r.usage_unit),
                 text(&r.price),
-                text(&r.price_unit),
+                text(&r.price_unit).to_ascii_uppercase(),
                 summary.period.start_text(),
                 summary.period.end_text(),
             ]

@@ -284,14 +284,14 @@ fn summary_sums_exact_decimals_and_leaves_null_sums_empty() {
         vec![
             SUMMARY_HEADER.to_string(),
             // count is null in one of the two calls records: the sum is unknown, not 3.
-            format!("{PARENT},Owlie Notifications,calls,2025-12-01,2026-01-31,,22,minutes,3.33450,usd"),
-            format!("{PARENT},Owlie Notifications,mms,2026-01-01,2026-01-31,1,1,messages,0.02000,usd"),
-            format!("{PARENT},Owlie Notifications,phonenumbers,2025-12-15,2026-01-14,3,3,phone-numbers,3.45,usd"),
-            format!("{PARENT},Owlie Notifications,sms,2025-12-01,2026-02-28,8,8,segments,0.07900,usd"),
-            format!("{PARENT},Owlie Notifications,totalprice,2025-12-01,2026-01-31,,3.42560,usd,3.42560,usd"),
-            format!("{s},Falcon Flights,calls,2026-01-01,2026-01-31,1,2,minutes,-12.3450,usd"),
-            format!("{s},Falcon Flights,mms,2026-01-01,2026-01-31,1,1,messages,,usd"),
-            format!("{s},Falcon Flights,sms,2025-12-01,2026-01-31,7,7,segments,0.12345678901234567891,usd"),
+            format!("{PARENT},Owlie Notifications,calls,2025-12-01,2026-01-31,,22,minutes,3.33450,USD"),
+            format!("{PARENT},Owlie Notifications,mms,2026-01-01,2026-01-31,1,1,messages,0.02000,USD"),
+            format!("{PARENT},Owlie Notifications,phonenumbers,2025-12-15,2026-01-14,3,3,phone-numbers,3.45,USD"),
+            format!("{PARENT},Owlie Notifications,sms,2025-12-01,2026-02-28,8,8,segments,0.07900,USD"),
+            format!("{PARENT},Owlie Notifications,totalprice,2025-12-01,2026-01-31,,3.42560,usd,3.42560,USD"),
+            format!("{s},Falcon Flights,calls,2026-01-01,2026-01-31,1,2,minutes,-12.3450,USD"),
+            format!("{s},Falcon Flights,mms,2026-01-01,2026-01-31,1,1,messages,,USD"),
+            format!("{s},Falcon Flights,sms,2025-12-01,2026-01-31,7,7,segments,0.12345678901234567891,USD"),
         ]
     );
     assert!(
@@ -318,8 +318,8 @@ fn pivot_has_a_column_per_category_and_a_total_without_totalprice() {
         run.csv("usage_pivot.csv"),
         vec![
             "account_sid,friendly_name,price_unit,sms,mms,calls,phonenumbers,totalprice,total,notes".to_string(),
-            format!("{PARENT},Owlie Notifications,usd,0.07900,0.02000,3.33450,3.45,3.42560,6.88350,"),
-            format!("{s},Falcon Flights,usd,0.12345678901234567891,,-12.3450,,,,mms price null in 1 of 1 records; total unknown (a price is null)"),
+            format!("{PARENT},Owlie Notifications,USD,0.07900,0.02000,3.33450,3.45,3.42560,6.88350,"),
+            format!("{s},Falcon Flights,USD,0.12345678901234567891,,-12.3450,,,,mms price null in 1 of 1 records; total unknown (a price is null)"),
         ]
     );
     let run = run_usage(&builder(), &["--category", "sms,sms-outbound,calls"]);
@@ -328,7 +328,7 @@ fn pivot_has_a_column_per_category_and_a_total_without_totalprice() {
         [
             "account_sid,friendly_name,price_unit,sms,sms-outbound,calls,total,notes".to_string(),
             // sms-outbound is part of sms: shown, not added twice.
-            format!("{PARENT},Owlie Notifications,usd,0.07900,,3.33450,3.41350,"),
+            format!("{PARENT},Owlie Notifications,USD,0.07900,,3.33450,3.41350,"),
         ]
     );
 }
@@ -412,20 +412,20 @@ fn a_period_keeps_records_inside_and_reports_those_crossing_its_edges() {
         run.csv("usage_summary.csv"),
         vec![
             SUMMARY_HEADER.to_string(),
-            format!("{PARENT},Owlie Notifications,calls,2026-01-01,2026-01-31,3,12,minutes,2.23450,usd"),
-            format!("{PARENT},Owlie Notifications,mms,2026-01-01,2026-01-31,1,1,messages,0.02000,usd"),
-            format!("{PARENT},Owlie Notifications,sms,2026-01-01,2026-01-31,6,6,segments,0.06320,usd"),
-            format!("{PARENT},Owlie Notifications,totalprice,2026-01-01,2026-01-31,,2.31770,usd,2.31770,usd"),
-            format!("{s},Falcon Flights,calls,2026-01-01,2026-01-31,1,2,minutes,-12.3450,usd"),
-            format!("{s},Falcon Flights,mms,2026-01-01,2026-01-31,1,1,messages,,usd"),
-            format!("{s},Falcon Flights,sms,2026-01-01,2026-01-31,5,5,segments,0.12345678901234567890,usd"),
+            format!("{PARENT},Owlie Notifications,calls,2026-01-01,2026-01-31,3,12,minutes,2.23450,USD"),
+            format!("{PARENT},Owlie Notifications,mms,2026-01-01,2026-01-31,1,1,messages,0.02000,USD"),
+            format!("{PARENT},Owlie Notifications,sms,2026-01-01,2026-01-31,6,6,segments,0.06320,USD"),
+            format!("{PARENT},Owlie Notifications,totalprice,2026-01-01,2026-01-31,,2.31770,usd,2.31770,USD"),
+            format!("{s},Falcon Flights,calls,2026-01-01,2026-01-31,1,2,minutes,-12.3450,USD"),
+            format!("{s},Falcon Flights,mms,2026-01-01,2026-01-31,1,1,messages,,USD"),
+            format!("{s},Falcon Flights,sms,2026-01-01,2026-01-31,5,5,segments,0.12345678901234567890,USD"),
         ]
     );
     assert_eq!(
         run.csv("usage_straddling.csv"),
         vec![
             "account_sid,friendly_name,category,start_date,end_date,count,usage,usage_unit,price,price_unit,period_start,period_end".to_string(),
-            format!("{PARENT},Owlie Notifications,phonenumbers,2025-12-15,2026-01-14,3,3,phone-numbers,3.45,usd,2026-01-01,2026-01-31"),
+            format!("{PARENT},Owlie Notifications,phonenumbers,2025-12-15,2026-01-14,3,3,phone-numbers,3.45,USD,2026-01-01,2026-01-31"),
         ]
     );
     assert!(
