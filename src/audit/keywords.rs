@@ -42,8 +42,8 @@ pub struct Keywords {
     opt_out: BTreeSet<String>,
     opt_in: BTreeSet<String>,
     help: BTreeSet<String>,
-    /// Opt-out keywords reduced to words, for the possible-opt-out search.
-    opt_out_words: Vec<Vec<String>>,
+    /// Opt-out keywords with their reduced words, for the possible-opt-out search.
+    opt_out_words: Vec<(String, Vec<String>)>,
     /// Default opt-out keywords that count only from DATED_OPT_OUT_SINCE on (those of
     /// DATED_OPT_OUT the user did not pass as extras).
     dated: BTreeSet<String>,
@@ -105,8 +105,8 @@ impl Keywords {
         }
         let opt_out_words = opt_out
             .iter()
-            .map(|k| reduce_to_words(k))
-            .filter(|w| !w.is_empty())
+            .map(|k| (k.clone(), reduce_to_words(k)))
+            .filter(|(_, w)| !w.is_empty())
             .collect();
         Ok(Keywords {
             opt_out,
@@ -138,7 +138,7 @@ impl Keywords {
         !self.dated.contains(keyword) || time.timestamp() >= DATED_OPT_OUT_SINCE
     }
 
-    /// Whether any keyword's force depends on the time (so the caller needs the message's).
+    /// Whether this keyword's force depends on the time (so the caller needs the message's).
     pub fn is_dated(&self, keyword: &str) -> bool {
         self.dated.contains(keyword)
     }
@@ -151,13 +151,15 @@ impl Keywords {
         if words.is_empty() {
             return None;
         }
-        for keyword in &self.opt_out_words {
-            let whole = keyword.join(" ");
-            if time.is_some_and(|t| !self.in_force(&whole, t)) {
+        for (keyword, keyword_words) in &self.opt_out_words {
+            if time.is_some_and(|t| !self.in_force(keyword, t)) {
                 continue;
             }
-            if contains_run(&words, keyword) {
-                return Some(format!("contains opt-out keyword {}", keyword.join(" ")));
+            if contains_run(&words, keyword_words) {
+                return Some(format!(
+                    "contains opt-out keyword {}",
+                    keyword_words.join(" ")
+                ));
             }
         }
         if contains_run(&words, &["OPT".to_string(), "OUT".to_string()]) {
