@@ -331,7 +331,10 @@ mod tests {
         let first = Journal::open(&path, "fp1", "AC0").unwrap();
         let second = Journal::open(&path, "fp1", "AC0").err().unwrap();
         assert_eq!(second.exit_code(), 2);
-        assert!(second.to_string().contains("another `subaudit apply`"), "{second}");
+        assert!(
+            second.to_string().contains("another `subaudit apply`"),
+            "{second}"
+        );
         // Reading (verify, dry runs) is not blocked, and the journal is untouched.
         assert!(Journal::read(&path, "fp1").unwrap().is_some());
         drop(first);
