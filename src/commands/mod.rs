@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::evidence::{self, ImportedEvent};
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::{self, ResolvedMapping};
 use crate::error::Result;
@@ -129,12 +130,33 @@ impl KeywordArgs {
     }
 }
 
-/// Refuses, before any work, outputs that would replace the snapshot, a file in it, or the
-/// mapping file (docs/output-safety.md).
+/// The user's own opt-out records, merged with the log's events.
+#[derive(Debug, Clone, Args)]
+pub struct EvidenceArgs {
+    /// Evidence the logs cannot show (repeatable): CSV with the header
+    /// time,end_user,twilio_number,messaging_service_sid,kind,note, one opt-out or opt-in per
+    /// row, e.g. 2025-06-01T14:03:00Z,+14155550100,+14155550199,,opt-out,STOP webhook.
+    #[arg(long = "evidence", value_name = "FILE.csv")]
+    pub files: Vec<PathBuf>,
+}
+
+impl EvidenceArgs {
+    /// Reads and checks every file against the snapshot (exit 2 listing every bad row).
+    pub fn load(&self, snapshot: &Snapshot) -> Result<Vec<ImportedEvent>> {
+        if self.files.is_empty() {
+            return Ok(Vec::new());
+        }
+        evidence::read_evidence(&self.files, snapshot)
+    }
+}
+
+/// Refuses, before any work, outputs that would replace the snapshot, a file in it, the
+/// mapping file or an evidence file (docs/output-safety.md).
 pub fn refuse_overwriting_inputs(
     outputs: &[PathBuf],
     snapshot: &SnapshotArgs,
     map: Option<&Path>,
+    evidence: &[PathBuf],
 ) -> Result<()> {
     let mut inputs = crate::output::Inputs {
         snapshot: Some(snapshot.dir()?),
@@ -142,6 +164,9 @@ pub fn refuse_overwriting_inputs(
     };
     if let Some(map) = map {
         inputs.files.push(("--map", map));
+    }
+    for file in evidence {
+        inputs.files.push(("--evidence", file));
     }
     crate::output::refuse_overwriting_inputs(outputs, &inputs)
 }
