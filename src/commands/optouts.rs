@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs, LOST_HEADER};
 use crate::error::Result;
 use crate::exit_code;
@@ -40,6 +40,8 @@ pub struct OptoutsArgs {
     pub violations: Option<PathBuf>,
     #[command(flatten)]
     pub keywords: KeywordArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 pub fn run(args: OptoutsArgs) -> Result<i32> {
@@ -64,11 +66,17 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     .flatten()
     .cloned()
     .collect();
-    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
+    super::refuse_overwriting_inputs(
+        &outputs,
+        &args.snapshot,
+        args.map.as_deref(),
+        &args.evidence.files,
+    )?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
-    let analysis = analyze(&snapshot, &keywords)?;
+    let imported = args.evidence.load(&snapshot)?;
+    let analysis = analyze(&snapshot, &keywords, &imported)?;
     let rows = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
 
     if to_stdout {

@@ -4,6 +4,7 @@ mod support;
 
 mod damage;
 mod errors;
+mod evidence;
 mod help;
 mod map;
 mod migrate;
