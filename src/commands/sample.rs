@@ -34,7 +34,7 @@ pub fn run(args: SampleArgs) -> Result<i32> {
         },
     )?;
     println!(
-        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, and mapping.csv",
+        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, mapping.csv and evidence.csv",
         args.out.display(),
         summary.numbers,
         summary.customers,
