@@ -158,7 +158,8 @@ pub fn prepare(
     let since = since.unwrap_or(until - Days::new(DEFAULT_DAYS));
     if since >= until {
         return Err(Error::Input(format!(
-            "--since {since} must be before --until {until} (--until is exclusive)"
+            "--since {since} is after the window's last day, {}",
+            until - Days::new(1)
         )));
     }
     let state = PullState {
@@ -839,7 +840,7 @@ impl Progress {
             None => {
                 // Plain output: about every tenth of the slices.
                 let step = (total / 10).max(1);
-                if done % step == 0 || done == total {
+                if done.is_multiple_of(step) || done == total {
                     self.line(&format!(
                         "messages: {done}/{total} slices; {}",
                         self.counters()

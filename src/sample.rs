@@ -672,7 +672,9 @@ impl EvidenceRecords {
         state: &HashMap<(String, String), bool>,
     ) -> Result<String> {
         let mut rng = Rng(seed ^ 0xE71D_E7CE);
-        let mut rows: Vec<(DateTime<Utc>, String, String, String, &str, &str)> = Vec::new();
+        // time, end user, number, service, kind, note
+        type Row<'a> = (DateTime<Utc>, String, String, String, &'a str, &'a str);
+        let mut rows: Vec<Row> = Vec::new();
         let before = |rng: &mut Rng| {
             since - Duration::days(30 + rng.below(300) as i64)
                 + Duration::seconds(rng.below(86_400) as i64)
@@ -737,7 +739,7 @@ impl EvidenceRecords {
                 "re-subscribed on the web form",
             ));
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by_key(|row| row.0);
         let mut writer = csv::Writer::from_writer(Vec::new());
         writer
             .write_record(crate::audit::evidence::COLUMNS)
@@ -906,7 +908,7 @@ fn number_json(n: usize, number: &Number, parent_sid: &str, created: &str, rng: 
         _ => "https://hooks.owlie.io/sms/inbound".to_string(),
     };
     let voice_hook = match &customer {
-        Some(c) if n % 3 == 0 => format!("https://hooks.owlie.io/voice/{}", slug(c)),
+        Some(c) if n.is_multiple_of(3) => format!("https://hooks.owlie.io/voice/{}", slug(c)),
         _ => "https://hooks.owlie.io/voice/inbound".to_string(),
     };
     let with_bundle = [3usize, 28, 53, 78].contains(&n);

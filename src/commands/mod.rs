@@ -22,9 +22,6 @@ use crate::audit::mapping::{self, ResolvedMapping};
 use crate::error::Result;
 use crate::snapshot::{OpenOptions, Snapshot};
 
-/// The snapshot the repository ships, used when --snapshot is not given.
-pub const DEFAULT_SNAPSHOT: &str = "sample-data/owlie";
-
 #[derive(Debug, Parser)]
 #[command(
     name = "subaudit",
@@ -73,18 +70,39 @@ pub fn run(cli: Cli) -> Result<i32> {
 /// Which snapshot to read.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
-    /// Snapshot folder, as written by `subaudit pull` or `subaudit sample`.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_SNAPSHOT)]
-    pub snapshot: PathBuf,
+    /// Snapshot folder, as written by `subaudit pull` or `subaudit sample` [default: the demo
+    /// sample, sample-data/owlie, generated into the cache folder outside the repository]
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<PathBuf>,
     /// Analyse a snapshot whose pull did not finish (its manifest says complete: false).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// The folder read, once known (the demo sample is located, and announced, once).
+    #[arg(skip)]
+    resolved: std::sync::OnceLock<PathBuf>,
 }
 
 impl SnapshotArgs {
+    /// The snapshot folder: `--snapshot`, or the demo sample, said so on stderr.
+    pub fn dir(&self) -> Result<&Path> {
+        if let Some(dir) = &self.snapshot {
+            return Ok(dir);
+        }
+        if self.resolved.get().is_none() {
+            let sample = crate::demo_sample::locate()?;
+            eprintln!(
+                "note: no --snapshot given: running on the demo sample in {}; \
+                 for a real account, `subaudit pull --out DIR` then pass --snapshot DIR",
+                sample.display()
+            );
+            let _ = self.resolved.set(sample);
+        }
+        Ok(self.resolved.get().expect("set just above"))
+    }
+
     pub fn open(&self) -> Result<Snapshot> {
         Snapshot::open(
-            &self.snapshot,
+            self.dir()?,
             OpenOptions {
                 allow_incomplete: self.allow_incomplete,
             },
@@ -141,7 +159,7 @@ pub fn refuse_overwriting_inputs(
     evidence: &[PathBuf],
 ) -> Result<()> {
     let mut inputs = crate::output::Inputs {
-        snapshot: Some(&snapshot.snapshot),
+        snapshot: Some(snapshot.dir()?),
         files: Vec::new(),
     };
     if let Some(map) = map {

@@ -11,6 +11,7 @@ mod migrate;
 mod migration_e2e;
 mod optouts;
 mod plan;
+mod plan_fidelity;
 mod properties;
 mod pull;
 mod report_html;
