@@ -35,7 +35,7 @@ pub fn run(args: SampleArgs) -> Result<i32> {
         },
     )?;
     println!(
-        "Wrote {}: {} of {}, {}, {}, and mapping.csv",
+        "Wrote {}: {} of {}, {}, {}, mapping.csv and evidence.csv",
         args.out.display(),
         plural(summary.numbers, "number", "numbers"),
         plural(summary.customers, "customer", "customers"),
