@@ -860,7 +860,7 @@ impl Progress {
             None => {
                 // Plain output: about every tenth of the slices.
                 let step = (total / 10).max(1);
-                if done % step == 0 || done == total {
+                if done.is_multiple_of(step) || done == total {
                     self.line(&format!(
                         "messages: {done}/{total} slices; {}",
                         self.counters()

@@ -777,7 +777,7 @@ fn number_json(n: usize, number: &Number, parent_sid: &str, created: &str, rng: 
         _ => "https://hooks.owlie.io/sms/inbound".to_string(),
     };
     let voice_hook = match &customer {
-        Some(c) if n % 3 == 0 => format!("https://hooks.owlie.io/voice/{}", slug(c)),
+        Some(c) if n.is_multiple_of(3) => format!("https://hooks.owlie.io/voice/{}", slug(c)),
         _ => "https://hooks.owlie.io/voice/inbound".to_string(),
     };
     let with_bundle = [3usize, 28, 53, 78].contains(&n);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::plan::{Plan, Severity};
 use crate::error::{Error, Result};
 use crate::exit_code;
@@ -31,6 +31,8 @@ pub struct PlanArgs {
     pub fail_on: FailOnArgs,
     #[command(flatten)]
     pub keywords: KeywordArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,11 +101,17 @@ pub fn run(args: PlanArgs) -> Result<i32> {
         .iter()
         .map(|ext| dir.join(format!("{stem}.{ext}")))
         .collect();
-    super::refuse_overwriting_inputs(&outputs, &args.snapshot, Some(&args.map))?;
+    super::refuse_overwriting_inputs(
+        &outputs,
+        &args.snapshot,
+        Some(&args.map),
+        &args.evidence.files,
+    )?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(Some(&args.map), &snapshot)?;
-    let plan = crate::audit::plan_only(&snapshot, &mapping, &keywords)?;
+    let imported = args.evidence.load(&snapshot)?;
+    let plan = crate::audit::plan_only(&snapshot, &mapping, &keywords, &imported)?;
     let mut staging = output::Staging::new(&dir)?;
     let written = out::stage(&mut staging, &stem, &plan)?;
     staging.commit()?;

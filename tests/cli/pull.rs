@@ -118,7 +118,7 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                     continue; // some days thinner than others
                 }
                 n += 1;
-                let inbound = n % 3 == 0;
+                let inbound = n.is_multiple_of(3);
                 let user = format!("+1202555{:04}", n % 40);
                 let twilio = format!("+1415555{:04}", 1 + n % 12);
                 let (from, to, dir, body) = if inbound {
@@ -126,7 +126,7 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                         user.clone(),
                         twilio.clone(),
                         "inbound",
-                        if n % 2 == 0 { "STOP" } else { "hello" },
+                        if n.is_multiple_of(2) { "STOP" } else { "hello" },
                     )
                 } else {
                     (
@@ -136,8 +136,8 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                         "Your code is 1234",
                     )
                 };
-                let service = (n % 4 == 0).then_some(mg1.as_str());
-                let error = (n % 17 == 0 && !inbound).then_some(21610);
+                let service = n.is_multiple_of(4).then_some(mg1.as_str());
+                let error = (n.is_multiple_of(17) && !inbound).then_some(21610);
                 b.messages.push(
                     Msg {
                         sid: &sid("SM", n),
