@@ -169,7 +169,8 @@ pub fn prepare(
     let since = since.unwrap_or(until - Days::new(DEFAULT_DAYS));
     if since >= until {
         return Err(Error::Input(format!(
-            "--since {since} must be before --until {until} (--until is exclusive)"
+            "--since {since} is after the window's last day, {}",
+            until - Days::new(1)
         )));
     }
     let state = PullState {

@@ -60,7 +60,7 @@ fn pull(dir: &Path, sim: &Sim, out: &str) -> Command {
         "--since",
         "2025-12-01",
         "--until",
-        "2026-02-01",
+        "2026-01-31",
     ])
     .args(["--retry-base-ms", "5", "--max-retries", "12"])
     .env("TWILIO_ACCOUNT_SID", PARENT)
@@ -326,7 +326,7 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
             "--since",
             "2025-12-01",
             "--until",
-            "2026-02-01",
+            "2026-01-31",
             "--concurrency",
             "2",
             // About a slice a day (the usage records say 120 messages a month).
@@ -460,7 +460,9 @@ fn bad_arguments_exit_2() {
     .env("TWILIO_AUTH_TOKEN", TOKEN)
     .assert()
     .code(BAD_INPUT)
-    .stderr(predicates::str::contains("must be before"));
+    .stderr(predicates::str::contains(
+        "--since 2026-02-01 is after --until 2026-01-01: both days are included",
+    ));
 }
 
 #[test]
@@ -566,6 +568,10 @@ fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
             .unwrap();
     let parent = manifest["parent_account_sid"].as_str().unwrap().to_string();
     let day = |k: &str| manifest["window"][k].as_str().unwrap()[..10].to_string();
+    // The manifest's window ends at the midnight after its last day; --until names that day.
+    let last_day = (chrono::NaiveDate::parse_from_str(&day("until"), "%Y-%m-%d").unwrap()
+        - chrono::Days::new(1))
+    .to_string();
     #[allow(deprecated)]
     let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
     let mut child = StdCommand::new(bin)
@@ -609,7 +615,7 @@ fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
         "--since",
         &day("since"),
         "--until",
-        &day("until"),
+        &last_day,
         "--quiet",
     ])
     .args([
@@ -627,4 +633,57 @@ fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
     .success()
     .stderr("");
     assert_same_snapshot(&original, &tmp.path().join("pulled"));
+}
+
+/// `--since D --until D` fetches the whole UTC day D, both edges (00:00:00 and 23:59:59)
+/// included, and nothing of the days around it; the manifest's window ends at the next midnight.
+#[test]
+fn since_and_until_are_both_inclusive_whole_days() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &[]);
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args([
+        "pull",
+        "--out",
+        "day",
+        "--since",
+        "2026-01-11",
+        "--until",
+        "2026-01-11",
+        "--quiet",
+    ])
+    .args(["--retry-base-ms", "5"])
+    .env("TWILIO_ACCOUNT_SID", PARENT)
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+    .assert()
+    .success();
+    let sent = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = records(dir)["messages"]
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["date_sent"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let expected: Vec<String> = sent(&original)
+        .into_iter()
+        .filter(|d| d.contains(" 11 Jan 2026 "))
+        .collect();
+    assert!(expected.iter().any(|d| d.contains("00:00:00")));
+    assert!(expected.iter().any(|d| d.contains("23:59:59")));
+    assert_eq!(sent(&tmp.path().join("day")), expected);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("day/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["window"]["since"], json!("2026-01-11T00:00:00Z"));
+    assert_eq!(manifest["window"]["until"], json!("2026-01-12T00:00:00Z"));
 }
