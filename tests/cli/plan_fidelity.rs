@@ -653,3 +653,164 @@ fn suppression_lists_say_what_the_reseed_sends_and_why_not() {
         .unwrap()
     );
 }
+
+fn short_code(n: u64, service: &str, code: &str) -> Value {
+    json!({"sid": sid("SC", n), "account_sid": PARENT, "service_sid": service,
+           "short_code": code, "country_code": "US",
+           "capabilities": {"sms_outbound": true, "voice_inbound": false},
+           "date_created": "2025-01-01T00:00:00Z", "date_updated": "2025-01-01T00:00:00Z",
+           "url": format!("https://messaging.twilio.com/v1/Services/{service}/ShortCodes/{}", sid("SC", n))})
+}
+
+fn alpha_sender(n: u64, service: &str, name: &str) -> Value {
+    json!({"sid": sid("AI", n), "account_sid": PARENT, "service_sid": service,
+           "alpha_sender": name, "capabilities": ["SMS"],
+           "date_created": "2025-01-01T00:00:00Z", "date_updated": "2025-01-01T00:00:00Z",
+           "url": format!("https://messaging.twilio.com/v1/Services/{service}/AlphaSenders/{}", sid("AI", n))})
+}
+
+/// Two parent services: Owlie Alerts also holds two short codes and an alphanumeric sender,
+/// Owlie Promo only numbers. `senders` false leaves them out, as an older snapshot does.
+fn shared_senders(senders: bool) -> SnapshotBuilder {
+    let mut b = with_falcon();
+    let (alerts, promo) = (sid("MG", 1), sid("MG", 2));
+    b.services.push(service(&alerts, "Owlie Alerts"));
+    b.services.push(service(&promo, "Owlie Promo"));
+    for n in 1..=2 {
+        b.numbers.push(number(&sid("PN", n), &phone(n)));
+    }
+    b.service_numbers
+        .push(service_number(&alerts, &sid("PN", 1), &phone(1)));
+    b.service_numbers
+        .push(service_number(&promo, &sid("PN", 2), &phone(2)));
+    if senders {
+        b.short_codes = Some(vec![
+            short_code(1, &alerts, "22395"),
+            short_code(2, &alerts, "89901"),
+        ]);
+        b.alpha_senders = Some(vec![alpha_sender(1, &alerts, "OWLIE")]);
+    }
+    b
+}
+
+fn assert_shared_senders_finding(plan: &Value) {
+    let f = finding(plan, &sid("PN", 1), "service-shared-senders").expect("service-shared-senders");
+    assert_eq!(f["severity"], "info");
+    let message = f["message"].as_str().unwrap();
+    for part in [
+        "\"Owlie Alerts\"",
+        sid("MG", 1).as_str(),
+        "short codes 22395, 89901",
+        "alphanumeric sender OWLIE",
+        "stay behind",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    // The number leaving a service without other senders gets none.
+    assert!(finding(plan, &sid("PN", 2), "service-shared-senders").is_none());
+}
+
+#[test]
+fn a_number_leaving_a_service_with_short_codes_or_alpha_senders_says_they_stay_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_of(dir.path(), &shared_senders(true), &map_to_falcon(&[1, 2]));
+    assert_shared_senders_finding(&plan);
+    // Info only: the number moves.
+    assert_eq!(plan_number(&plan, &sid("PN", 1))["blocked"], false);
+
+    // A snapshot made before the senders were pulled still loads: unknown, so no finding.
+    let old = tempfile::tempdir().unwrap();
+    let plan = plan_of(old.path(), &shared_senders(false), &map_to_falcon(&[1, 2]));
+    assert!(finding(&plan, &sid("PN", 1), "service-shared-senders").is_none());
+    let manifest = read_json(&old.path().join("snap/manifest.json"));
+    assert!(manifest["resources"]
+        .get("messaging_service_short_codes")
+        .is_none());
+}
+
+/// The twin serves a service's short codes and alphanumeric senders from its snapshot, paged
+/// like Twilio's v1 lists; `pull` fetches them into the snapshot and the plan sees them.
+#[test]
+fn pull_fetches_the_services_short_codes_and_alpha_senders_from_the_twin() {
+    const TOKEN: &str = "shared-senders-token-7f3a";
+    let dir = tempfile::tempdir().unwrap();
+    let source = shared_senders(true).write(&dir.path().join("source"));
+    let (mut child, url) = spawn_twilio_sim(&source, PARENT, TOKEN, &[]);
+    let get = |path: &str| -> Value {
+        let out = std::process::Command::new("curl")
+            .args(["--silent", "--fail", "--user", &format!("{PARENT}:{TOKEN}")])
+            .arg(format!("{url}{path}"))
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "GET {path}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let alerts = sid("MG", 1);
+    let first = get(&format!("/v1/Services/{alerts}/ShortCodes?PageSize=1"));
+    assert_eq!(first["short_codes"].as_array().unwrap().len(), 1);
+    assert_eq!(first["short_codes"][0]["short_code"], "22395");
+    assert_eq!(first["meta"]["key"], "short_codes");
+    let next = first["meta"]["next_page_url"]
+        .as_str()
+        .expect("a second page");
+    let path = &next[next.find("/v1/").unwrap()..];
+    let second = get(path);
+    assert_eq!(second["short_codes"][0]["short_code"], "89901");
+    assert!(second["meta"]["next_page_url"].is_null());
+    let alpha = get(&format!("/v1/Services/{alerts}/AlphaSenders"));
+    assert_eq!(alpha["alpha_senders"][0]["alpha_sender"], "OWLIE");
+    assert_eq!(alpha["meta"]["key"], "alpha_senders");
+    let none = get(&format!("/v1/Services/{}/ShortCodes", sid("MG", 2)));
+    assert_eq!(none["short_codes"], json!([]));
+
+    let pulled = subaudit(dir.path())
+        .args([
+            "pull",
+            "--out",
+            "pulled",
+            "--since",
+            "2025-12-01",
+            "--until",
+            "2026-02-01",
+            "--quiet",
+        ])
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .env_remove("TWILIO_REGION")
+        .env_remove("TWILIO_EDGE")
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SUBAUDIT_TWILIO_BASE_URL", &url)
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let manifest = read_json(&dir.path().join("pulled/manifest.json"));
+    assert_eq!(
+        manifest["resources"]["messaging_service_short_codes"]["count"],
+        2
+    );
+    assert_eq!(
+        manifest["resources"]["messaging_service_alpha_senders"]["count"],
+        1
+    );
+    std::fs::write(dir.path().join("map.csv"), map_to_falcon(&[1, 2])).unwrap();
+    subaudit(dir.path())
+        .args([
+            "plan",
+            "--snapshot",
+            "pulled",
+            "--map",
+            "map.csv",
+            "--out",
+            "out/plan.json",
+        ])
+        .assert()
+        .success();
+    assert_shared_senders_finding(&read_json(&dir.path().join("out/plan.json")));
+}

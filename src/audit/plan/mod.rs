@@ -93,10 +93,11 @@ pub enum Code {
     ServiceSettingsDiffer,
     IdentityRequired,
     HistoryStays,
+    ServiceSharedSenders,
 }
 
 impl Code {
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::Unmapped,
         Code::InMessagingService,
         Code::A2pCampaign,
@@ -119,6 +120,7 @@ impl Code {
         Code::ServiceSettingsDiffer,
         Code::IdentityRequired,
         Code::HistoryStays,
+        Code::ServiceSharedSenders,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +147,7 @@ impl Code {
             Code::ServiceSettingsDiffer => "service-settings-differ",
             Code::IdentityRequired => "identity-required",
             Code::HistoryStays => "history-stays",
+            Code::ServiceSharedSenders => "service-shared-senders",
         }
     }
 
@@ -175,7 +178,10 @@ impl Code {
             | Code::IdentityRequired => Severity::Warning,
             // Nothing breaks: an unmapped number stays where it is; live traffic only asks for
             // a quiet window.
-            Code::Unmapped | Code::RecentTraffic | Code::HistoryStays => Severity::Info,
+            Code::Unmapped
+            | Code::RecentTraffic
+            | Code::HistoryStays
+            | Code::ServiceSharedSenders => Severity::Info,
         }
     }
 }
