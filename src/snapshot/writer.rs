@@ -54,6 +54,21 @@ struct OpenFile {
     count: u64,
 }
 
+impl OpenFile {
+    fn create(dir: &Path, resource: Resource, compress: bool) -> Result<OpenFile> {
+        let mut name = resource.default_file();
+        if compress {
+            name.push_str(ZSTD_SUFFIX);
+        }
+        let temp = crate::output::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
+        Ok(OpenFile {
+            temp: DataWriter::new(temp, compress).map_err(|e| Error::write(dir, e))?,
+            name,
+            count: 0,
+        })
+    }
+}
+
 /// Writes a whole snapshot in one go (the sample generator, tests). The live pull writes
 /// slices and resumes; it shares `sanitize_record` and the manifest types.
 pub struct SnapshotWriter {
@@ -87,20 +102,7 @@ impl SnapshotWriter {
         let mut files = BTreeMap::new();
         for resource in Resource::ALL {
             let compress = compress_messages && resource == Resource::Messages;
-            let mut name = resource.default_file();
-            if compress {
-                name.push_str(ZSTD_SUFFIX);
-            }
-            let temp = crate::output::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
-            let temp = DataWriter::new(temp, compress).map_err(|e| Error::write(dir, e))?;
-            files.insert(
-                resource,
-                OpenFile {
-                    temp,
-                    name,
-                    count: 0,
-                },
-            );
+            files.insert(resource, OpenFile::create(dir, resource, compress)?);
         }
         Ok(SnapshotWriter {
             dir: dir.to_path_buf(),
@@ -115,15 +117,8 @@ impl SnapshotWriter {
     /// record: known to be empty, not unknown. Resources of [`Resource::ALL`] always are.
     pub fn include(&mut self, resource: Resource) -> Result<()> {
         if !self.files.contains_key(&resource) {
-            let temp =
-                crate::output::new_temp_file(&self.dir).map_err(|e| Error::write(&self.dir, e))?;
-            self.files.insert(
-                resource,
-                OpenFile {
-                    temp: BufWriter::with_capacity(1 << 16, temp),
-                    count: 0,
-                },
-            );
+            let file = OpenFile::create(&self.dir, resource, false)?;
+            self.files.insert(resource, file);
         }
         Ok(())
     }
