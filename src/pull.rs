@@ -26,6 +26,7 @@ pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
 use crate::client::{Client, Credentials, Product, Stats};
 use crate::error::{Error, Result};
+use crate::plural;
 use crate::snapshot::{
     read_manifest, remove_other_form, sanitize_record, write_manifest, DataWriter, FileEntry,
     Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
@@ -821,6 +822,8 @@ struct Progress {
     stats: Arc<Stats>,
     slices_total: AtomicU64,
     slices_done: AtomicU64,
+    /// Slices an earlier run had fetched (resume).
+    slices_resumed: AtomicU64,
     started: Instant,
 }
 
@@ -830,7 +833,7 @@ impl Progress {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] slices {pos}/{len} {wide_msg}",
+                    "{spinner} [{elapsed_precise}] slices {pos}/{len}, ETA {eta} {wide_msg}",
                 )
                 .expect("a valid template"),
             );
@@ -844,6 +847,7 @@ impl Progress {
             stats,
             slices_total: AtomicU64::new(0),
             slices_done: AtomicU64::new(0),
+            slices_resumed: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -862,9 +866,14 @@ impl Progress {
         let records = self.records.load(Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         format!(
-            "{records} records, {} pages, {} retries, {:.0} records/s",
-            self.stats.pages.load(Ordering::Relaxed),
-            self.stats.retries.load(Ordering::Relaxed),
+            "{}, {}, {}, {:.0} records/s",
+            plural(records, "record", "records"),
+            plural(self.stats.pages.load(Ordering::Relaxed), "page", "pages"),
+            plural(
+                self.stats.retries.load(Ordering::Relaxed),
+                "retry",
+                "retries"
+            ),
             records as f64 / secs
         )
     }
@@ -872,13 +881,15 @@ impl Progress {
     fn start_messages(&self, total: u64, done: u64) {
         self.slices_total.store(total, Ordering::Relaxed);
         self.slices_done.store(done, Ordering::Relaxed);
+        self.slices_resumed.store(done, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
         if done > 0 {
             self.line(&format!(
-                "resuming: {done} of {total} slices of messages already fetched"
+                "resuming: {done} of {} of messages already fetched",
+                plural(total, "slice", "slices")
             ));
         }
     }
@@ -896,7 +907,8 @@ impl Progress {
                 let step = (total / 10).max(1);
                 if done.is_multiple_of(step) || done == total {
                     self.line(&format!(
-                        "messages: {done}/{total} slices; {}",
+                        "messages: {done}/{total} slices, {}; {}",
+                        self.eta(done, total),
                         self.counters()
                     ));
                 }
@@ -904,9 +916,32 @@ impl Progress {
         }
     }
 
+    /// The time left at the pace of this run's slices so far (the pace of a resumed run's
+    /// earlier slices is unknown: they are left out of the average).
+    fn eta(&self, done: u64, total: u64) -> String {
+        let fetched_now = done.saturating_sub(self.slices_resumed.load(Ordering::Relaxed));
+        if done >= total {
+            return "ETA 0s".to_string();
+        }
+        if fetched_now == 0 {
+            return "ETA unknown".to_string();
+        }
+        let per_slice = self.started.elapsed().as_secs_f64() / fetched_now as f64;
+        let left = (per_slice * (total - done) as f64).round() as u64;
+        match left {
+            0..60 => format!("ETA {left}s"),
+            60..3600 => format!("ETA {}m {:02}s", left / 60, left % 60),
+            _ => format!("ETA {}h {:02}m", left / 3600, left % 3600 / 60),
+        }
+    }
+
     fn resource_done(&self, resource: Resource, entry: &FileEntry) {
         if resource != Resource::Messages {
-            self.line(&format!("{}: {} records", resource.name(), entry.count));
+            self.line(&format!(
+                "{}: {}",
+                resource.name(),
+                plural(entry.count, "record", "records")
+            ));
         }
     }
 
@@ -922,8 +957,9 @@ impl Progress {
         }
         let messages = manifest.resource(Resource::Messages).map_or(0, |e| e.count);
         self.line(&format!(
-            "done in {:.1}s: {messages} messages; {}",
+            "done in {:.1}s: {}; {}",
             self.started.elapsed().as_secs_f64(),
+            plural(messages, "message", "messages"),
             self.counters()
         ));
     }

@@ -178,6 +178,7 @@ pub fn run(args: PullArgs) -> Result<i32> {
                 "{}: already holds the complete snapshot of this pull; nothing to do",
                 args.out.display()
             );
+            print!("{}", next_steps(&args.out));
         }
         return Ok(exit_code::OK);
     };
@@ -197,7 +198,34 @@ pub fn run(args: PullArgs) -> Result<i32> {
         args.slice_messages,
         args.quiet,
     )?;
+    if !args.quiet {
+        print!("{}", next_steps(&args.out));
+    }
     Ok(exit_code::OK)
+}
+
+/// Where the snapshot is and the commands that read it, to paste (`--quiet` prints nothing).
+fn next_steps(out: &std::path::Path) -> String {
+    let dir = shell_word(&out.display().to_string());
+    format!(
+        "Snapshot written to {dir}\n\
+         Next: propose a mapping, review it, then audit:\n  \
+         subaudit map --snapshot {dir} --out mapping.proposed.csv\n  \
+         subaudit audit --snapshot {dir} --map mapping.proposed.csv --out report/\n"
+    )
+}
+
+/// `text` as one shell word: as is when it is plain, else quoted as plan.sh quotes data.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        crate::report::plan::shell_word(&crate::audit::plan::Template::text(text))
+    }
 }
 
 fn parse_resources(names: &[String]) -> Result<Vec<Resource>> {

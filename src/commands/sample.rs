@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::exit_code;
+use crate::plural;
 use crate::sample::{generate, SampleOptions};
 
 /// Generate a realistic, deterministic sample snapshot (Owlie Notifications) with its mapping.csv.
@@ -38,12 +39,12 @@ pub fn run(args: SampleArgs) -> Result<i32> {
         },
     )?;
     println!(
-        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, mapping.csv and evidence.csv",
+        "Wrote {}: {} of {}, {}, {}, mapping.csv and evidence.csv",
         args.out.display(),
-        summary.numbers,
-        summary.customers,
-        summary.messages,
-        summary.usage_records
+        plural(summary.numbers, "number", "numbers"),
+        plural(summary.customers, "customer", "customers"),
+        plural(summary.messages, "message", "messages"),
+        plural(summary.usage_records, "usage record", "usage records")
     );
     Ok(exit_code::OK)
 }
