@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,8 +28,9 @@ use crate::client::{Client, Credentials, Product, Stats};
 use crate::error::{Error, Result};
 use crate::plural;
 use crate::snapshot::{
-    read_manifest, sanitize_record, write_manifest, FileEntry, Manifest, Resource, ResourceEntry,
-    Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+    read_manifest, remove_other_form, sanitize_record, write_manifest, DataWriter, FileEntry,
+    Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+    ZSTD_SUFFIX,
 };
 
 /// The pull's own record of its arguments, so that a resumed pull fetches the same thing.
@@ -49,6 +50,8 @@ pub struct PullRequest {
     /// Sorted, each once.
     pub resources: Vec<Resource>,
     pub keep_outbound_bodies: bool,
+    /// Write the message files compressed (`.jsonl.zst`).
+    pub compress: bool,
 }
 
 /// What a pull was asked for, stored beside the manifest.
@@ -59,6 +62,10 @@ pub struct PullState {
     pub until: NaiveDate,
     pub resources: Vec<String>,
     pub keep_outbound_bodies: bool,
+    /// Message files are written compressed. Each file's name says how it is stored, so a
+    /// resumed pull follows the flag it is given now (a snapshot may mix both forms).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compress: bool,
     /// The message window cut into slices: planned once, before the first message is fetched,
     /// so that a resumed pull fetches the same slices. Empty until then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -141,6 +148,10 @@ pub fn prepare(
         if manifest.complete {
             return Ok(None);
         }
+        let state = PullState {
+            compress: request.compress,
+            ..state
+        };
         return Ok(Some((state, manifest)));
     }
     if out.is_dir()
@@ -169,6 +180,7 @@ pub fn prepare(
         until,
         resources: resource_names,
         keep_outbound_bodies: request.keep_outbound_bodies,
+        compress: request.compress,
         message_slices: Vec::new(),
     };
     let manifest = Manifest {
@@ -247,9 +259,11 @@ impl Pull {
 
     fn is_done(&self, r: Resource, path: &str) -> bool {
         let manifest = self.inner.manifest.lock().expect("no panics hold the lock");
-        manifest
-            .resource(r)
-            .is_some_and(|e| e.files.iter().any(|f| f.path == path))
+        manifest.resource(r).is_some_and(|e| {
+            e.files
+                .iter()
+                .any(|f| f.path.strip_suffix(ZSTD_SUFFIX).unwrap_or(&f.path) == path)
+        })
     }
 
     fn parent(&self) -> &str {
@@ -685,6 +699,7 @@ impl Pull {
             resource,
             path,
             self.inner.state.keep_outbound_bodies,
+            self.inner.state.compress && resource == Resource::Messages,
             self.inner.progress.records.clone(),
         )
     }
@@ -732,7 +747,7 @@ struct PartFile {
     rel: String,
     part: PathBuf,
     target: PathBuf,
-    writer: BufWriter<File>,
+    writer: DataWriter<File>,
     count: u64,
     keep_outbound_bodies: bool,
     records: Arc<AtomicU64>,
@@ -742,19 +757,24 @@ impl PartFile {
     fn create(
         dir: &Path,
         resource: Resource,
-        rel: String,
+        mut rel: String,
         keep_outbound_bodies: bool,
+        compress: bool,
         records: Arc<AtomicU64>,
     ) -> Result<PartFile> {
+        if compress {
+            rel.push_str(ZSTD_SUFFIX);
+        }
         let target = dir.join(&rel);
         let part = dir.join(format!("{rel}.part"));
         let file = File::create(&part).map_err(|e| Error::write(&part, e))?;
+        let writer = DataWriter::new(file, compress).map_err(|e| Error::write(&part, e))?;
         Ok(PartFile {
             resource,
             rel,
             part,
             target,
-            writer: BufWriter::with_capacity(1 << 16, file),
+            writer,
             count: 0,
             keep_outbound_bodies,
             records,
@@ -779,10 +799,11 @@ impl PartFile {
     fn finish(self) -> Result<(Resource, FileEntry)> {
         let file = self
             .writer
-            .into_inner()
-            .map_err(|e| Error::write(&self.part, e.into_error()))?;
+            .finish()
+            .map_err(|e| Error::write(&self.part, e))?;
         file.sync_all().map_err(|e| Error::write(&self.part, e))?;
         std::fs::rename(&self.part, &self.target).map_err(|e| Error::write(&self.target, e))?;
+        remove_other_form(&self.target)?;
         Ok((
             self.resource,
             FileEntry {

@@ -24,6 +24,9 @@ pub struct SampleArgs {
     /// Approximate number of messages (the shipped sample uses the default).
     #[arg(long, default_value_t = 6000)]
     pub messages: u64,
+    /// Write the messages compressed with zstd (`messages.jsonl.zst`), as `pull --compress` does.
+    #[arg(long)]
+    pub compress: bool,
 }
 
 pub fn run(args: SampleArgs) -> Result<i32> {
@@ -32,6 +35,7 @@ pub fn run(args: SampleArgs) -> Result<i32> {
         SampleOptions {
             seed: args.seed,
             messages: args.messages,
+            compress: args.compress,
         },
     )?;
     println!(
