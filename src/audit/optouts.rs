@@ -804,7 +804,9 @@ pub fn lost_opt_outs(
     };
     // Sources of the same customer and number share a run of rows; a stable sort keeps their
     // listed order, which breaks the ties between their rows.
-    sources.sort_by(|(a, _), (b, _)| (&a.customer, &a.number).cmp(&(&b.customer, &b.number)));
+    sources.sort_by(|(a, _), (b, _)| {
+        crate::model::customer_order(&a.customer, &b.customer).then_with(|| a.number.cmp(&b.number))
+    });
     let total: usize = sources
         .iter()
         .map(|(_, source)| match source {

@@ -8,6 +8,7 @@ use super::table::{fitting_table, short_sid, terminal_width, wrap};
 use crate::audit::attribution::BucketKind;
 use crate::audit::plan::Severity;
 use crate::audit::Audit;
+use crate::model::customer_order;
 use crate::plural;
 
 /// The summary text, `top` customers by name (the others counted), fitted to the terminal.
@@ -73,7 +74,7 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
         .iter()
         .filter(|c| c.numbers_blocked > 0)
         .collect();
-    blocked.sort_by_key(|c| (c.customer.to_lowercase(), c.customer.clone()));
+    blocked.sort_by(|x, y| customer_order(&x.customer, &y.customer));
     let conflicts = plan
         .numbers
         .iter()
@@ -126,7 +127,7 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
     customers.sort_by(|x, y| {
         y.opt_outs_lost
             .cmp(&x.opt_outs_lost)
-            .then_with(|| x.customer.to_lowercase().cmp(&y.customer.to_lowercase()))
+            .then_with(|| customer_order(&x.customer, &y.customer))
     });
     if !customers.is_empty() {
         let shown = customers.len().min(top);
