@@ -120,7 +120,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     } else {
         "would be lost"
     };
-    let line = format!(
+    let mut line = format!(
         "{} opt-outs {what} ({} in force in all; {} possible opt-outs to review; {} violations) from {} messages",
         rows.len(),
         analysis.opt_outs.len(),
@@ -128,6 +128,12 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         analysis.violations.len(),
         analysis.messages_read
     );
+    if analysis.imported > 0 {
+        line.push_str(&format!(
+            " and {} imported events (--evidence)",
+            analysis.imported
+        ));
+    }
     // The CSV may be on stdout: the summary goes to stderr then.
     if to_stdout {
         eprintln!("{line}");
