@@ -126,6 +126,10 @@ pub struct PullArgs {
     /// Keep the bodies of outbound messages (personal data; dropped by default).
     #[arg(long)]
     pub keep_outbound_bodies: bool,
+    /// Write the message files compressed with zstd (`.jsonl.zst`, about a tenth of the
+    /// size); every command reads them as it reads plain ones.
+    #[arg(long)]
+    pub compress: bool,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -166,6 +170,7 @@ pub fn run(args: PullArgs) -> Result<i32> {
         until: last_day.map(|d| d + chrono::Days::new(1)),
         resources: parse_resources(&args.resources)?,
         keep_outbound_bodies: args.keep_outbound_bodies,
+        compress: args.compress,
     };
     let Some((state, manifest)) = prepare(&request, &creds)? else {
         if !args.quiet {
@@ -173,6 +178,7 @@ pub fn run(args: PullArgs) -> Result<i32> {
                 "{}: already holds the complete snapshot of this pull; nothing to do",
                 args.out.display()
             );
+            print!("{}", next_steps(&args.out));
         }
         return Ok(exit_code::OK);
     };
@@ -192,7 +198,34 @@ pub fn run(args: PullArgs) -> Result<i32> {
         args.slice_messages,
         args.quiet,
     )?;
+    if !args.quiet {
+        print!("{}", next_steps(&args.out));
+    }
     Ok(exit_code::OK)
+}
+
+/// Where the snapshot is and the commands that read it, to paste (`--quiet` prints nothing).
+fn next_steps(out: &std::path::Path) -> String {
+    let dir = shell_word(&out.display().to_string());
+    format!(
+        "Snapshot written to {dir}\n\
+         Next: propose a mapping, review it, then audit:\n  \
+         subaudit map --snapshot {dir} --out mapping.proposed.csv\n  \
+         subaudit audit --snapshot {dir} --map mapping.proposed.csv --out report/\n"
+    )
+}
+
+/// `text` as one shell word: as is when it is plain, else quoted as plan.sh quotes data.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        crate::report::plan::shell_word(&crate::audit::plan::Template::text(text))
+    }
 }
 
 fn parse_resources(names: &[String]) -> Result<Vec<Resource>> {
