@@ -7,7 +7,7 @@
 //! again: listed files are kept, everything else is fetched afresh, so the result is the same
 //! snapshot an uninterrupted pull would have written.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+mod records;
 mod slices;
 
+use slices::Observed;
 pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
 use crate::client::{Client, Credentials, Product, Stats};
@@ -199,7 +201,17 @@ enum Job {
     Numbers,
     Services,
     Usage,
-    Messages(Slice),
+    /// A slice of the message window; a probe also reports what its first page showed.
+    Messages(Slice, Option<ProbeReport>),
+}
+
+type ProbeReport = tokio::sync::mpsc::UnboundedSender<(Slice, Observed)>;
+
+/// The slices of the message window, and the usage counts they were planned from when the
+/// plan is fresh (then the first slices fetched calibrate the rest).
+struct SlicePlan {
+    slices: Vec<Slice>,
+    periods: Option<Vec<PeriodCount>>,
 }
 
 #[derive(Clone)]
@@ -258,16 +270,25 @@ impl Pull {
         let dir = &self.inner.dir;
         remove_parts(dir)?;
         remove_parts(&dir.join("messages"))?;
-        // Accounts first: usage needs the subaccounts, and this checks the credentials.
-        let accounts = self.fetch_accounts().await?;
-        let mut jobs = VecDeque::new();
+        // Accounts (usage needs the subaccounts, and this checks the credentials) and the
+        // plan of the message window (the parent's usage), side by side.
+        let wants_messages = self.wants(Resource::Messages);
+        let (accounts, plan) = tokio::join!(self.fetch_accounts(), async {
+            match wants_messages {
+                true => self.message_slices(messages_per_slice).await.map(Some),
+                false => Ok(None),
+            }
+        });
+        let accounts = Arc::new(accounts?);
+        let plan = plan?;
+        let mut small = Vec::new();
         if self.wants(Resource::IncomingPhoneNumbers)
             && !self.is_done(
                 Resource::IncomingPhoneNumbers,
                 &Resource::IncomingPhoneNumbers.default_file(),
             )
         {
-            jobs.push_back(Job::Numbers);
+            small.push(Job::Numbers);
         }
         let service_resources = [
             Resource::MessagingServices,
@@ -278,7 +299,7 @@ impl Pull {
             .iter()
             .any(|r| self.wants(*r) && !self.is_done(*r, &r.default_file()))
         {
-            jobs.push_back(Job::Services);
+            small.push(Job::Services);
         }
         if self.wants(Resource::UsageRecords)
             && !self.is_done(
@@ -286,33 +307,39 @@ impl Pull {
                 &Resource::UsageRecords.default_file(),
             )
         {
-            jobs.push_back(Job::Usage);
+            small.push(Job::Usage);
         }
-        if self.wants(Resource::Messages) {
+        // Newest first, as Twilio lists.
+        let mut pending: Vec<Slice> = Vec::new();
+        let mut periods = None;
+        if let Some(plan) = plan {
             std::fs::create_dir_all(dir.join("messages"))
                 .map_err(|e| Error::write(&dir.join("messages"), e))?;
-            let slices = self.message_slices(messages_per_slice).await?;
-            let pending: Vec<Slice> = slices
+            pending = plan
+                .slices
                 .iter()
+                .rev()
                 .copied()
                 .filter(|s| !self.is_done(Resource::Messages, &s.file()))
                 .collect();
-            self.inner
-                .progress
-                .start_messages(slices.len() as u64, (slices.len() - pending.len()) as u64);
-            // Newest first, as Twilio lists.
-            jobs.extend(pending.into_iter().rev().map(Job::Messages));
+            self.inner.progress.start_messages(
+                plan.slices.len() as u64,
+                (plan.slices.len() - pending.len()) as u64,
+            );
+            // Calibrate only a fresh plan big enough to gain from it.
+            periods = plan.periods.filter(|_| pending.len() > 2 * concurrency);
         }
-        let queue = Arc::new(Mutex::new(jobs));
-        let accounts = Arc::new(accounts);
+
+        let (queue, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
             let pull = self.clone();
-            let queue = queue.clone();
+            let receiver = receiver.clone();
             let accounts = accounts.clone();
             workers.spawn(async move {
                 loop {
-                    let job = queue.lock().expect("no panics hold the lock").pop_front();
+                    let job = receiver.lock().await.recv().await;
                     let Some(job) = job else {
                         return Ok::<(), Error>(());
                     };
@@ -320,13 +347,47 @@ impl Pull {
                 }
             });
         }
-        while let Some(joined) = workers.join_next().await {
-            let result = joined.map_err(|e| Error::failed("a pull task failed", e))?;
-            if let Err(e) = result {
-                workers.abort_all();
-                self.inner.progress.finish();
-                return Err(e);
+        let send = |job: Job| queue.send(job).expect("the workers outlive the queue");
+        match periods {
+            Some(periods) => {
+                // The newest slices first, as probes: what their first pages hold corrects
+                // the usage counts before the rest of the window is cut (Twilio's counts may
+                // be segments, not messages).
+                let probes: Vec<Slice> = pending.drain(..concurrency).collect();
+                let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+                for slice in &probes {
+                    send(Job::Messages(*slice, Some(report.clone())));
+                }
+                drop(report);
+                small.into_iter().for_each(send);
+                let mut observed = Vec::new();
+                while observed.len() < probes.len() {
+                    tokio::select! {
+                        got = reports.recv() => match got {
+                            Some(o) => observed.push(o),
+                            None => break,
+                        },
+                        Some(joined) = workers.join_next() => {
+                            self.worker_ended(joined, &mut workers)?;
+                        }
+                    }
+                }
+                let rest =
+                    self.recalibrate(&probes, &pending, &observed, &periods, messages_per_slice)?;
+                rest.into_iter()
+                    .rev()
+                    .for_each(|s| send(Job::Messages(s, None)));
             }
+            None => {
+                small.into_iter().for_each(send);
+                pending
+                    .into_iter()
+                    .for_each(|s| send(Job::Messages(s, None)));
+            }
+        }
+        drop(queue);
+        while let Some(joined) = workers.join_next().await {
+            self.worker_ended(joined, &mut workers)?;
         }
         let manifest = {
             let mut m = self.inner.manifest.lock().expect("no panics hold the lock");
@@ -337,6 +398,56 @@ impl Pull {
         write_manifest(dir, &manifest)?;
         self.inner.progress.done(&manifest);
         Ok(())
+    }
+
+    /// A worker's end: fine, or the pull's end with its error (the other workers stopped).
+    fn worker_ended(
+        &self,
+        joined: std::result::Result<Result<()>, tokio::task::JoinError>,
+        workers: &mut tokio::task::JoinSet<Result<()>>,
+    ) -> Result<()> {
+        let result = joined
+            .map_err(|e| Error::failed("a pull task failed", e))
+            .and_then(|r| r);
+        if result.is_err() {
+            workers.abort_all();
+            self.inner.progress.finish();
+        }
+        result
+    }
+
+    /// The slices after the probes (oldest first): the rest of the window cut again with the
+    /// usage counts corrected by what the probes found, and saved in the pull state (a
+    /// resumed pull fetches the same slices); the first plan's when the probes tell nothing.
+    fn recalibrate(
+        &self,
+        probes: &[Slice],
+        rest: &[Slice],
+        observed: &[(Slice, Observed)],
+        periods: &[PeriodCount],
+        per_slice: f64,
+    ) -> Result<Vec<Slice>> {
+        let first_plan = || rest.iter().rev().copied().collect::<Vec<_>>();
+        let (Some(ratio), Some(boundary)) = (
+            slices::calibration(observed, periods, per_slice),
+            probes.iter().map(|s| s.start).min(),
+        ) else {
+            return Ok(first_plan());
+        };
+        let state = &self.inner.state;
+        let replanned = slices::plan_until(
+            state.since,
+            boundary,
+            &slices::scaled(periods, ratio),
+            per_slice,
+        );
+        let mut all = replanned.clone();
+        all.extend(probes.iter().rev().copied());
+        let mut saved = state.clone();
+        saved.message_slices = all.clone();
+        crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
+        self.inner.progress.replanned(all.len() as u64, ratio);
+        Ok(replanned)
     }
 
     async fn run_job(&self, job: Job, accounts: &[Value]) -> Result<()> {
@@ -381,7 +492,7 @@ impl Pull {
             }
             Job::Services => self.fetch_services().await,
             Job::Usage => self.fetch_usage(accounts).await,
-            Job::Messages(slice) => {
+            Job::Messages(slice, mut probe) => {
                 // DateSent> and DateSent< are inclusive and Twilio keeps whole seconds: a
                 // slice [start, end) is [start, end - 1s], and slices never overlap.
                 let format = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -394,8 +505,25 @@ impl Pull {
                 );
                 let mut file = self.open(Resource::Messages, slice.file())?;
                 let mut pager = self.inner.client.pages(url, "messages");
-                while let Some(page) = pager.next_page().await? {
-                    file.write_page(page)?;
+                while let Some(page) = pager.next_raw_page().await? {
+                    let records = page.records()?;
+                    if let Some(report) = probe.take() {
+                        let more = pager.has_next();
+                        let oldest = records
+                            .last()
+                            .filter(|_| more)
+                            .and_then(|r| message_time(r));
+                        // The receiver may be gone (the pull is ending): nothing to tell.
+                        let _ = report.send((
+                            slice,
+                            Observed {
+                                records: records.len(),
+                                more,
+                                oldest,
+                            },
+                        ));
+                    }
+                    file.write_raw_page(&records)?;
                 }
                 self.complete(vec![file])?;
                 self.inner.progress.slice_done();
@@ -408,10 +536,13 @@ impl Pull {
     /// parent's own usage records (messages per month: where the traffic is), so that each
     /// slice holds about one page and the slices are fetched side by side, and saved before
     /// the first message is fetched. Without usage records, one slice per day.
-    async fn message_slices(&self, messages_per_slice: f64) -> Result<Vec<Slice>> {
+    async fn message_slices(&self, messages_per_slice: f64) -> Result<SlicePlan> {
         let state = &self.inner.state;
         if !state.message_slices.is_empty() {
-            return Ok(state.message_slices.clone());
+            return Ok(SlicePlan {
+                slices: state.message_slices.clone(),
+                periods: None,
+            });
         }
         let started = {
             let manifest = self.inner.manifest.lock().expect("no panics hold the lock");
@@ -456,7 +587,10 @@ impl Pull {
         let mut saved = state.clone();
         saved.message_slices = slices.clone();
         crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
-        Ok(slices)
+        Ok(SlicePlan {
+            slices,
+            periods: (!periods.is_empty()).then_some(periods),
+        })
     }
 
     fn list_url(&self, product: Product, path: &str, filters: &[(&str, &str)]) -> Url {
@@ -741,6 +875,23 @@ impl PartFile {
         Ok(())
     }
 
+    /// A page as received: each record sanitized and written without a `Value` of it.
+    fn write_raw_page(&mut self, page: &[&serde_json::value::RawValue]) -> Result<()> {
+        for record in page {
+            records::write_record(
+                &mut self.writer,
+                self.resource,
+                record,
+                self.keep_outbound_bodies,
+            )
+            .map_err(|e| Error::write(&self.part, e))?;
+        }
+        let n = page.len() as u64;
+        self.count += n;
+        self.records.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn finish(self) -> Result<(Resource, FileEntry)> {
         let file = self
             .writer
@@ -828,6 +979,18 @@ impl Progress {
         }
     }
 
+    fn replanned(&self, total: u64, ratio: f64) {
+        let done = self.slices_done.load(Ordering::Relaxed);
+        self.slices_total.store(total, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        self.line(&format!(
+            "messages: {total} slices (the first ones found {ratio:.2} messages per usage count)"
+        ));
+    }
+
     fn slice_done(&self) {
         let done = self.slices_done.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.slices_total.load(Ordering::Relaxed);
@@ -872,6 +1035,22 @@ impl Progress {
             self.counters()
         ));
     }
+}
+
+/// A message's time as the slices use it: `date_sent`, else `date_created`.
+fn message_time(raw: &serde_json::value::RawValue) -> Option<chrono::DateTime<Utc>> {
+    #[derive(Deserialize)]
+    struct Times<'a> {
+        #[serde(borrow)]
+        date_sent: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        date_created: Option<std::borrow::Cow<'a, str>>,
+    }
+    let times: Times = serde_json::from_str(raw.get()).ok()?;
+    times
+        .date_sent
+        .or(times.date_created)
+        .and_then(|t| crate::time::parse_twilio_time(&t))
 }
 
 /// An account that is not closed (a closed one's resources are gone).

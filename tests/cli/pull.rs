@@ -365,8 +365,10 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
     let done_before = slices_written(&out_dir);
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("pull.json")).unwrap()).unwrap();
+    // About a slice a day as the usage records count (120 messages a month), or fewer once
+    // the first slices fetched found about 100 a month and the rest was cut again.
     let slices = state["message_slices"].as_array().unwrap().len();
-    assert!((55..70).contains(&slices), "{slices}");
+    assert!((40..70).contains(&slices), "{slices}");
     assert!((3..slices).contains(&done_before), "{done_before}");
     // Analysis refuses the incomplete snapshot.
     subaudit(tmp.path())
