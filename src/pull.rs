@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+mod bulk;
 mod records;
 mod slices;
 
+pub use bulk::{BulkWait, Source};
 use slices::Observed;
 pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
@@ -50,6 +52,15 @@ pub struct PullRequest {
     /// Sorted, each once.
     pub resources: Vec<Resource>,
     pub keep_outbound_bodies: bool,
+    pub source: Source,
+}
+
+/// How hard a pull works: requests in flight, messages a slice aims at, Bulk Export waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub concurrency: usize,
+    pub messages_per_slice: f64,
+    pub bulk_wait: BulkWait,
 }
 
 /// What a pull was asked for, stored beside the manifest.
@@ -60,6 +71,13 @@ pub struct PullState {
     pub until: NaiveDate,
     pub resources: Vec<String>,
     pub keep_outbound_bodies: bool,
+    /// Where the messages come from (`list` for a pull.json written before `--source`).
+    #[serde(default)]
+    pub source: Source,
+    /// The account's currency from its usage records, for Bulk Export's records (which lack
+    /// `price_unit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_unit: Option<String>,
     /// The message window cut into slices: planned once, before the first message is fetched,
     /// so that a resumed pull fetches the same slices. Empty until then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,8 +91,7 @@ pub fn execute(
     state: PullState,
     manifest: Manifest,
     client: Client,
-    concurrency: usize,
-    messages_per_slice: f64,
+    tuning: Tuning,
     quiet: bool,
 ) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()
@@ -83,7 +100,7 @@ pub fn execute(
     runtime.block_on(async move {
         let pull = Pull::new(out.clone(), state, manifest, client, quiet);
         tokio::select! {
-            result = pull.clone().run(concurrency, messages_per_slice) => result,
+            result = pull.clone().run(tuning) => result,
             _ = tokio::signal::ctrl_c() => Err(Error::Runtime(format!(
                 "interrupted: {} holds what was fetched so far; run the same command again to resume",
                 out.display()
@@ -139,6 +156,9 @@ pub fn prepare(
         if state.keep_outbound_bodies != request.keep_outbound_bodies {
             return Err(differs("--keep-outbound-bodies"));
         }
+        if state.source != request.source {
+            return Err(differs("--source"));
+        }
         if manifest.complete {
             return Ok(None);
         }
@@ -169,6 +189,8 @@ pub fn prepare(
         until,
         resources: resource_names,
         keep_outbound_bodies: request.keep_outbound_bodies,
+        source: request.source,
+        price_unit: None,
         message_slices: Vec::new(),
     };
     let manifest = Manifest {
@@ -228,6 +250,8 @@ struct PullInner {
     /// Open subaccounts' auth tokens, from the accounts list: in memory only, to read their
     /// Messaging Services (which the parent's credentials do not reach).
     sub_tokens: Mutex<Vec<(String, String)>>,
+    /// The account's currency (from its usage records) for Bulk Export's records.
+    price_unit: Mutex<Option<String>>,
 }
 
 impl Pull {
@@ -239,6 +263,7 @@ impl Pull {
         quiet: bool,
     ) -> Pull {
         let stats = client.stats().clone();
+        let price_unit = state.price_unit.clone();
         Pull {
             inner: Arc::new(PullInner {
                 dir,
@@ -247,6 +272,7 @@ impl Pull {
                 client,
                 progress: Progress::new(quiet, stats),
                 sub_tokens: Mutex::new(Vec::new()),
+                price_unit: Mutex::new(price_unit),
             }),
         }
     }
@@ -266,7 +292,12 @@ impl Pull {
         &self.inner.state.parent_account_sid
     }
 
-    async fn run(self, concurrency: usize, messages_per_slice: f64) -> Result<()> {
+    async fn run(self, tuning: Tuning) -> Result<()> {
+        let Tuning {
+            concurrency,
+            messages_per_slice,
+            bulk_wait,
+        } = tuning;
         let dir = &self.inner.dir;
         remove_parts(dir)?;
         remove_parts(&dir.join("messages"))?;
@@ -275,7 +306,10 @@ impl Pull {
         let wants_messages = self.wants(Resource::Messages);
         let (accounts, plan) = tokio::join!(self.fetch_accounts(), async {
             match wants_messages {
-                true => self.message_slices(messages_per_slice).await.map(Some),
+                true => self
+                    .message_slices(messages_per_slice, bulk_wait)
+                    .await
+                    .map(Some),
                 false => Ok(None),
             }
         });
@@ -492,6 +526,24 @@ impl Pull {
             }
             Job::Services => self.fetch_services().await,
             Job::Usage => self.fetch_usage(accounts).await,
+            Job::Messages(slice, _) if slice.bulk => match self.fetch_bulk_day(slice).await? {
+                Ok(file) => {
+                    self.complete(vec![file])?;
+                    self.inner.progress.slice_done();
+                    Ok(())
+                }
+                Err(why) => {
+                    let day = slice.start.date_naive();
+                    self.inner.progress.line(&format!(
+                        "bulk export of {day} unavailable ({why}): fetched through the Messages list"
+                    ));
+                    let list = Slice {
+                        bulk: false,
+                        ..slice
+                    };
+                    Box::pin(self.run_job(Job::Messages(list, None), accounts)).await
+                }
+            },
             Job::Messages(slice, mut probe) => {
                 // DateSent> and DateSent< are inclusive and Twilio keeps whole seconds: a
                 // slice [start, end) is [start, end - 1s], and slices never overlap.
@@ -532,11 +584,53 @@ impl Pull {
         }
     }
 
+    /// A day's Bulk Export file into the slice's file, streamed a thousand records at a time;
+    /// `Ok(Err(why))` when the day cannot be had that way (the list fetches it instead).
+    async fn fetch_bulk_day(&self, slice: Slice) -> Result<std::result::Result<PartFile, String>> {
+        let day = slice.start.date_naive();
+        let price_unit = self
+            .inner
+            .price_unit
+            .lock()
+            .expect("no panics hold the lock")
+            .clone();
+        let gz = match bulk::download_day(&self.inner.client, day).await {
+            Ok(gz) => gz,
+            Err(why) => return Ok(Err(why)),
+        };
+        let mut file = self.open(Resource::Messages, slice.file())?;
+        let mut batch = Vec::new();
+        let mut failed_write = None;
+        let read = bulk::read_day(&gz, day, price_unit.as_deref(), |record| {
+            batch.push(record);
+            if batch.len() >= 1000 {
+                if let Err(e) = file.write_page(std::mem::take(&mut batch)) {
+                    let text = e.to_string();
+                    failed_write = Some(e);
+                    return Err(text);
+                }
+            }
+            Ok(())
+        });
+        if let Some(e) = failed_write {
+            return Err(e);
+        }
+        if let Err(why) = read {
+            return Ok(Err(why));
+        }
+        file.write_page(batch)?;
+        Ok(Ok(file))
+    }
+
     /// The slices of the message window: pull.json's when resuming; else planned from the
     /// parent's own usage records (messages per month: where the traffic is), so that each
     /// slice holds about one page and the slices are fetched side by side, and saved before
     /// the first message is fetched. Without usage records, one slice per day.
-    async fn message_slices(&self, messages_per_slice: f64) -> Result<SlicePlan> {
+    async fn message_slices(
+        &self,
+        messages_per_slice: f64,
+        bulk_wait: BulkWait,
+    ) -> Result<SlicePlan> {
         let state = &self.inner.state;
         if !state.message_slices.is_empty() {
             return Ok(SlicePlan {
@@ -568,29 +662,142 @@ impl Pull {
                 ("IncludeSubaccounts", "false"),
             ],
         );
-        let periods = match self
+        let (periods, price_unit) = match self
             .inner
             .client
             .pages(url, "usage_records")
             .collect_all()
             .await
         {
-            Ok(records) => slices::message_counts(&records),
+            Ok(records) => (
+                slices::message_counts(&records),
+                records
+                    .iter()
+                    .filter_map(|r| r.get("price_unit")?.as_str())
+                    .map(|u| u.trim().to_ascii_uppercase())
+                    .find(|u| !u.is_empty()),
+            ),
             Err(e) => {
                 self.inner.progress.line(&format!(
                     "usage records unavailable ({e}): the messages are fetched a day at a time"
                 ));
-                Vec::new()
+                (Vec::new(), None)
             }
         };
-        let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
+        let bulk_days = self.bulk_days(&periods, bulk_wait).await?;
+        let (slices, calibrate) = if bulk_days.is_empty() {
+            let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
+            (slices, !periods.is_empty())
+        } else {
+            // Bulk Export's days as whole-day slices; the days between them by the list.
+            let mut slices = Vec::new();
+            let mut run_start: Option<NaiveDate> = None;
+            for day in state.since.iter_days().take_while(|d| *d < state.until) {
+                if bulk_days.contains(&day) {
+                    if let Some(first) = run_start.take() {
+                        slices.extend(slices::plan_until(
+                            first,
+                            midnight(day),
+                            &periods,
+                            messages_per_slice,
+                        ));
+                    }
+                    slices.push(Slice::bulk_day(day));
+                } else if run_start.is_none() {
+                    run_start = Some(day);
+                }
+            }
+            if let Some(first) = run_start {
+                slices.extend(slices::plan_until(
+                    first,
+                    midnight(state.until),
+                    &periods,
+                    messages_per_slice,
+                ));
+            }
+            (slices, false)
+        };
         let mut saved = state.clone();
         saved.message_slices = slices.clone();
+        saved.price_unit = price_unit.clone();
         crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
+        *self
+            .inner
+            .price_unit
+            .lock()
+            .expect("no panics hold the lock") = price_unit;
         Ok(SlicePlan {
             slices,
-            periods: (!periods.is_empty()).then_some(periods),
+            periods: calibrate.then_some(periods),
         })
+    }
+
+    /// The days of the window to fetch through Bulk Export (`--source`): none for `list`;
+    /// for `auto`, the days already exported when the account has Bulk Export and the usage
+    /// expects a large window; for `bulk-export`, those plus the days its jobs export (up to
+    /// two days before today, Twilio's limit). Whatever is not had here comes by the list.
+    async fn bulk_days(
+        &self,
+        periods: &[PeriodCount],
+        wait: BulkWait,
+    ) -> Result<std::collections::BTreeSet<NaiveDate>> {
+        let state = &self.inner.state;
+        let client = &self.inner.client;
+        let note = |text: &str| self.inner.progress.line(text);
+        let none = std::collections::BTreeSet::new();
+        let in_window = |d: &NaiveDate| *d >= state.since && *d < state.until;
+        match state.source {
+            Source::List => Ok(none),
+            Source::Auto => {
+                let expected: f64 = periods.iter().map(|p| p.messages).sum();
+                if expected < bulk::AUTO_MIN_MESSAGES {
+                    return Ok(none);
+                }
+                match bulk::available_days(client).await {
+                    Ok(days) => Ok(days.into_iter().filter(in_window).collect()),
+                    Err(_) => Ok(none),
+                }
+            }
+            Source::BulkExport => {
+                let available = match bulk::available_days(client).await {
+                    Ok(days) => days,
+                    Err(e) => {
+                        note(&format!(
+                            "bulk export unavailable ({e}): the messages come through the Messages list"
+                        ));
+                        return Ok(none);
+                    }
+                };
+                let last = bulk::last_exportable_day();
+                let missing: std::collections::BTreeSet<NaiveDate> = state
+                    .since
+                    .iter_days()
+                    .take_while(|d| *d < state.until && *d <= last)
+                    .filter(|d| !available.contains(d))
+                    .collect();
+                let available = if missing.is_empty() {
+                    available
+                } else {
+                    match bulk::export_missing(client, &missing, wait, &note).await {
+                        Ok(days) => days,
+                        Err(e) => {
+                            note(&format!(
+                                "bulk export jobs failed ({e}): the days they would export come through the Messages list"
+                            ));
+                            available
+                        }
+                    }
+                };
+                let days: std::collections::BTreeSet<NaiveDate> =
+                    available.into_iter().filter(in_window).collect();
+                let window_days = (state.until - state.since).num_days();
+                note(&format!(
+                    "bulk export: {} of {window_days} days as export files, the rest through the Messages list",
+                    days.len()
+                ));
+                Ok(days)
+            }
+        }
     }
 
     fn list_url(&self, product: Product, path: &str, filters: &[(&str, &str)]) -> Url {

@@ -151,6 +151,41 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// How a GET authenticates and what it takes for an answer.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Send the credentials (never to a storage host a redirect names).
+    credentials: bool,
+    /// Take a 3xx as the answer (its body names the target).
+    redirect: bool,
+}
+
+impl Mode {
+    const API: Mode = Mode {
+        credentials: true,
+        redirect: false,
+    };
+    const REDIRECT: Mode = Mode {
+        credentials: true,
+        redirect: true,
+    };
+    const PUBLIC: Mode = Mode {
+        credentials: false,
+        redirect: false,
+    };
+
+    /// The URL as errors show it: a storage host's without its query (a signed URL's
+    /// signature is a credential of sorts).
+    fn show(&self, url: &Url) -> String {
+        if self.credentials {
+            return display_url(url);
+        }
+        let mut shown = url.clone();
+        shown.set_query(None);
+        display_url(&shown)
+    }
+}
+
 /// What one attempt gave: an answer to keep (the body of a 2xx), or a reason to try again.
 enum Attempt {
     Done(Result<Vec<u8>, ApiError>),
@@ -237,10 +272,42 @@ impl Client {
     /// GET the body of a 2xx answer as bytes (a page is parsed lazily by [`Pager`]), retrying
     /// 429, 5xx and connection errors with backoff.
     pub async fn get_body(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
+        self.get_with(url, Mode::API).await
+    }
+
+    /// Where a Bulk Export day redirects to (a 307 whose body is `{"redirect_to": URL}`, also
+    /// in `Location`): the redirect is read, never followed with the credentials.
+    pub async fn get_redirect(&self, url: &Url) -> Result<Url, ApiError> {
+        let body = self.get_with(url, Mode::REDIRECT).await?;
+        let target = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("redirect_to")?.as_str().map(String::from));
+        let unexpected = |what: String| ApiError {
+            status: None,
+            code: None,
+            message: format!("GET {}: {what}", display_url(url)),
+        };
+        let target = target.ok_or_else(|| unexpected("no redirect_to in the answer".into()))?;
+        let target = url
+            .join(&target)
+            .map_err(|e| unexpected(format!("redirect_to is not a URL ({e})")))?;
+        if !matches!(target.scheme(), "https" | "http") {
+            return Err(unexpected("redirect_to is not an http(s) URL".into()));
+        }
+        Ok(target)
+    }
+
+    /// GET a file from a storage host (where a Bulk Export day redirects) without credentials,
+    /// with the same retries; errors show the URL without its query (a signed URL's signature).
+    pub async fn get_public(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
+        self.get_with(url, Mode::PUBLIC).await
+    }
+
+    async fn get_with(&self, url: &Url, mode: Mode) -> Result<Vec<u8>, ApiError> {
         let config = &self.inner.config;
         let mut retries = 0u32;
         loop {
-            match self.attempt(Method::GET, url, None).await {
+            match self.attempt_with(Method::GET, url, None, mode).await {
                 Attempt::Done(result) => return result,
                 Attempt::Retry {
                     reason,
@@ -253,7 +320,7 @@ impl Client {
                             code: None,
                             message: format!(
                                 "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling: run the same command again later, it resumes",
-                                display_url(url),
+                                mode.show(url),
                                 retries + 1
                             ),
                         });
@@ -341,6 +408,16 @@ impl Client {
     }
 
     async fn attempt(&self, method: Method, url: &Url, form: Option<String>) -> Attempt {
+        self.attempt_with(method, url, form, Mode::API).await
+    }
+
+    async fn attempt_with(
+        &self,
+        method: Method,
+        url: &Url,
+        form: Option<String>,
+        mode: Mode,
+    ) -> Attempt {
         let inner = &self.inner;
         let permit = inner
             .in_flight
@@ -348,11 +425,12 @@ impl Client {
             .await
             .expect("the semaphore is never closed");
         inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let mut request = inner
-            .http
-            .request(method.clone(), url.clone())
-            .basic_auth(inner.creds.username(), Some(inner.creds.secret()))
-            .header(ACCEPT, "application/json");
+        let mut request = inner.http.request(method.clone(), url.clone());
+        if mode.credentials {
+            request = request
+                .basic_auth(inner.creds.username(), Some(inner.creds.secret()))
+                .header(ACCEPT, "application/json");
+        }
         if let Some(form) = form {
             request = request
                 .header(
@@ -384,7 +462,7 @@ impl Client {
             }
         };
         drop(permit);
-        if status.is_success() {
+        if status.is_success() || (mode.redirect && status.is_redirection()) {
             return Attempt::Done(Ok(Vec::from(body)));
         }
         let error = TwilioErrorBody::parse(&body);
@@ -395,7 +473,15 @@ impl Client {
                 status: Some(status.as_u16()),
             };
         }
-        Attempt::Done(Err(self.map_error(&method, url, status, &error)))
+        let mut e = self.map_error(&method, url, status, &error);
+        if !mode.credentials {
+            e.message = format!(
+                "the download of {} failed (HTTP {})",
+                mode.show(url),
+                status.as_u16()
+            );
+        }
+        Attempt::Done(Err(e))
     }
 
     /// Turns a final HTTP error into a message that says what to do.

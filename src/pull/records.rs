@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::snapshot::{sanitize_record, Resource};
 
-/// A record's members in their order, values unparsed.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A record's members in their order, values unparsed. A member name with escapes cannot be
+/// borrowed: such a record (Twilio writes none) takes the general path.
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -27,35 +28,13 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(24));
-                while let Some(key) = map.next_key::<BorrowedKey<'de>>()? {
-                    out.push((key.0, map.next_value()?));
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    out.push((key, map.next_value()?));
                 }
                 Ok(Members(out))
             }
         }
         deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-/// A member name, borrowed from the input unless it holds escapes.
-struct BorrowedKey<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for BorrowedKey<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = BorrowedKey<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<BorrowedKey<'de>, E> {
-                Ok(BorrowedKey(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<BorrowedKey<'de>, E> {
-                Ok(BorrowedKey(Cow::Owned(v.to_string())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -84,17 +63,16 @@ pub fn write_record(
     raw: &RawValue,
     keep_outbound_bodies: bool,
 ) -> std::io::Result<()> {
-    let invalid = |e: serde_json::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let members: Members = match serde_json::from_str(raw.get()) {
         Ok(m) => m,
-        // Not an object: the slow path writes it as it is (nothing to strip).
+        // Not an object, or a name with escapes: the general path.
         Err(_) => return write_value(out, resource, raw, keep_outbound_bodies),
     };
     let members = members.0;
     // A repeated name (serde_json keeps the last value in the first one's place) or a
     // top-level token (removing it moves the last member into its place): the general path.
     let general = members.iter().enumerate().any(|(i, (k, _))| {
-        k == "auth_token" || members[..i].iter().any(|(earlier, _)| earlier == k)
+        *k == "auth_token" || members[..i].iter().any(|(earlier, _)| earlier == k)
     });
     if general {
         return write_value(out, resource, raw, keep_outbound_bodies);
@@ -102,7 +80,7 @@ pub fn write_record(
     let drop_body = resource == Resource::Messages
         && !keep_outbound_bodies
         && members.iter().any(|(k, v)| {
-            k == "direction"
+            *k == "direction"
                 && serde_json::from_str::<Cow<str>>(v.get())
                     .is_ok_and(|d| d.starts_with("outbound"))
         });
@@ -113,9 +91,9 @@ pub fn write_record(
             out.write_all(b",")?;
         }
         first = false;
-        serde_json::to_writer(&mut *out, key.as_ref()).map_err(invalid)?;
+        serde_json::to_writer(&mut *out, key).map_err(invalid)?;
         out.write_all(b":")?;
-        if drop_body && key == "body" {
+        if drop_body && *key == "body" {
             out.write_all(b"null")?;
         } else if copies_through(value.get()) {
             out.write_all(value.get().as_bytes())?;
@@ -129,6 +107,10 @@ pub fn write_record(
     out.write_all(b"}\n")
 }
 
+fn invalid(e: serde_json::Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
 /// The general path: parse, sanitize, write.
 fn write_value(
     out: &mut impl Write,
@@ -136,7 +118,6 @@ fn write_value(
     raw: &RawValue,
     keep_outbound_bodies: bool,
 ) -> std::io::Result<()> {
-    let invalid = |e: serde_json::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let mut value: Value = serde_json::from_str(raw.get()).map_err(invalid)?;
     sanitize_record(resource, &mut value, keep_outbound_bodies);
     serde_json::to_writer(&mut *out, &value).map_err(invalid)?;

@@ -20,9 +20,22 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub struct Slice {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// A whole UTC day fetched as Bulk Export's file of that day (the Messages list when the
+    /// file cannot be had).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bulk: bool,
 }
 
 impl Slice {
+    /// The UTC day `day` as one Bulk Export file.
+    pub fn bulk_day(day: NaiveDate) -> Slice {
+        Slice {
+            start: midnight(day),
+            end: midnight(day + Days::new(1)),
+            bulk: true,
+        }
+    }
+
     /// The file of the slice's messages, named by its start (sorted names are time order).
     pub fn file(&self) -> String {
         format!("messages/{}.jsonl", self.start.format("%Y-%m-%dT%H%M%SZ"))
@@ -127,6 +140,7 @@ pub fn plan_until(
             slices.push(Slice {
                 start: *start,
                 end: at,
+                bulk: false,
             });
             *start = at;
         }
@@ -206,7 +220,9 @@ impl Observed {
 /// How much the usage counts over- or understate the messages, from the slices fetched so
 /// far: observed messages over expected ones, where enough were expected to tell (a page's
 /// worth); `None` otherwise. Twilio's usage may count segments, lag, or include messages
-/// the list does not show: the ratio corrects the plan of the rest of the window.
+/// the list does not show: the ratio corrects the plan of the rest of the window. It is held
+/// within [1/5, 5]: probes are the newest slices, and a quiet or busy stretch there must not
+/// make the rest of the window one huge slice or thousands of tiny ones.
 pub fn calibration(
     probes: &[(Slice, Observed)],
     periods: &[PeriodCount],
@@ -219,7 +235,7 @@ pub fn calibration(
             observed_total += observed.messages(slice);
         }
     }
-    (expected_total >= per_slice).then(|| (observed_total / expected_total).clamp(0.02, 50.0))
+    (expected_total >= per_slice).then(|| (observed_total / expected_total).clamp(0.2, 5.0))
 }
 
 /// The periods with their counts multiplied by `ratio`.
