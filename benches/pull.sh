@@ -24,7 +24,7 @@ bin=${CARGO_TARGET_DIR:-target}/release
 snap="$work/owlie-$n"
 [ -f "$snap/manifest.json" ] || "$bin/subaudit" sample --out "$snap" --messages "$n" > /dev/null
 parent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parent_account_sid"])' "$snap/manifest.json")
-read -r since until < <(python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["window"]; print(w["since"][:10], w["until"][:10])' "$snap/manifest.json")
+read -r since until < <(python3 -c 'import json,sys; import datetime as d; w=json.load(open(sys.argv[1]))["window"]; print(w["since"][:10], d.date.fromisoformat(w["until"][:10]) - d.timedelta(days=1))' "$snap/manifest.json")
 
 "$bin/twilio-sim" --snapshot "$snap" --auth-token bench-token --latency-ms "$latency" > "$work/sim.out" 2> /dev/null &
 sim=$!

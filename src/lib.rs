@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod client;
 pub mod commands;
+pub mod demo_sample;
 pub mod error;
 pub mod migrate;
 pub mod model;

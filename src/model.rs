@@ -143,6 +143,30 @@ pub struct ServicePhoneNumber {
     pub account_sid: Option<String>,
 }
 
+/// `messaging.v1.service.short_code`: a short code in a Messaging Service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceShortCode {
+    pub sid: String,
+    pub service_sid: String,
+    #[serde(default)]
+    pub short_code: Option<String>,
+    #[serde(default)]
+    pub country_code: Option<String>,
+    #[serde(default)]
+    pub account_sid: Option<String>,
+}
+
+/// `messaging.v1.service.alpha_sender`: an alphanumeric sender ID in a Messaging Service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceAlphaSender {
+    pub sid: String,
+    pub service_sid: String,
+    #[serde(default)]
+    pub alpha_sender: Option<String>,
+    #[serde(default)]
+    pub account_sid: Option<String>,
+}
+
 /// `messaging.v1.service.us_app_to_person`: an A2P 10DLC campaign of a service.
 #[derive(Debug, Clone, Deserialize)]
 pub struct A2pCampaign {

@@ -456,6 +456,33 @@ pub fn safe_file_stem(name: &str) -> String {
     format!("{}-{:08x}", &stem[..cut], fnv1a32(name.trim().as_bytes()))
 }
 
+/// The file stem of each customer's files in a folder (`optouts/<stem>.csv` and
+/// `optouts/<stem>.suppression.csv`): [`safe_file_stem`] of the name, and `-2`, `-3`... where
+/// names clash once case is folded (some file systems do), in the order given. A stem is taken
+/// only when neither of its file names is already taken by another customer's.
+pub fn customer_file_stems(customers: &[String]) -> Vec<(String, String)> {
+    let mut used = std::collections::HashSet::new();
+    customers
+        .iter()
+        .map(|customer| {
+            let base = safe_file_stem(customer);
+            let mut stem = base.clone();
+            let mut n = 2;
+            let taken = |used: &std::collections::HashSet<String>, stem: &str| {
+                used.contains(&format!("{stem}.csv").to_lowercase())
+                    || used.contains(&format!("{stem}.suppression.csv").to_lowercase())
+            };
+            while taken(&used, &stem) {
+                stem = format!("{base}-{n}");
+                n += 1;
+            }
+            used.insert(format!("{stem}.csv").to_lowercase());
+            used.insert(format!("{stem}.suppression.csv").to_lowercase());
+            (customer.clone(), stem)
+        })
+        .collect()
+}
+
 /// FNV-1a, 32 bits: a stable hash (std's hasher may change between releases).
 fn fnv1a32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5, |h: u32, b| {

@@ -180,7 +180,8 @@ pub fn prepare(
     let since = since.unwrap_or(until - Days::new(DEFAULT_DAYS));
     if since >= until {
         return Err(Error::Input(format!(
-            "--since {since} must be before --until {until} (--until is exclusive)"
+            "--since {since} is after the window's last day, {}",
+            until - Days::new(1)
         )));
     }
     let state = PullState {
@@ -886,6 +887,16 @@ impl Pull {
             Resource::A2pCampaigns,
             Resource::A2pCampaigns.default_file(),
         )?;
+        // The services' other senders, which stay behind when a number leaves (the
+        // service-shared-senders finding).
+        let mut short_codes_file = self.open(
+            Resource::ServiceShortCodes,
+            Resource::ServiceShortCodes.default_file(),
+        )?;
+        let mut alpha_senders_file = self.open(
+            Resource::ServiceAlphaSenders,
+            Resource::ServiceAlphaSenders.default_file(),
+        )?;
         let sids: Vec<String> = services
             .iter()
             .filter_map(|s| s.get("sid").and_then(Value::as_str).map(String::from))
@@ -898,6 +909,8 @@ impl Pull {
             for (key, path) in [
                 ("phone_numbers", format!("/v1/Services/{sid}/PhoneNumbers")),
                 ("compliance", format!("/v1/Services/{sid}/Compliance/Usa2p")),
+                ("short_codes", format!("/v1/Services/{sid}/ShortCodes")),
+                ("alpha_senders", format!("/v1/Services/{sid}/AlphaSenders")),
             ] {
                 let url = self.list_url(Product::Messaging, &path, &[]);
                 let pager = client.pages(url, key);
@@ -906,14 +919,18 @@ impl Pull {
         }
         let mut numbers: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         let mut campaigns: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+        let mut short_codes: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+        let mut alpha_senders: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         while let Some(joined) = tasks.join_next().await {
             let (i, key, result) = joined.map_err(|e| Error::failed("a pull task failed", e))?;
             let records = result?;
-            if key == "phone_numbers" {
-                numbers.insert(i, records);
-            } else {
-                campaigns.insert(i, records);
-            }
+            let list = match key {
+                "phone_numbers" => &mut numbers,
+                "short_codes" => &mut short_codes,
+                "alpha_senders" => &mut alpha_senders,
+                _ => &mut campaigns,
+            };
+            list.insert(i, records);
         }
         for (_, records) in numbers {
             numbers_file.write_page(records)?;
@@ -921,10 +938,27 @@ impl Pull {
         for (_, records) in campaigns {
             campaigns_file.write_page(records)?;
         }
-        let files = [service_file, numbers_file, campaigns_file]
-            .into_iter()
-            .filter(|f| self.wants(f.resource))
-            .collect();
+        for (_, records) in short_codes {
+            short_codes_file.write_page(records)?;
+        }
+        for (_, records) in alpha_senders {
+            alpha_senders_file.write_page(records)?;
+        }
+        // The services' senders come with the services' numbers.
+        let files = [
+            service_file,
+            numbers_file,
+            campaigns_file,
+            short_codes_file,
+            alpha_senders_file,
+        ]
+        .into_iter()
+        .filter(|f| {
+            self.wants(f.resource)
+                || (Resource::OPTIONAL.contains(&f.resource)
+                    && self.wants(Resource::ServicePhoneNumbers))
+        })
+        .collect();
         self.complete(files)
     }
 
@@ -1209,7 +1243,7 @@ impl Progress {
             None => {
                 // Plain output: about every tenth of the slices.
                 let step = (total / 10).max(1);
-                if done % step == 0 || done == total {
+                if done.is_multiple_of(step) || done == total {
                     self.line(&format!(
                         "messages: {done}/{total} slices; {}",
                         self.counters()

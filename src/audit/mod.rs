@@ -2,6 +2,7 @@
 //! proposal, the migration plan, usage and its attribution to customers.
 
 pub mod attribution;
+pub mod evidence;
 pub mod keywords;
 pub mod mapping;
 pub mod optouts;
@@ -13,6 +14,7 @@ pub mod usage_report;
 use std::collections::HashMap;
 
 use crate::audit::attribution::{AttributionScan, AttributionWorker};
+use crate::audit::evidence::ImportedEvent;
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::ResolvedMapping;
 use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostOptOut, OptOutAnalysis};
@@ -26,6 +28,8 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
     pub keywords: Keywords,
+    /// The user's own evidence events (`--evidence`), merged with the log's.
+    pub imported: Vec<ImportedEvent>,
     /// List every opt-out in force in the parent in `lost`, moving or not.
     pub all: bool,
     /// The usage period and the pivot's categories.
@@ -79,7 +83,7 @@ pub fn run<'a>(
         traffic.push(t);
         attribution.push(a);
     }
-    let analysis = optouts::finish(snapshot, evidence, messages_read)?;
+    let analysis = optouts::finish(snapshot, evidence, messages_read, &options.imported)?;
     let traffic = TrafficScan::merge(traffic);
     let attribution = attribution_scan.finish(
         snapshot,
@@ -110,13 +114,14 @@ pub fn run<'a>(
 }
 
 /// The migration plan alone (`subaudit plan`): the opt-out analysis for the rows the moves
-/// lose, and the recent traffic.
+/// lose (with the user's imported evidence), and the recent traffic.
 pub fn plan_only(
     snapshot: &Snapshot,
     mapping: &ResolvedMapping,
     keywords: &Keywords,
+    imported: &[ImportedEvent],
 ) -> Result<Plan> {
-    let analysis = optouts::analyze(snapshot, keywords)?;
+    let analysis = optouts::analyze(snapshot, keywords, imported)?;
     let lost = lost_opt_outs(snapshot, &analysis, mapping, false);
     let traffic = plan::recent_traffic(snapshot)?;
     Ok(plan::build(snapshot, mapping, &lost, &traffic))

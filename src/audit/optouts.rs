@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::evidence::ImportedEvent;
 use super::keywords::{KeywordClass, Keywords};
 use super::mapping::{NumberTarget, ResolvedMapping};
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub enum Evidence {
     /// An outbound message refused with error 21610.
     #[serde(rename = "error-21610")]
     Error21610,
+    /// A row of an evidence file the user gave (`--evidence`).
+    Imported,
 }
 
 impl Evidence {
@@ -38,6 +41,7 @@ impl Evidence {
         match self {
             Evidence::InboundKeyword => "inbound-keyword",
             Evidence::Error21610 => "error-21610",
+            Evidence::Imported => "imported",
         }
     }
 }
@@ -52,7 +56,11 @@ pub enum EventKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub time: DateTime<Utc>,
+    /// The message sid; `FILE:LINE` for an imported event.
     pub sid: String,
+    /// An imported event's file (its place among the `--evidence` options) and line; None
+    /// for a message of the log.
+    pub imported: Option<(u32, u32)>,
     pub kind: EventKind,
     pub evidence: Evidence,
     /// The upper-case keyword; None for 21610 evidence.
@@ -62,11 +70,20 @@ pub struct Event {
 }
 
 impl Event {
-    /// Step 5's order: time, then sid (the larger sid is later).
+    /// Step 5's order: time, then sid (the larger sid is later); at the same time an imported
+    /// event comes after the log's, and imported ones in the order of their files and lines.
     fn order(&self, other: &Event) -> Ordering {
         self.time
             .cmp(&other.time)
-            .then_with(|| self.sid.cmp(&other.sid))
+            .then_with(|| match (self.imported, other.imported) {
+                (None, None) => self.sid.cmp(&other.sid),
+                (a, b) => a.cmp(&b),
+            })
+    }
+
+    /// True when the event comes before a log message of this time and sid.
+    fn is_before_message(&self, time: DateTime<Utc>, sid: &str) -> bool {
+        self.time < time || (self.time == time && self.imported.is_none() && *self.sid < *sid)
     }
 }
 
@@ -312,12 +329,17 @@ fn opt_out_in_force(events: &[Event]) -> Option<&Event> {
     events[start..].iter().find(|e| e.kind == EventKind::OptOut)
 }
 
-/// Runs the engine over every message of the snapshot.
-pub fn analyze(snapshot: &Snapshot, keywords: &Keywords) -> Result<OptOutAnalysis> {
+/// Runs the engine over every message of the snapshot, with the events the user imported
+/// (`--evidence`; empty for none).
+pub fn analyze(
+    snapshot: &Snapshot,
+    keywords: &Keywords,
+    imported: &[ImportedEvent],
+) -> Result<OptOutAnalysis> {
     // Pass 1, on every core: each worker collects its own evidence.
     let (parts, messages_read) =
         snapshot.fold_messages(EvidenceScan::default, |e, at, m| e.visit(at, m, keywords))?;
-    finish(snapshot, parts, messages_read)
+    finish(snapshot, parts, messages_read, imported)
 }
 
 /// One worker's evidence from pass 1 (public so that `audit` can collect it in the same read
@@ -347,11 +369,13 @@ impl EvidenceScan {
     }
 }
 
-/// Merges the workers' evidence, derives the states, and runs pass 2 (violations).
+/// Merges the workers' evidence and the imported events, derives the states, and runs
+/// pass 2 (violations).
 pub fn finish(
     snapshot: &Snapshot,
     parts: Vec<EvidenceScan>,
     messages_read: u64,
+    imported: &[ImportedEvent],
 ) -> Result<OptOutAnalysis> {
     let mut index = EventIndex::default();
     let mut possible = Vec::new();
@@ -361,6 +385,10 @@ pub fn finish(
         possible.extend(part.possible);
         events += part.events;
     }
+    for event in imported {
+        add_imported(&mut index, event);
+    }
+    events += imported.len() as u64;
 
     // Duplicated lines (a message fetched twice) must not count twice.
     for users in index
@@ -498,6 +526,7 @@ fn collect_evidence(
     index.events_mut(&scope, end_user).push(Event {
         time,
         sid: message.sid.to_string(),
+        imported: None,
         kind,
         evidence,
         keyword,
@@ -505,6 +534,24 @@ fn collect_evidence(
     });
     *events += 1;
     Ok(())
+}
+
+/// An imported row as an event of the rule, scoped exactly as a logged message of the same
+/// shape would be (step 4): its service when it names one, else its number.
+fn add_imported(index: &mut EventIndex, event: &ImportedEvent) {
+    let scope = match &event.messaging_service_sid {
+        Some(service) => Scope::Service(service.clone()),
+        None => Scope::Number(event.twilio_number.clone()),
+    };
+    index.events_mut(&scope, &event.end_user).push(Event {
+        time: event.time,
+        sid: event.reference.clone(),
+        imported: Some(event.position),
+        kind: event.kind,
+        evidence: Evidence::Imported,
+        keyword: None,
+        twilio_number: event.twilio_number.clone(),
+    });
 }
 
 fn check_violation(
@@ -526,7 +573,7 @@ fn check_violation(
     let time = at.event_time(message)?;
     let sid = message.sid.as_ref();
     // The events strictly before this message, in step 5's order.
-    let before = events.partition_point(|e| (e.time, e.sid.as_str()) < (time, sid));
+    let before = events.partition_point(|e| e.is_before_message(time, sid));
     let Some(began) = opt_out_in_force(&events[..before]) else {
         return Ok(None);
     };
@@ -797,6 +844,7 @@ mod tests {
         Event {
             time: Utc.timestamp_opt(1_700_000_000 + sec, 0).unwrap(),
             sid: sid.to_string(),
+            imported: None,
             kind,
             evidence: Evidence::InboundKeyword,
             keyword: None,
@@ -829,5 +877,55 @@ mod tests {
         let mut events = vec![event(1, "SMa", OptIn), event(1, "SMb", OptOut)];
         events.sort_by(Event::order);
         assert_eq!(opt_out_in_force(&events).unwrap().sid, "SMb");
+    }
+
+    fn imported(sec: i64, file: u32, line: u32, kind: EventKind) -> Event {
+        Event {
+            sid: format!("ev{file}.csv:{line}"),
+            imported: Some((file, line)),
+            evidence: Evidence::Imported,
+            ..event(sec, "", kind)
+        }
+    }
+
+    #[test]
+    fn an_imported_event_comes_after_the_log_events_of_its_time() {
+        use EventKind::*;
+        // "zz" would sort after any sid: the imported event still comes after the messages.
+        let mut events = vec![
+            imported(1, 0, 2, OptOut),
+            event(1, "SMff", OptIn),
+            event(1, "SM00", OptIn),
+            event(0, "SMzz", OptIn),
+        ];
+        events.sort_by(Event::order);
+        let order: Vec<&str> = events.iter().map(|e| e.sid.as_str()).collect();
+        assert_eq!(order, ["SMzz", "SM00", "SMff", "ev0.csv:2"]);
+        assert_eq!(opt_out_in_force(&events).unwrap().sid, "ev0.csv:2");
+        // An outbound message of the same second is not after the imported opt-out.
+        assert!(!events[3].is_before_message(events[3].time, "SM00"));
+        assert!(events[2].is_before_message(events[3].time, "SMfg"));
+        assert!(!events[2].is_before_message(events[3].time, "SMfe"));
+        assert!(events[3].is_before_message(events[3].time + chrono::Duration::seconds(1), ""));
+    }
+
+    #[test]
+    fn imported_events_of_one_time_follow_their_files_then_their_lines() {
+        use EventKind::*;
+        let mut events = vec![
+            imported(1, 1, 2, OptIn),
+            imported(1, 0, 9, OptOut),
+            imported(1, 0, 3, OptIn),
+            imported(0, 1, 5, OptOut),
+        ];
+        events.sort_by(Event::order);
+        let order: Vec<&str> = events.iter().map(|e| e.sid.as_str()).collect();
+        assert_eq!(order, ["ev1.csv:5", "ev0.csv:3", "ev0.csv:9", "ev1.csv:2"]);
+        assert_eq!(
+            opt_out_in_force(&events),
+            None,
+            "the second file's opt-in is last"
+        );
+        assert_eq!(opt_out_in_force(&events[..3]).unwrap().sid, "ev0.csv:9");
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::usage::UsageOptions;
-use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::{self, AuditOptions};
 use crate::error::Result;
 use crate::output;
@@ -33,6 +33,8 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub keywords: KeywordArgs,
     #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    #[command(flatten)]
     pub usage: UsageOptions,
 }
 
@@ -43,16 +45,23 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         .into_iter()
         .map(|name| args.out.join(name))
         .collect();
-    super::refuse_overwriting_inputs(&entries, &args.snapshot, args.map.as_deref())?;
+    super::refuse_overwriting_inputs(
+        &entries,
+        &args.snapshot,
+        args.map.as_deref(),
+        &args.evidence.files,
+    )?;
+    let keywords = args.keywords.keywords()?;
+    let snapshot = args.snapshot.open()?;
+    let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let options = AuditOptions {
-        keywords: args.keywords.keywords()?,
+        keywords,
+        imported: args.evidence.load(&snapshot)?,
         all: args.all,
         period,
         categories,
         top: args.usage.top,
     };
-    let snapshot = args.snapshot.open()?;
-    let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let audit = audit::run(&snapshot, &mapping, &options)?;
     report::write(&audit, &args.out)?;
 

@@ -28,7 +28,7 @@ pub struct MapArgs {
 
 pub fn run(args: MapArgs) -> Result<i32> {
     output::check_out_file(&args.out)?;
-    super::refuse_overwriting_inputs(std::slice::from_ref(&args.out), &args.snapshot, None)?;
+    super::refuse_overwriting_inputs(std::slice::from_ref(&args.out), &args.snapshot, None, &[])?;
     let snapshot = args.snapshot.open()?;
     let proposal = propose(&snapshot);
     output::create_parent_dir(&args.out)?;

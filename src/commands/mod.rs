@@ -16,13 +16,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::evidence::{self, ImportedEvent};
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::{self, ResolvedMapping};
 use crate::error::Result;
 use crate::snapshot::{OpenOptions, Snapshot};
-
-/// The snapshot the repository ships, used when --snapshot is not given.
-pub const DEFAULT_SNAPSHOT: &str = "sample-data/owlie";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,18 +70,39 @@ pub fn run(cli: Cli) -> Result<i32> {
 /// Which snapshot to read.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
-    /// Snapshot folder, as written by `subaudit pull` or `subaudit sample`.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_SNAPSHOT)]
-    pub snapshot: PathBuf,
+    /// Snapshot folder, as written by `subaudit pull` or `subaudit sample` [default: the demo
+    /// sample, sample-data/owlie, generated into the cache folder outside the repository]
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<PathBuf>,
     /// Analyse a snapshot whose pull did not finish (its manifest says complete: false).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// The folder read, once known (the demo sample is located, and announced, once).
+    #[arg(skip)]
+    resolved: std::sync::OnceLock<PathBuf>,
 }
 
 impl SnapshotArgs {
+    /// The snapshot folder: `--snapshot`, or the demo sample, said so on stderr.
+    pub fn dir(&self) -> Result<&Path> {
+        if let Some(dir) = &self.snapshot {
+            return Ok(dir);
+        }
+        if self.resolved.get().is_none() {
+            let sample = crate::demo_sample::locate()?;
+            eprintln!(
+                "note: no --snapshot given: running on the demo sample in {}; \
+                 for a real account, `subaudit pull --out DIR` then pass --snapshot DIR",
+                sample.display()
+            );
+            let _ = self.resolved.set(sample);
+        }
+        Ok(self.resolved.get().expect("set just above"))
+    }
+
     pub fn open(&self) -> Result<Snapshot> {
         Snapshot::open(
-            &self.snapshot,
+            self.dir()?,
             OpenOptions {
                 allow_incomplete: self.allow_incomplete,
             },
@@ -111,19 +130,43 @@ impl KeywordArgs {
     }
 }
 
-/// Refuses, before any work, outputs that would replace the snapshot, a file in it, or the
-/// mapping file (docs/output-safety.md).
+/// The user's own opt-out records, merged with the log's events.
+#[derive(Debug, Clone, Args)]
+pub struct EvidenceArgs {
+    /// Evidence the logs cannot show (repeatable): CSV with the header
+    /// time,end_user,twilio_number,messaging_service_sid,kind,note, one opt-out or opt-in per
+    /// row, e.g. 2025-06-01T14:03:00Z,+14155550100,+14155550199,,opt-out,STOP webhook.
+    #[arg(long = "evidence", value_name = "FILE.csv")]
+    pub files: Vec<PathBuf>,
+}
+
+impl EvidenceArgs {
+    /// Reads and checks every file against the snapshot (exit 2 listing every bad row).
+    pub fn load(&self, snapshot: &Snapshot) -> Result<Vec<ImportedEvent>> {
+        if self.files.is_empty() {
+            return Ok(Vec::new());
+        }
+        evidence::read_evidence(&self.files, snapshot)
+    }
+}
+
+/// Refuses, before any work, outputs that would replace the snapshot, a file in it, the
+/// mapping file or an evidence file (docs/output-safety.md).
 pub fn refuse_overwriting_inputs(
     outputs: &[PathBuf],
     snapshot: &SnapshotArgs,
     map: Option<&Path>,
+    evidence: &[PathBuf],
 ) -> Result<()> {
     let mut inputs = crate::output::Inputs {
-        snapshot: Some(&snapshot.snapshot),
+        snapshot: Some(snapshot.dir()?),
         files: Vec::new(),
     };
     if let Some(map) = map {
         inputs.files.push(("--map", map));
+    }
+    for file in evidence {
+        inputs.files.push(("--evidence", file));
     }
     crate::output::refuse_overwriting_inputs(outputs, &inputs)
 }

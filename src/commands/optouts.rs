@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::optouts::{analyze, lost_opt_outs, LOST_HEADER};
 use crate::error::Result;
 use crate::exit_code;
@@ -28,7 +28,8 @@ pub struct OptoutsArgs {
     /// Export every opt-out in force in the parent, moving or not.
     #[arg(long)]
     pub all: bool,
-    /// Also write the per-customer files into this folder.
+    /// Also write the per-customer files into this folder: `<customer>.csv` and
+    /// `<customer>.suppression.csv` (what the plan re-seeds, and why not).
     #[arg(long, value_name = "DIR")]
     pub per_customer: Option<PathBuf>,
     /// Also write the possible opt-outs (near misses for review) to this file.
@@ -39,6 +40,8 @@ pub struct OptoutsArgs {
     pub violations: Option<PathBuf>,
     #[command(flatten)]
     pub keywords: KeywordArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 pub fn run(args: OptoutsArgs) -> Result<i32> {
@@ -63,11 +66,17 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     .flatten()
     .cloned()
     .collect();
-    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
+    super::refuse_overwriting_inputs(
+        &outputs,
+        &args.snapshot,
+        args.map.as_deref(),
+        &args.evidence.files,
+    )?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
-    let analysis = analyze(&snapshot, &keywords)?;
+    let imported = args.evidence.load(&snapshot)?;
+    let analysis = analyze(&snapshot, &keywords, &imported)?;
     let rows = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
 
     if to_stdout {
@@ -85,6 +94,17 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         let (parent, name) = output::split_file_path(dir)?;
         let mut staging = output::Staging::new(&parent)?;
         out::write_per_customer(&staging.path(&name), &mapping.moving_customers(), &rows)?;
+        // The suppression lists say which opt-outs the plan re-seeds: they need the plan.
+        let moving;
+        let moving_rows = if args.all {
+            moving = lost_opt_outs(&snapshot, &analysis, &mapping, false);
+            &moving
+        } else {
+            &rows
+        };
+        let traffic = crate::audit::plan::recent_traffic(&snapshot)?;
+        let plan = crate::audit::plan::build(&snapshot, &mapping, moving_rows, &traffic);
+        crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
         staging.commit()?;
     }
     if let Some(path) = &args.possible {

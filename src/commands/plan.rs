@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{load_mapping, KeywordArgs, SnapshotArgs};
+use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::plan::{Plan, Severity};
 use crate::error::{Error, Result};
 use crate::exit_code;
@@ -14,7 +14,7 @@ use crate::report::plan as out;
 /// Build the migration plan: each number's target, its findings, the API steps in a safe order.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit plan --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out plan.json\n  subaudit plan --map mapping.csv --out plan/plan.json --fail-on blocker\n\n\
+    after_help = "Example:\n  subaudit plan --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out plan.json\n  subaudit plan --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out plan/plan.json --fail-on blocker\n\n\
 Writes plan.json, and plan.csv and plan.sh beside it (named after --out).\n\
 Exit code 3 when --fail-on matches, after writing the outputs."
 )]
@@ -31,6 +31,8 @@ pub struct PlanArgs {
     pub fail_on: FailOnArgs,
     #[command(flatten)]
     pub keywords: KeywordArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,11 +101,17 @@ pub fn run(args: PlanArgs) -> Result<i32> {
         .iter()
         .map(|ext| dir.join(format!("{stem}.{ext}")))
         .collect();
-    super::refuse_overwriting_inputs(&outputs, &args.snapshot, Some(&args.map))?;
+    super::refuse_overwriting_inputs(
+        &outputs,
+        &args.snapshot,
+        Some(&args.map),
+        &args.evidence.files,
+    )?;
     let keywords = args.keywords.keywords()?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(Some(&args.map), &snapshot)?;
-    let plan = crate::audit::plan_only(&snapshot, &mapping, &keywords)?;
+    let imported = args.evidence.load(&snapshot)?;
+    let plan = crate::audit::plan_only(&snapshot, &mapping, &keywords, &imported)?;
     let mut staging = output::Staging::new(&dir)?;
     let written = out::stage(&mut staging, &stem, &plan)?;
     staging.commit()?;

@@ -103,7 +103,8 @@ pub struct PullArgs {
     /// First day of messages and usage, UTC, inclusive (default: 400 days before --until).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub since: Option<String>,
-    /// Day after the last one, UTC, exclusive (default: tomorrow, i.e. up to now).
+    /// Last day of messages and usage, UTC, inclusive: the whole day is fetched (default:
+    /// today, i.e. up to now).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub until: Option<String>,
     /// Fetch only these resources (comma-separated); default all.
@@ -154,18 +155,28 @@ pub fn run(args: PullArgs) -> Result<i32> {
     if args.slice_messages.is_nan() || args.slice_messages < 1.0 {
         return Err(Error::Input("--slice-messages must be at least 1".into()));
     }
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| parse_day("--since", t))
+        .transpose()?;
+    let last_day = args
+        .until
+        .as_deref()
+        .map(|t| parse_day("--until", t))
+        .transpose()?;
+    if let (Some(since), Some(last)) = (since, last_day) {
+        if since > last {
+            return Err(Error::Input(format!(
+                "--since {since} is after --until {last}: both days are included, so --until must be the same day or later"
+            )));
+        }
+    }
     let request = PullRequest {
         out: args.out.clone(),
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_day("--since", t))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_day("--until", t))
-            .transpose()?,
+        since,
+        // The library's window ends at the midnight after the last day (exclusive).
+        until: last_day.map(|d| d + chrono::Days::new(1)),
         resources: parse_resources(&args.resources)?,
         keep_outbound_bodies: args.keep_outbound_bodies,
         source: Source::parse(args.source.trim()).ok_or_else(|| {

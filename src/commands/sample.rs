@@ -11,7 +11,7 @@ use crate::sample::{generate, SampleOptions};
 /// Generate a realistic, deterministic sample snapshot (Owlie Notifications) with its mapping.csv.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000"
+    after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out other-sample --seed 11 --messages 20000"
 )]
 pub struct SampleArgs {
     /// Snapshot folder to write (created; files of an earlier snapshot there are replaced).
@@ -34,7 +34,7 @@ pub fn run(args: SampleArgs) -> Result<i32> {
         },
     )?;
     println!(
-        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, and mapping.csv",
+        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, mapping.csv and evidence.csv",
         args.out.display(),
         summary.numbers,
         summary.customers,

@@ -104,7 +104,7 @@ pub fn run(args: UsageArgs) -> Result<i32> {
             outputs.push(dir.join(name));
         }
     }
-    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref())?;
+    super::refuse_overwriting_inputs(&outputs, &args.snapshot, args.map.as_deref(), &[])?;
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let report = usage_report(&snapshot, &mapping, period, &categories)?;

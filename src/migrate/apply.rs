@@ -1406,7 +1406,7 @@ impl Progress {
 
     fn batch(&mut self, customer: &str, n: usize, total: usize) {
         self.batches_left = self.batches_left.saturating_sub(1);
-        if !self.quiet && (n == total || n % 10 == 0) {
+        if !self.quiet && (n == total || n.is_multiple_of(10)) {
             eprintln!("[{customer}] re-seed request {n}/{total}; {}", self.eta());
         }
     }

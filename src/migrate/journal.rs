@@ -157,7 +157,24 @@ impl Journal {
     }
 
     /// Opens (or starts) the journal for appending.
+    /// The journal stays locked (an advisory lock on the file) while this value lives, so a
+    /// second `apply` of the same plan is refused instead of sending the same writes twice.
     pub fn open(path: &Path, fingerprint: &str, parent: &str) -> Result<Journal> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::write(path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Input(format!(
+                    "{}: another `subaudit apply` of this plan is running (it holds the journal's lock); wait for it to end: two runs would send the same writes twice",
+                    path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::write(path, e)),
+        }
         let existing = Journal::read(path, fingerprint)?;
         // A run killed while writing leaves a partial last line: it never counted, so it is
         // cut off before appending (the one change to what was written).
@@ -171,11 +188,6 @@ impl Journal {
                     .map_err(|e| Error::write(path, e))?;
             }
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::write(path, e))?;
         let mut journal = match existing {
             Some(mut j) => {
                 j.file = Some(file);
@@ -310,5 +322,22 @@ mod tests {
         let e = Journal::read(&path, "fp2").err().unwrap();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("another plan"), "{e}");
+    }
+
+    #[test]
+    fn a_second_apply_of_the_same_plan_is_refused_while_the_first_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.journal.jsonl");
+        let first = Journal::open(&path, "fp1", "AC0").unwrap();
+        let second = Journal::open(&path, "fp1", "AC0").err().unwrap();
+        assert_eq!(second.exit_code(), 2);
+        assert!(
+            second.to_string().contains("another `subaudit apply`"),
+            "{second}"
+        );
+        // Reading (verify, dry runs) is not blocked, and the journal is untouched.
+        assert!(Journal::read(&path, "fp1").unwrap().is_some());
+        drop(first);
+        Journal::open(&path, "fp1", "AC0").unwrap();
     }
 }

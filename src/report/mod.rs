@@ -44,6 +44,7 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
         &audit.customers,
         &audit.lost,
     )?;
+    plan::write_suppression(&staging.path(optouts::PER_CUSTOMER_DIR), &audit.plan)?;
     optouts::write_possible(&staging.path(optouts::POSSIBLE_FILE), &audit.analysis)?;
     optouts::write_violations(&staging.path(optouts::VIOLATIONS_FILE), &audit.analysis)?;
     plan::stage(&mut staging, "plan", &audit.plan)?;

@@ -8,7 +8,7 @@ use crate::audit::optouts::{
     LostOptOut, OptOutAnalysis, LOST_HEADER, POSSIBLE_HEADER, VIOLATION_HEADER,
 };
 use crate::error::{Error, Result};
-use crate::output::{safe_file_stem, write_csv};
+use crate::output::{customer_file_stems, write_csv};
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
 pub const PER_CUSTOMER_DIR: &str = "optouts";
@@ -29,7 +29,7 @@ pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
 
 /// One file per customer in `customers` (a header-only file for a customer that loses
 /// nothing, so that every moving customer has its re-import file), named from the customer
-/// (made safe; a clash gets `-2`, `-3`...), into the new folder `dir`. Callers stage the
+/// (made safe; a clash gets `-2`, `-3`...: [`customer_file_stems`]), into the new folder `dir`. Callers stage the
 /// folder ([`crate::output::Staging`]), so that it replaces an earlier one whole: files of an
 /// earlier run for customers no longer moving do not linger. Returns the file name per
 /// customer.
@@ -40,7 +40,6 @@ pub fn write_per_customer(
 ) -> Result<BTreeMap<String, String>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     let mut names = BTreeMap::new();
-    let mut used = std::collections::HashSet::new();
     let mut by_customer: std::collections::HashMap<&str, Vec<&LostOptOut>> =
         std::collections::HashMap::new();
     for row in rows {
@@ -49,19 +48,13 @@ pub fn write_per_customer(
             .or_default()
             .push(row);
     }
-    for customer in customers {
-        let stem = safe_file_stem(customer);
-        let mut name = format!("{stem}.csv");
-        let mut n = 2;
-        while !used.insert(name.to_lowercase()) {
-            name = format!("{stem}-{n}.csv");
-            n += 1;
-        }
+    for (customer, stem) in customer_file_stems(customers) {
+        let name = format!("{stem}.csv");
         let own = by_customer
             .get(customer.as_str())
             .map_or(&[][..], Vec::as_slice);
         write_csv(&dir.join(&name), &LOST_HEADER, own)?;
-        names.insert(customer.clone(), name);
+        names.insert(customer, name);
     }
     Ok(names)
 }

@@ -1,14 +1,15 @@
 //! The plan's outputs: `plan.json` (the plan as is), `plan.csv` (one row per number, for a
 //! spreadsheet review) and `plan.sh` (the steps as a reviewable curl script).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::audit::plan::{
-    Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, Template,
-    RESEED_DIR,
+    Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, SuppressionRow,
+    Template, RESEED_DIR, SUPPRESSION_HEADER,
 };
 use crate::error::Result;
 use crate::output::{write_atomic, write_csv, write_json, Staging};
@@ -588,6 +589,34 @@ pub fn summary_line(plan: &Plan) -> String {
         "plan: {} numbers, {} to transfer ({} blocked), {} stay; {} blockers, {} warnings, {} info; {} steps",
         s.numbers, s.transfer, s.blocked, s.stay, s.blockers, s.warnings, s.infos, s.steps
     )
+}
+
+/// Writes each moving customer's suppression list, `<customer>.suppression.csv`, into `dir`
+/// (the per-customer opt-out folder, beside `<customer>.csv`): a header-only file for a
+/// customer with nothing to suppress, like the opt-out files.
+pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::write(dir, e))?;
+    let mut by_customer: HashMap<&str, Vec<&SuppressionRow>> = HashMap::new();
+    for row in &plan.suppression {
+        by_customer.entry(&row.customer).or_default().push(row);
+    }
+    let mut written = HashSet::new();
+    for c in &plan.customers {
+        let name = c
+            .suppression_file
+            .rsplit('/')
+            .next()
+            .unwrap_or(&c.suppression_file);
+        if !written.insert(name) {
+            // Two subaccounts under one customer name share the customer's files.
+            continue;
+        }
+        let rows = by_customer
+            .get(c.customer.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        write_csv(&dir.join(name), &SUPPRESSION_HEADER, rows)?;
+    }
+    Ok(())
 }
 
 /// Writes the plan's files into a staged set: `<stem>.json`, `<stem>.csv` and `<stem>.sh`

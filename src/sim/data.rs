@@ -81,6 +81,9 @@ pub struct SimData {
     pub service_numbers: Vec<SimServiceNumber>,
     /// (service sid, raw)
     pub campaigns: Vec<(String, String)>,
+    /// (service sid, raw record) of the services' short codes and alphanumeric senders.
+    pub short_codes: Vec<(String, String)>,
+    pub alpha_senders: Vec<(String, String)>,
     /// Newest first, as Twilio lists them.
     messages: Vec<SimMessage>,
     usage: Vec<UsageRow>,
@@ -108,6 +111,8 @@ impl SimData {
             services: Vec::new(),
             service_numbers: Vec::new(),
             campaigns: Vec::new(),
+            short_codes: Vec::new(),
+            alpha_senders: Vec::new(),
             messages: Vec::new(),
             usage: Vec::new(),
             whatsapp_senders: HashSet::new(),
@@ -174,6 +179,16 @@ impl SimData {
         for_each_record(&snapshot, Resource::A2pCampaigns, |v, raw| {
             data.campaigns
                 .push((text(&v, "messaging_service_sid"), raw.to_string()));
+            Ok(())
+        })?;
+        for_each_record(&snapshot, Resource::ServiceShortCodes, |v, raw| {
+            data.short_codes
+                .push((text(&v, "service_sid"), raw.to_string()));
+            Ok(())
+        })?;
+        for_each_record(&snapshot, Resource::ServiceAlphaSenders, |v, raw| {
+            data.alpha_senders
+                .push((text(&v, "service_sid"), raw.to_string()));
             Ok(())
         })?;
         for_each_record(&snapshot, Resource::Messages, |v, raw| {

@@ -76,6 +76,7 @@ pub struct SimArgs {
     /// An API key of the parent (SK...): reaches only the parent's own resources.
     #[arg(long, env = "SIM_API_KEY")]
     pub api_key: Option<String>,
+    /// The secret of --api-key.
     #[arg(long, env = "SIM_API_SECRET", hide_env_values = true)]
     pub api_secret: Option<String>,
     #[command(flatten)]

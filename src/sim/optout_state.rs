@@ -38,7 +38,7 @@ impl OptOutState {
             },
         )?;
         let keywords = Keywords::default();
-        let analysis = analyze(&snapshot, &keywords)?;
+        let analysis = analyze(&snapshot, &keywords, &[])?;
         let mut state = OptOutState {
             opted_out: HashSet::new(),
             network: HashSet::new(),

@@ -116,6 +116,22 @@ pub(super) fn route(sim: &Sim, world: &World, principal: &Principal, req: &Reque
                         .map(|(_, raw)| raw.as_str())
                         .collect(),
                 ),
+                ["ShortCodes"] => (
+                    "short_codes",
+                    data.short_codes
+                        .iter()
+                        .filter(|(owner, _)| owner == mg)
+                        .map(|(_, raw)| raw.as_str())
+                        .collect(),
+                ),
+                ["AlphaSenders"] => (
+                    "alpha_senders",
+                    data.alpha_senders
+                        .iter()
+                        .filter(|(owner, _)| owner == mg)
+                        .map(|(_, raw)| raw.as_str())
+                        .collect(),
+                ),
                 _ => return Err(not_found(&req.path)),
             };
             page_v1(sim, req, key, &items)

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    A2pCampaign, Account, IncomingPhoneNumber, MessageRef, MessagingService, ServicePhoneNumber,
-    UsageRecord,
+    A2pCampaign, Account, IncomingPhoneNumber, MessageRef, MessagingService, ServiceAlphaSender,
+    ServicePhoneNumber, ServiceShortCode, UsageRecord,
 };
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -42,6 +42,10 @@ pub enum Resource {
     A2pCampaigns,
     Messages,
     UsageRecords,
+    /// Optional (see [`Resource::OPTIONAL`]): a service's short codes.
+    ServiceShortCodes,
+    /// Optional: a service's alphanumeric sender IDs.
+    ServiceAlphaSenders,
 }
 
 impl Resource {
@@ -55,6 +59,12 @@ impl Resource {
         Resource::UsageRecords,
     ];
 
+    /// Resources a snapshot may lack: snapshots of earlier versions do not hold them, and
+    /// they still load. Absent means unknown (the findings that need them are not raised);
+    /// present and empty means none.
+    pub const OPTIONAL: [Resource; 2] =
+        [Resource::ServiceShortCodes, Resource::ServiceAlphaSenders];
+
     /// The key in the manifest and the default file stem.
     pub fn name(self) -> &'static str {
         match self {
@@ -65,11 +75,16 @@ impl Resource {
             Resource::A2pCampaigns => "a2p_campaigns",
             Resource::Messages => "messages",
             Resource::UsageRecords => "usage_records",
+            Resource::ServiceShortCodes => "messaging_service_short_codes",
+            Resource::ServiceAlphaSenders => "messaging_service_alpha_senders",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Resource> {
-        Resource::ALL.into_iter().find(|r| r.name() == name)
+        Resource::ALL
+            .into_iter()
+            .chain(Resource::OPTIONAL)
+            .find(|r| r.name() == name)
     }
 
     pub fn default_file(self) -> String {
@@ -164,6 +179,10 @@ pub struct Snapshot {
     pub service_numbers: Vec<ServicePhoneNumber>,
     pub campaigns: Vec<A2pCampaign>,
     pub usage_records: Vec<UsageRecord>,
+    /// The parent services' short codes and alphanumeric senders; `None` when the snapshot
+    /// does not hold them (made before they were pulled): unknown, not none.
+    pub service_short_codes: Option<Vec<ServiceShortCode>>,
+    pub service_alpha_senders: Option<Vec<ServiceAlphaSender>>,
 }
 
 /// Where a streamed record came from, for error messages and for the outputs that cite it.
@@ -233,6 +252,8 @@ impl Snapshot {
             service_numbers: Vec::new(),
             campaigns: Vec::new(),
             usage_records: Vec::new(),
+            service_short_codes: None,
+            service_alpha_senders: None,
             manifest,
         };
         snapshot.accounts = snapshot.load_all(Resource::Accounts)?;
@@ -252,6 +273,25 @@ impl Snapshot {
         snapshot.service_numbers.retain(|m| own(&m.account_sid));
         snapshot.campaigns = snapshot.load_all(Resource::A2pCampaigns)?;
         snapshot.usage_records = snapshot.load_all(Resource::UsageRecords)?;
+        if snapshot
+            .manifest
+            .resource(Resource::ServiceShortCodes)
+            .is_some()
+        {
+            let mut all: Vec<ServiceShortCode> = snapshot.load_all(Resource::ServiceShortCodes)?;
+            all.retain(|s| own(&s.account_sid));
+            snapshot.service_short_codes = Some(all);
+        }
+        if snapshot
+            .manifest
+            .resource(Resource::ServiceAlphaSenders)
+            .is_some()
+        {
+            let mut all: Vec<ServiceAlphaSender> =
+                snapshot.load_all(Resource::ServiceAlphaSenders)?;
+            all.retain(|s| own(&s.account_sid));
+            snapshot.service_alpha_senders = Some(all);
+        }
         let parent = snapshot.manifest.parent_account_sid.clone();
         if !snapshot.accounts.iter().any(|a| a.sid == parent) {
             return Err(Error::Input(format!(

@@ -91,12 +91,30 @@ impl SnapshotWriter {
         })
     }
 
+    /// Lists an optional resource ([`Resource::OPTIONAL`]) in the snapshot even with no
+    /// record: known to be empty, not unknown. Resources of [`Resource::ALL`] always are.
+    pub fn include(&mut self, resource: Resource) -> Result<()> {
+        if !self.files.contains_key(&resource) {
+            let temp =
+                crate::output::new_temp_file(&self.dir).map_err(|e| Error::write(&self.dir, e))?;
+            self.files.insert(
+                resource,
+                OpenFile {
+                    temp: BufWriter::with_capacity(1 << 16, temp),
+                    count: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
     pub fn write(&mut self, resource: Resource, mut record: Value) -> Result<()> {
         sanitize_record(resource, &mut record, self.keep_outbound_bodies);
+        self.include(resource)?;
         let file = self
             .files
             .get_mut(&resource)
-            .expect("every resource has a file");
+            .expect("include opened its file");
         serde_json::to_writer(&mut file.temp, &record)
             .map_err(|e| Error::write(&self.dir, e.into()))?;
         file.temp

@@ -33,11 +33,12 @@ fn a_new_audit_replaces_the_whole_set_and_leaves_no_staging_behind() {
     )
     .unwrap();
     audit(&dir).success();
-    let names: Vec<String> = fs::read_dir(dir.path().join("report/optouts"))
+    let mut names: Vec<String> = fs::read_dir(dir.path().join("report/optouts"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, ["Zeta.csv"]);
+    names.sort();
+    assert_eq!(names, ["Zeta.csv", "Zeta.suppression.csv"]);
     let hidden: Vec<_> = tree(dir.path())
         .into_keys()
         .filter(|p| p.to_string_lossy().contains("/.") || p.to_string_lossy().starts_with('.'))
@@ -234,11 +235,16 @@ fn a_long_customer_name_gets_a_short_stable_file_name() {
     )
     .unwrap();
     audit(&dir).success();
-    let names: Vec<String> = fs::read_dir(dir.path().join("report/optouts"))
+    let mut names: Vec<String> = fs::read_dir(dir.path().join("report/optouts"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names.len(), 1);
+    names.sort();
+    assert_eq!(names.len(), 2, "the opt-out file and the suppression list");
+    assert_eq!(
+        names[1],
+        format!("{}.suppression.csv", names[0].trim_end_matches(".csv"))
+    );
     assert!(
         names[0].starts_with("Stork_Veterinary_Clinics_of_the_Greater"),
         "{names:?}"

@@ -4,12 +4,14 @@ mod support;
 
 mod damage;
 mod errors;
+mod evidence;
 mod help;
 mod map;
 mod migrate;
 mod migration_e2e;
 mod optouts;
 mod plan;
+mod plan_fidelity;
 mod properties;
 mod pull;
 mod report_html;

@@ -309,7 +309,7 @@ fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
         .code(0);
 
     // A fresh pull, then verify.
-    let until = "2026-11-01";
+    let until = "2026-10-31"; // the sample's last day (its window ends at 2026-11-01T00:00:00Z)
     subaudit(d)
         .args([
             "pull",

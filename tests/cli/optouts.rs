@@ -679,7 +679,15 @@ fn audit_writes_possible_opt_outs_violations_and_per_customer_files() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files, ["Acme___Co.csv", "Beta.csv"]);
+    assert_eq!(
+        files,
+        [
+            "Acme___Co.csv",
+            "Acme___Co.suppression.csv",
+            "Beta.csv",
+            "Beta.suppression.csv"
+        ]
+    );
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn clear_twilio_env(cmd: &mut Command) {
 
 /// `subaudit pull` against the simulator, with the test snapshot's window and fast retries.
 fn pull(dir: &Path, sim: &Sim, out: &str) -> Command {
-    pull_between(dir, sim, out, "2025-12-01", "2026-02-01")
+    pull_between(dir, sim, out, "2025-12-01", "2026-01-31")
 }
 
 fn pull_between(dir: &Path, sim: &Sim, out: &str, since: &str, until: &str) -> Command {
@@ -114,7 +114,7 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                     continue; // some days thinner than others
                 }
                 n += 1;
-                let inbound = n % 3 == 0;
+                let inbound = n.is_multiple_of(3);
                 let user = format!("+1202555{:04}", n % 40);
                 let twilio = format!("+1415555{:04}", 1 + n % 12);
                 let (from, to, dir, body) = if inbound {
@@ -122,7 +122,7 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                         user.clone(),
                         twilio.clone(),
                         "inbound",
-                        if n % 2 == 0 { "STOP" } else { "hello" },
+                        if n.is_multiple_of(2) { "STOP" } else { "hello" },
                     )
                 } else {
                     (
@@ -132,8 +132,8 @@ fn rich_snapshot(dir: &Path) -> std::path::PathBuf {
                         "Your code is 1234",
                     )
                 };
-                let service = (n % 4 == 0).then_some(mg1.as_str());
-                let error = (n % 17 == 0 && !inbound).then_some(21610);
+                let service = n.is_multiple_of(4).then_some(mg1.as_str());
+                let error = (n.is_multiple_of(17) && !inbound).then_some(21610);
                 b.messages.push(
                     Msg {
                         sid: &sid("SM", n),
@@ -322,7 +322,7 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
             "--since",
             "2025-12-01",
             "--until",
-            "2026-02-01",
+            "2026-01-31",
             "--concurrency",
             "2",
             // About a slice a day (the usage records say 120 messages a month).
@@ -458,7 +458,9 @@ fn bad_arguments_exit_2() {
     .env("TWILIO_AUTH_TOKEN", TOKEN)
     .assert()
     .code(BAD_INPUT)
-    .stderr(predicates::str::contains("must be before"));
+    .stderr(predicates::str::contains(
+        "--since 2026-02-01 is after --until 2026-01-01: both days are included",
+    ));
 }
 
 #[test]
@@ -564,6 +566,10 @@ fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
             .unwrap();
     let parent = manifest["parent_account_sid"].as_str().unwrap().to_string();
     let day = |k: &str| manifest["window"][k].as_str().unwrap()[..10].to_string();
+    // The manifest's window ends at the midnight after its last day; --until names that day.
+    let last_day = (chrono::NaiveDate::parse_from_str(&day("until"), "%Y-%m-%d").unwrap()
+        - chrono::Days::new(1))
+    .to_string();
     #[allow(deprecated)]
     let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
     let mut child = StdCommand::new(bin)
@@ -607,7 +613,7 @@ fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
         "--since",
         &day("since"),
         "--until",
-        &day("until"),
+        &last_day,
         "--quiet",
     ])
     .args([
@@ -649,12 +655,9 @@ fn a_pull_through_bulk_export_gives_the_audit_of_a_pull_through_the_list() {
         serde_json::from_str(&std::fs::read_to_string(original.join("manifest.json")).unwrap())
             .unwrap();
     let parent = manifest["parent_account_sid"].as_str().unwrap().to_string();
-    // The sample's last two months (the last day, with the window's last second, included).
-    let (since, until) = (
-        "2026-09-01",
-        manifest["window"]["until"].as_str().unwrap()[..10].to_string(),
-    );
-    assert_eq!(until, "2026-11-01");
+    // The sample's last two months (--until is inclusive: the window's last second too).
+    assert_eq!(manifest["window"]["until"], json!("2026-11-01T00:00:00Z"));
+    let (since, until) = ("2026-09-01", "2026-10-31".to_string());
     // Faults on every request (the day files' downloads too), job creations that take effect
     // and answer 500, a few days already exported, two days whose export fails.
     let (child, url) = spawn_twilio_sim(
@@ -876,7 +879,7 @@ fn volume_slices_neither_lose_nor_repeat_a_message() {
     let original = b.write(&tmp.path().join("original"));
     let sim = start_sim(&original, &["--max-page-size", "1000"]);
     let pull_window = |out: &str, extra: &[&str]| {
-        pull_between(tmp.path(), &sim, out, "2025-12-01", "2026-03-01")
+        pull_between(tmp.path(), &sim, out, "2025-12-01", "2026-02-28")
             .args([
                 "--resources",
                 "messages,usage_records",
@@ -930,4 +933,57 @@ fn volume_slices_neither_lose_nor_repeat_a_message() {
     );
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("pull: done"), "{stderr}");
+}
+
+/// `--since D --until D` fetches the whole UTC day D, both edges (00:00:00 and 23:59:59)
+/// included, and nothing of the days around it; the manifest's window ends at the next midnight.
+#[test]
+fn since_and_until_are_both_inclusive_whole_days() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &[]);
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    cmd.args([
+        "pull",
+        "--out",
+        "day",
+        "--since",
+        "2026-01-11",
+        "--until",
+        "2026-01-11",
+        "--quiet",
+    ])
+    .args(["--retry-base-ms", "5"])
+    .env("TWILIO_ACCOUNT_SID", PARENT)
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+    .assert()
+    .success();
+    let sent = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = records(dir)["messages"]
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["date_sent"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let expected: Vec<String> = sent(&original)
+        .into_iter()
+        .filter(|d| d.contains(" 11 Jan 2026 "))
+        .collect();
+    assert!(expected.iter().any(|d| d.contains("00:00:00")));
+    assert!(expected.iter().any(|d| d.contains("23:59:59")));
+    assert_eq!(sent(&tmp.path().join("day")), expected);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("day/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["window"]["since"], json!("2026-01-11T00:00:00Z"));
+    assert_eq!(manifest["window"]["until"], json!("2026-01-12T00:00:00Z"));
 }

@@ -26,6 +26,7 @@ fn the_generator_is_deterministic_and_writes_the_shipped_sample() {
         "messages.jsonl",
         "usage_records.jsonl",
         "mapping.csv",
+        "evidence.csv",
     ] {
         let made = fs::read(dir.path().join("owlie").join(name)).unwrap();
         let kept = fs::read(shipped.join(name)).unwrap();
@@ -60,7 +61,11 @@ fn the_readme_audit_command_runs_on_the_sample() {
     );
     let mut split = 0;
     for entry in fs::read_dir(out.join("optouts")).unwrap() {
-        let rows = read_csv(&entry.unwrap().path());
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".suppression.csv") {
+            continue;
+        }
+        let rows = read_csv(&path);
         assert_eq!(rows[0], lost[0]);
         split += rows.len() - 1;
     }
@@ -111,4 +116,80 @@ fn the_sample_audit_output_is_stable() {
         "sample_optouts_possible",
         fs::read_to_string(report.join("optouts_possible.csv")).unwrap()
     );
+}
+
+/// Without `--snapshot`, outside the repository: the binary makes the demo sample into the
+/// cache folder (once), says so on stderr, and gives the same result as the shipped sample.
+#[test]
+fn without_snapshot_outside_the_repository_the_demo_sample_is_generated_and_announced() {
+    let work = TempDir::new().unwrap();
+    let cache = TempDir::new().unwrap();
+    let demo = |dir: &std::path::Path| {
+        let assert = subaudit(dir)
+            .env("XDG_CACHE_HOME", cache.path())
+            .args(["optouts", "--all"])
+            .assert()
+            .success();
+        let out = assert.get_output();
+        (
+            String::from_utf8(out.stdout.clone()).unwrap(),
+            String::from_utf8(out.stderr.clone()).unwrap(),
+        )
+    };
+    let (csv, stderr) = demo(work.path());
+    let made: Vec<_> = fs::read_dir(cache.path().join("subaudit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(made.len(), 1, "one sample, no staging left: {made:?}");
+    let sample = &made[0];
+    assert!(sample.join("manifest.json").is_file());
+    assert!(sample.join("mapping.csv").is_file());
+    let note: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("demo sample"))
+        .collect();
+    assert_eq!(note.len(), 1, "{stderr}");
+    assert!(
+        note[0].contains(&sample.display().to_string()) && note[0].contains("--snapshot DIR"),
+        "{stderr}"
+    );
+
+    // The same opt-outs as the shipped sample's.
+    let shipped = subaudit(&repo_root())
+        .args(["optouts", "--all", "--snapshot", "sample-data/owlie"])
+        .assert()
+        .success();
+    assert_eq!(
+        csv,
+        String::from_utf8(shipped.get_output().stdout.clone()).unwrap()
+    );
+
+    // A second run reads the cached sample as it is.
+    let written = fs::metadata(sample.join("messages.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (again, _) = demo(work.path());
+    assert_eq!(again, csv);
+    assert_eq!(
+        fs::metadata(sample.join("messages.jsonl"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written
+    );
+    // In the repository the shipped folder is used, and named.
+    let (_, stderr) = demo(&repo_root());
+    assert!(
+        stderr.contains("demo sample in sample-data/owlie"),
+        "{stderr}"
+    );
+    // --snapshot given: no note.
+    let given = subaudit(work.path())
+        .args(["optouts", "--all", "--snapshot"])
+        .arg(repo_root().join("sample-data/owlie"))
+        .assert()
+        .success();
+    assert!(!String::from_utf8_lossy(&given.get_output().stderr).contains("demo sample"));
 }

@@ -61,6 +61,10 @@ pub struct SnapshotBuilder {
     pub campaigns: Vec<Value>,
     pub messages: Vec<Value>,
     pub usage: Vec<Value>,
+    /// The services' short codes and alphanumeric senders: `None` leaves them out of the
+    /// snapshot (as snapshots made before they were pulled do).
+    pub short_codes: Option<Vec<Value>>,
+    pub alpha_senders: Option<Vec<Value>>,
 }
 
 impl Default for SnapshotBuilder {
@@ -73,6 +77,8 @@ impl Default for SnapshotBuilder {
             campaigns: vec![],
             messages: vec![],
             usage: vec![],
+            short_codes: None,
+            alpha_senders: None,
         }
     }
 }
@@ -172,6 +178,18 @@ impl SnapshotBuilder {
         for (resource, records) in all {
             for record in records {
                 writer.write(resource, record.clone()).unwrap();
+            }
+        }
+        let optional = [
+            (Resource::ServiceShortCodes, &self.short_codes),
+            (Resource::ServiceAlphaSenders, &self.alpha_senders),
+        ];
+        for (resource, records) in optional {
+            if let Some(records) = records {
+                writer.include(resource).unwrap();
+                for record in records {
+                    writer.write(resource, record.clone()).unwrap();
+                }
             }
         }
         writer.finish("tests").unwrap();

@@ -86,6 +86,7 @@ pub(super) fn plan_number(
             findings.extend(number_risks(ctx, number, &services, Some(t)));
             findings.extend(traffic_finding(ctx, &recent));
             findings.extend(whatsapp_finding(&recent));
+            findings.extend(shared_senders_finding(ctx, &services));
             findings.push(Finding::new(
                 Code::WebhookSignature,
                 format!(
@@ -369,6 +370,67 @@ fn number_risks(
         ));
     }
     out
+}
+
+/// The parent services the number leaves that also hold short codes or alphanumeric senders:
+/// those stay behind. Not raised when the snapshot does not hold the services' senders (made
+/// before they were pulled): unknown is not none.
+fn shared_senders_finding(ctx: &Context<'_>, services: &[String]) -> Option<Finding> {
+    let snapshot = ctx.snapshot;
+    if snapshot.service_short_codes.is_none() && snapshot.service_alpha_senders.is_none() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for mg in services {
+        let short_codes: Vec<&str> = snapshot
+            .service_short_codes
+            .iter()
+            .flatten()
+            .filter(|s| &s.service_sid == mg)
+            .map(|s| s.short_code.as_deref().unwrap_or(s.sid.as_str()))
+            .collect();
+        let alpha: Vec<&str> = snapshot
+            .service_alpha_senders
+            .iter()
+            .flatten()
+            .filter(|s| &s.service_sid == mg)
+            .map(|s| s.alpha_sender.as_deref().unwrap_or(s.sid.as_str()))
+            .collect();
+        if short_codes.is_empty() && alpha.is_empty() {
+            continue;
+        }
+        let mut senders = Vec::new();
+        if !short_codes.is_empty() {
+            senders.push(format!(
+                "short code{} {}",
+                plural(short_codes.len()),
+                short_codes.join(", ")
+            ));
+        }
+        if !alpha.is_empty() {
+            senders.push(format!(
+                "alphanumeric sender{} {}",
+                plural(alpha.len()),
+                alpha.join(", ")
+            ));
+        }
+        let name = snapshot
+            .services
+            .iter()
+            .find(|s| &s.sid == mg)
+            .and_then(|s| s.friendly_name.as_deref())
+            .unwrap_or("");
+        parts.push(format!("{name:?} ({mg}) keeps {}", senders.join(" and ")));
+    }
+    (!parts.is_empty()).then(|| Finding::new(
+        Code::ServiceSharedSenders,
+        format!(
+            "the parent service{} this number leaves also hold{} other senders, which stay behind in the parent: {}; they do not follow the number, so if this customer's messages go out through them, set up the customer's own short code or alphanumeric sender in the subaccount's service",
+            plural(parts.len()),
+            if parts.len() == 1 { "s" } else { "" },
+            parts.join("; ")
+        ),
+    ))
 }
 
 fn whatsapp_finding(traffic: &Traffic) -> Option<Finding> {

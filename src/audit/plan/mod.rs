@@ -34,6 +34,9 @@ use steps::build_steps;
 pub use steps::{reseed_seconds, service_settings, RESEED_DIR};
 pub use traffic::{recent_since, recent_traffic, Traffic, TrafficScan, RECENT_DAYS};
 
+/// The folder of the per-customer opt-out files, beside plan.json in a report folder.
+pub const SUPPRESSION_DIR: &str = "optouts";
+
 /// Items per Consents Bulk request: Twilio's documented maximum.
 pub const CONSENTS_PER_REQUEST: usize = 25;
 
@@ -90,10 +93,11 @@ pub enum Code {
     ServiceSettingsDiffer,
     IdentityRequired,
     HistoryStays,
+    ServiceSharedSenders,
 }
 
 impl Code {
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::Unmapped,
         Code::InMessagingService,
         Code::A2pCampaign,
@@ -116,6 +120,7 @@ impl Code {
         Code::ServiceSettingsDiffer,
         Code::IdentityRequired,
         Code::HistoryStays,
+        Code::ServiceSharedSenders,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +147,7 @@ impl Code {
             Code::ServiceSettingsDiffer => "service-settings-differ",
             Code::IdentityRequired => "identity-required",
             Code::HistoryStays => "history-stays",
+            Code::ServiceSharedSenders => "service-shared-senders",
         }
     }
 
@@ -172,7 +178,10 @@ impl Code {
             | Code::IdentityRequired => Severity::Warning,
             // Nothing breaks: an unmapped number stays where it is; live traffic only asks for
             // a quiet window.
-            Code::Unmapped | Code::RecentTraffic | Code::HistoryStays => Severity::Info,
+            Code::Unmapped
+            | Code::RecentTraffic
+            | Code::HistoryStays
+            | Code::ServiceSharedSenders => Severity::Info,
         }
     }
 }
@@ -388,9 +397,57 @@ pub struct CustomerPlan {
     /// At Consents Bulk's 100 requests a minute.
     pub reseed_estimate_seconds: u64,
     /// Lost opt-outs of end users that are not E.164 (WhatsApp, short codes, alphanumeric
-    /// ids): Consents Bulk cannot take them; the opt-out export lists them.
+    /// ids), one per (sender, end user): Consents Bulk cannot take them; the suppression file
+    /// lists them with the reason.
     pub reseed_skipped: usize,
+    /// The customer's suppression list (relative to the report folder `audit` writes, or to
+    /// the `optouts --per-customer` folder's parent): one row per (sender, end user) the
+    /// re-seed sends, and per opt-out it cannot send, with the reason.
+    pub suppression_file: String,
 }
+
+/// One row of `optouts/<customer>.suppression.csv`: an opt-out as the Consents re-seed sends
+/// it (one per target sender and end user, the earliest opt-out kept), or one the plan does
+/// not re-seed, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuppressionRow {
+    /// The parent's sender the opt-out belongs to: its Messaging Service (service scope) or
+    /// the Twilio number (number scope).
+    pub sender: String,
+    pub end_user: String,
+    pub opted_out_at: String,
+    /// `service` or `number`.
+    pub scope: &'static str,
+    /// The moving number whose lost row this is.
+    pub twilio_number: String,
+    /// The item's `sender_id` in the subaccount: the number, the named service's MG sid, or
+    /// the placeholder of the service the plan creates. Empty when the number does not move.
+    pub target_sender_id: String,
+    /// The target sender as a person knows it: the new service's FriendlyName, the named
+    /// service, or the number.
+    pub target_sender_name: String,
+    /// The Consents item's `correlation_id` (also for rows not sent, to trace them).
+    pub correlation_id: String,
+    /// `yes` when plan.sh re-seeds it, else `no`.
+    pub reseeded: &'static str,
+    /// Why not, starting with a stable code (`not-e164`, `number-blocked`); empty when re-seeded.
+    pub reason: String,
+    #[serde(skip)]
+    pub customer: String,
+}
+
+pub const SUPPRESSION_HEADER: [&str; 10] = [
+    "sender",
+    "end_user",
+    "opted_out_at",
+    "scope",
+    "twilio_number",
+    "target_sender_id",
+    "target_sender_name",
+    "correlation_id",
+    "reseeded",
+    "reason",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanSummary {
@@ -428,6 +485,9 @@ pub struct Plan {
     /// The re-seed files the steps reference.
     #[serde(skip)]
     pub reseed_files: Vec<ReseedFile>,
+    /// The rows of the customers' suppression files, per customer in plan order.
+    #[serde(skip)]
+    pub suppression: Vec<SuppressionRow>,
 }
 
 impl Plan {
@@ -491,7 +551,12 @@ pub fn build(
     service_settings_differ(snapshot, &mut numbers);
     let mut customers = customer_plans(snapshot, mapping, &numbers, &keys);
     let built = build_steps(snapshot, &numbers, &mut customers, &lost_by_number);
-    let (steps, placeholders, reseed_files) = (built.steps, built.placeholders, built.files);
+    let (steps, placeholders, reseed_files, suppression) = (
+        built.steps,
+        built.placeholders,
+        built.files,
+        built.suppression,
+    );
 
     let count = |s: Severity| numbers.iter().map(|n| n.count(s)).sum::<usize>();
     let summary = PlanSummary {
@@ -524,6 +589,7 @@ pub fn build(
         placeholders,
         steps,
         reseed_files,
+        suppression,
     }
 }
 
@@ -658,6 +724,11 @@ fn customer_plans(
     numbers: &[NumberPlan],
     keys: &BTreeMap<(String, Option<String>), String>,
 ) -> Vec<CustomerPlan> {
+    // Named as `optouts/<customer>.csv` is: both files of a customer share the stem.
+    let stems: HashMap<String, String> =
+        crate::output::customer_file_stems(&mapping.moving_customers())
+            .into_iter()
+            .collect();
     let mut out: Vec<CustomerPlan> = keys
         .iter()
         .map(|((customer, account_sid), key)| {
@@ -687,6 +758,13 @@ fn customer_plans(
                 reseed_batches: 0,
                 reseed_estimate_seconds: 0,
                 reseed_skipped: 0,
+                suppression_file: format!(
+                    "{SUPPRESSION_DIR}/{}.suppression.csv",
+                    stems
+                        .get(customer)
+                        .cloned()
+                        .unwrap_or_else(|| crate::output::safe_file_stem(customer))
+                ),
             }
         })
         .collect();

@@ -60,6 +60,49 @@ pub(super) struct BuiltSteps {
     pub steps: Vec<Step>,
     pub placeholders: Vec<Placeholder>,
     pub files: Vec<ReseedFile>,
+    pub suppression: Vec<SuppressionRow>,
+}
+
+/// Why Consents Bulk cannot take an end user that is not E.164: the reason column of the
+/// suppression file, led by the stable code `not-e164`.
+fn not_e164_reason(end_user: &str) -> String {
+    let what = if let Some((channel, _)) = end_user.split_once(':') {
+        format!("{} address", channel.to_ascii_lowercase())
+    } else {
+        let digits = end_user.strip_prefix('+').unwrap_or(end_user);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && digits.len() <= 8 {
+            "short code".to_string()
+        } else if end_user.chars().any(char::is_alphabetic) {
+            "alphanumeric sender id".to_string()
+        } else {
+            "not a phone number in E.164".to_string()
+        }
+    };
+    format!("not-e164: {what}, Consents Bulk takes E.164 only: re-seed by hand")
+}
+
+/// The parent sender an opt-out belongs to: its service, or the number.
+fn parent_sender(row: &LostOptOut) -> String {
+    if row.scope == "service" && !row.messaging_service_sid.is_empty() {
+        row.messaging_service_sid.to_string()
+    } else {
+        row.twilio_number.to_string()
+    }
+}
+
+/// Keeps one opt-out per key: the earliest (the re-seed's rule).
+fn keep_earliest<'a, K: Ord>(
+    map: &mut BTreeMap<K, (&'a LostOptOut, Template)>,
+    key: K,
+    row: &'a LostOptOut,
+    sender: &Template,
+) {
+    match map.get(&key) {
+        Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
+        _ => {
+            map.insert(key, (row, sender.clone()));
+        }
+    }
 }
 
 /// Where a moving number's messages go in the subaccount.
@@ -504,6 +547,7 @@ pub(super) fn build_steps(
     let mut placeholders: Vec<Placeholder> = Vec::new();
     let mut files: Vec<ReseedFile> = Vec::new();
     let mut used_files: BTreeSet<String> = BTreeSet::new();
+    let mut suppression: Vec<SuppressionRow> = Vec::new();
     let by_sid: HashMap<&str, &IncomingPhoneNumber> = snapshot
         .numbers
         .iter()
@@ -511,15 +555,59 @@ pub(super) fn build_steps(
         .collect();
 
     for customer in customers.iter_mut() {
-        let own: Vec<&NumberPlan> = numbers
-            .iter()
-            .filter(|n| {
-                n.moves()
-                    && n.target_customer.as_deref() == Some(customer.customer.as_str())
-                    && n.target_account_sid == customer.account_sid
+        let mine = |n: &&NumberPlan| {
+            n.action == Action::Transfer
+                && n.target_customer.as_deref() == Some(customer.customer.as_str())
+                && n.target_account_sid == customer.account_sid
+        };
+        let own: Vec<&NumberPlan> = numbers.iter().filter(mine).filter(|n| n.moves()).collect();
+        let blocked: Vec<&NumberPlan> = numbers.iter().filter(mine).filter(|n| n.blocked).collect();
+        // Opt-outs of this customer's blocked numbers: not lost yet, listed with the reason.
+        let mut stuck: BTreeMap<(String, String), (&LostOptOut, String)> = BTreeMap::new();
+        for n in &blocked {
+            let codes: Vec<&str> = n
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Blocker)
+                .map(|f| f.code.as_str())
+                .collect();
+            let reason = format!(
+                "number-blocked: {} ({}): it does not move in this plan, so nothing is lost yet; clear the blockers and make the plan again",
+                n.phone_number,
+                codes.join(", ")
+            );
+            for row in lost_by_number
+                .get(n.number_sid.as_str())
+                .into_iter()
+                .flatten()
+            {
+                let key = (parent_sender(row), row.end_user.to_string());
+                match stuck.get(&key) {
+                    Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
+                    _ => {
+                        stuck.insert(key, (row, reason.clone()));
+                    }
+                }
+            }
+        }
+        let stuck_rows: Vec<SuppressionRow> = stuck
+            .into_values()
+            .map(|(row, reason)| SuppressionRow {
+                sender: parent_sender(row),
+                end_user: row.end_user.to_string(),
+                opted_out_at: row.opted_out_at.to_string(),
+                scope: row.scope,
+                twilio_number: row.twilio_number.to_string(),
+                target_sender_id: String::new(),
+                target_sender_name: String::new(),
+                correlation_id: correlation_id(row),
+                reseeded: "no",
+                reason,
+                customer: customer.customer.clone(),
             })
             .collect();
         if own.is_empty() {
+            suppression.extend(stuck_rows);
             continue;
         }
         let key = customer.key.clone();
@@ -665,33 +753,78 @@ pub(super) fn build_steps(
         // number-scoped opt-outs. Consents Bulk takes E.164 contact ids only: other end users
         // (WhatsApp, short codes, alphanumeric ids) stay in the opt-out export.
         let mut items: BTreeMap<(String, String), (&LostOptOut, Template)> = BTreeMap::new();
-        let mut skipped: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut skipped: BTreeMap<(String, String), (&LostOptOut, Template)> = BTreeMap::new();
+        let mut sender_names: HashMap<String, String> = HashMap::new();
         for n in &own {
-            let sender = match destination(n) {
-                Destination::None => Template::text(n.phone_number.clone()),
-                Destination::Created(i) => Template::var(&services[i].variable),
-                Destination::Named(mg) => Template::text(mg),
+            let (sender, sender_name) = match destination(n) {
+                Destination::None => (
+                    Template::text(n.phone_number.clone()),
+                    n.phone_number.clone(),
+                ),
+                Destination::Created(i) => (
+                    Template::var(&services[i].variable),
+                    services[i].friendly_name.clone(),
+                ),
+                Destination::Named(mg) => {
+                    let name = snapshot
+                        .services
+                        .iter()
+                        .find(|s| s.sid == mg)
+                        .and_then(|s| s.friendly_name.clone())
+                        .unwrap_or_else(|| mg.clone());
+                    (Template::text(mg), name)
+                }
             };
+            sender_names.insert(sender.to_string(), sender_name);
             for row in lost_by_number
                 .get(n.number_sid.as_str())
                 .into_iter()
                 .flatten()
             {
                 let k = (sender.to_string(), row.end_user.to_string());
-                if !crate::sid::is_e164(&row.end_user) {
-                    skipped.insert(k);
-                    continue;
-                }
                 // One item per (sender, end user): the earliest opt-out stands.
-                match items.get(&k) {
-                    Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
-                    _ => {
-                        items.insert(k, (row, sender.clone()));
-                    }
+                if crate::sid::is_e164(&row.end_user) {
+                    keep_earliest(&mut items, k, row, &sender);
+                } else {
+                    keep_earliest(&mut skipped, k, row, &sender);
                 }
             }
         }
         customer.reseed_skipped = skipped.len();
+        let suppression_row = |row: &LostOptOut, sender: &Template, reseeded: bool| {
+            let sender_id = sender.to_string();
+            SuppressionRow {
+                sender: parent_sender(row),
+                end_user: row.end_user.to_string(),
+                opted_out_at: row.opted_out_at.to_string(),
+                scope: row.scope,
+                twilio_number: row.twilio_number.to_string(),
+                target_sender_name: sender_names.get(&sender_id).cloned().unwrap_or_default(),
+                target_sender_id: sender_id,
+                correlation_id: correlation_id(row),
+                reseeded: if reseeded { "yes" } else { "no" },
+                reason: if reseeded {
+                    String::new()
+                } else {
+                    not_e164_reason(&row.end_user)
+                },
+                customer: customer.customer.clone(),
+            }
+        };
+        let mut rows: Vec<SuppressionRow> = items
+            .values()
+            .map(|(row, sender)| suppression_row(row, sender, true))
+            .chain(
+                skipped
+                    .values()
+                    .map(|(row, sender)| suppression_row(row, sender, false)),
+            )
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.target_sender_id, &a.end_user).cmp(&(&b.target_sender_id, &b.end_user))
+        });
+        suppression.extend(rows);
+        suppression.extend(stuck_rows);
         if items.is_empty() {
             continue;
         }
@@ -743,6 +876,7 @@ pub(super) fn build_steps(
         steps,
         placeholders,
         files,
+        suppression,
     }
 }
 

@@ -57,6 +57,8 @@ fn snapshot(numbers: Vec<IncomingPhoneNumber>, accounts: Vec<Account>) -> Snapsh
         accounts: all,
         numbers,
         subaccount_numbers: vec![],
+        service_short_codes: None,
+        service_alpha_senders: None,
         services: vec![],
         service_numbers: vec![],
         campaigns: vec![],

@@ -174,7 +174,7 @@ fn tooltip(chart: &StackedBars<'_>, bar: &Bar) -> String {
 
 /// With many bars every other label is drawn, so that they never overlap.
 fn label_shown(i: usize, n: usize) -> bool {
-    n <= 14 || i % 2 == 0
+    n <= 14 || i.is_multiple_of(2)
 }
 
 /// `2026-03` -> `Mar`; other labels as they are.

@@ -400,10 +400,10 @@ fn compliance(page: &Page<'_>) -> Markup {
 
     // Opt-outs in force by the month they began, by evidence.
     let window = window_days(plan);
-    let mut by_month: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    let mut by_month: BTreeMap<i32, [usize; 3]> = BTreeMap::new();
     if let Some((s, e)) = window {
         for m in months_between(s, e) {
-            by_month.insert(m, (0, 0));
+            by_month.insert(m, [0; 3]);
         }
     }
     for o in &analysis.opt_outs {
@@ -411,11 +411,12 @@ fn compliance(page: &Page<'_>) -> Markup {
         let month = t.year() * 100 + t.month() as i32;
         let entry = by_month.entry(month).or_default();
         match o.began.evidence {
-            Evidence::InboundKeyword => entry.0 += 1,
-            Evidence::Error21610 => entry.1 += 1,
+            Evidence::InboundKeyword => entry[0] += 1,
+            Evidence::Error21610 => entry[1] += 1,
+            Evidence::Imported => entry[2] += 1,
         }
     }
-    let evidence_series = [
+    let mut evidence_series = vec![
         Series {
             name: "a keyword from the end user".into(),
             class: "s0",
@@ -425,11 +426,21 @@ fn compliance(page: &Page<'_>) -> Markup {
             class: "s3",
         },
     ];
+    // The third kind only appears when the user imported evidence (`--evidence`).
+    if by_month.values().any(|counts| counts[2] > 0) {
+        evidence_series.push(Series {
+            name: "your imported records".into(),
+            class: "s2",
+        });
+    }
     let timeline: Vec<Bar> = by_month
         .iter()
-        .map(|(m, (k, r))| Bar {
+        .map(|(m, counts)| Bar {
             label: month_text(*m),
-            segments: vec![(*k as f64, k.to_string()), (*r as f64, r.to_string())],
+            segments: counts[..evidence_series.len()]
+                .iter()
+                .map(|c| (*c as f64, c.to_string()))
+                .collect(),
             marker: None,
             partial: is_partial(*m, window, Period::default()),
         })

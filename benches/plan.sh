@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmark of the plan's size: generates a snapshot of N messages with the project's own
+# generator (once; kept between runs, shared with benches/audit.sh), runs `subaudit plan` on it
+# with its mapping.csv, and reports the wall time, the peak RSS (GNU time) and the bytes of
+# plan.json, plan.sh, plan.csv and the reseed/ folder. The target (issue 8, docs/benchmarks.md):
+# plan.json + plan.sh under 50 MB together at 10M messages; the script exits 1 when they are not.
+#
+#   benches/plan.sh [MESSAGES ...]          (default: 10000000)
+#
+# Uses the release build (cargo build --release; CARGO_TARGET_DIR is honoured), copied into the
+# work folder first so that another build sharing the target folder cannot swap it mid-run.
+# SUBAUDIT_BIN=path measures that binary instead of building one.
+# Work folder: ${BENCH_DIR:-/tmp/subaudit-bench} (about 0.7 GB of JSON per million messages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10000000)
+work=${BENCH_DIR:-/tmp/subaudit-bench}
+limit=$((50 * 1000 * 1000))
+mkdir -p "$work"
+[ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
+src=${SUBAUDIT_BIN:-}
+if [ -z "$src" ]; then
+  cargo build --release --quiet
+  src="${CARGO_TARGET_DIR:-target}/release/subaudit"
+fi
+bin="$work/subaudit-plan-bench.$$"
+cp "$src" "$bin"
+trap 'rm -f "$bin" "$work/time.$$.txt" "$work/last.$$.out"' EXIT
+
+measure() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -f '%e %M' -o "$work/time.$$.txt" "$@" > "$work/last.$$.out"
+  read -r wall rss_kb < "$work/time.$$.txt"
+  printf '%-44s %8ss %8.0f MiB\n' "$label" "$wall" "$((rss_kb / 1024))"
+}
+
+bytes() { stat -c %s "$1"; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1000000 }'; }
+
+status=0
+for n in "${sizes[@]}"; do
+  snap="$work/owlie-$n"
+  if [ ! -f "$snap/manifest.json" ]; then
+    measure "sample --messages $n" "$bin" sample --out "$snap" --messages "$n"
+  fi
+  out="$work/plan-$n"
+  measure "plan ($n msgs)" "$bin" plan --snapshot "$snap" --map "$snap/mapping.csv" \
+    --out "$out/plan.json"
+  json=$(bytes "$out/plan.json")
+  shell=$(bytes "$out/plan.sh")
+  csv=$(bytes "$out/plan.csv")
+  reseed=$(du -sb "$out/reseed" | cut -f1)
+  files=$(find "$out/reseed" -type f | wc -l)
+  items=$(cat "$out/reseed"/*.jsonl 2>/dev/null | wc -l)
+  steps=$(grep -c '"order":' "$out/plan.json" || true)
+  printf '  plan.json %s, plan.sh %s (together %s; target < %s), plan.csv %s\n' \
+    "$(mb "$json")" "$(mb "$shell")" "$(mb $((json + shell)))" "$(mb "$limit")" "$(mb "$csv")"
+  printf '  reseed/: %s in %d files, %d Consents items; %d steps in plan.json\n' \
+    "$(mb "$reseed")" "$files" "$items" "$steps"
+  if [ $((json + shell)) -ge "$limit" ]; then
+    echo "  plan.json + plan.sh are over the target" >&2
+    status=1
+  fi
+done
+exit "$status"
