@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,9 +30,11 @@ pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
 use crate::client::{Client, Credentials, Product, Stats};
 use crate::error::{Error, Result};
+use crate::plural;
 use crate::snapshot::{
-    read_manifest, sanitize_record, write_manifest, FileEntry, Manifest, Resource, ResourceEntry,
-    Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+    read_manifest, remove_other_form, sanitize_record, write_manifest, DataWriter, FileEntry,
+    Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+    ZSTD_SUFFIX,
 };
 
 /// The pull's own record of its arguments, so that a resumed pull fetches the same thing.
@@ -53,6 +55,8 @@ pub struct PullRequest {
     pub resources: Vec<Resource>,
     pub keep_outbound_bodies: bool,
     pub source: Source,
+    /// Write the message files compressed (`.jsonl.zst`).
+    pub compress: bool,
 }
 
 /// How hard a pull works: requests in flight, messages a slice aims at, Bulk Export waits.
@@ -78,6 +82,10 @@ pub struct PullState {
     /// `price_unit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_unit: Option<String>,
+    /// Message files are written compressed. Each file's name says how it is stored, so a
+    /// resumed pull follows the flag it is given now (a snapshot may mix both forms).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compress: bool,
     /// The message window cut into slices: planned once, before the first message is fetched,
     /// so that a resumed pull fetches the same slices. Empty until then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -162,6 +170,10 @@ pub fn prepare(
         if manifest.complete {
             return Ok(None);
         }
+        let state = PullState {
+            compress: request.compress,
+            ..state
+        };
         return Ok(Some((state, manifest)));
     }
     if out.is_dir()
@@ -192,6 +204,7 @@ pub fn prepare(
         keep_outbound_bodies: request.keep_outbound_bodies,
         source: request.source,
         price_unit: None,
+        compress: request.compress,
         message_slices: Vec::new(),
     };
     let manifest = Manifest {
@@ -284,9 +297,11 @@ impl Pull {
 
     fn is_done(&self, r: Resource, path: &str) -> bool {
         let manifest = self.inner.manifest.lock().expect("no panics hold the lock");
-        manifest
-            .resource(r)
-            .is_some_and(|e| e.files.iter().any(|f| f.path == path))
+        manifest.resource(r).is_some_and(|e| {
+            e.files
+                .iter()
+                .any(|f| f.path.strip_suffix(ZSTD_SUFFIX).unwrap_or(&f.path) == path)
+        })
     }
 
     fn parent(&self) -> &str {
@@ -1025,6 +1040,7 @@ impl Pull {
             resource,
             path,
             self.inner.state.keep_outbound_bodies,
+            self.inner.state.compress && resource == Resource::Messages,
             self.inner.progress.records.clone(),
         )
     }
@@ -1072,7 +1088,7 @@ struct PartFile {
     rel: String,
     part: PathBuf,
     target: PathBuf,
-    writer: BufWriter<File>,
+    writer: DataWriter<File>,
     count: u64,
     keep_outbound_bodies: bool,
     records: Arc<AtomicU64>,
@@ -1082,19 +1098,24 @@ impl PartFile {
     fn create(
         dir: &Path,
         resource: Resource,
-        rel: String,
+        mut rel: String,
         keep_outbound_bodies: bool,
+        compress: bool,
         records: Arc<AtomicU64>,
     ) -> Result<PartFile> {
+        if compress {
+            rel.push_str(ZSTD_SUFFIX);
+        }
         let target = dir.join(&rel);
         let part = dir.join(format!("{rel}.part"));
         let file = File::create(&part).map_err(|e| Error::write(&part, e))?;
+        let writer = DataWriter::new(file, compress).map_err(|e| Error::write(&part, e))?;
         Ok(PartFile {
             resource,
             rel,
             part,
             target,
-            writer: BufWriter::with_capacity(1 << 16, file),
+            writer,
             count: 0,
             keep_outbound_bodies,
             records,
@@ -1136,10 +1157,11 @@ impl PartFile {
     fn finish(self) -> Result<(Resource, FileEntry)> {
         let file = self
             .writer
-            .into_inner()
-            .map_err(|e| Error::write(&self.part, e.into_error()))?;
+            .finish()
+            .map_err(|e| Error::write(&self.part, e))?;
         file.sync_all().map_err(|e| Error::write(&self.part, e))?;
         std::fs::rename(&self.part, &self.target).map_err(|e| Error::write(&self.target, e))?;
+        remove_other_form(&self.target)?;
         Ok((
             self.resource,
             FileEntry {
@@ -1158,6 +1180,8 @@ struct Progress {
     stats: Arc<Stats>,
     slices_total: AtomicU64,
     slices_done: AtomicU64,
+    /// Slices an earlier run had fetched (resume).
+    slices_resumed: AtomicU64,
     started: Instant,
 }
 
@@ -1167,7 +1191,7 @@ impl Progress {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] slices {pos}/{len} {wide_msg}",
+                    "{spinner} [{elapsed_precise}] slices {pos}/{len}, ETA {eta} {wide_msg}",
                 )
                 .expect("a valid template"),
             );
@@ -1181,6 +1205,7 @@ impl Progress {
             stats,
             slices_total: AtomicU64::new(0),
             slices_done: AtomicU64::new(0),
+            slices_resumed: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -1199,9 +1224,14 @@ impl Progress {
         let records = self.records.load(Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         format!(
-            "{records} records, {} pages, {} retries, {:.0} records/s",
-            self.stats.pages.load(Ordering::Relaxed),
-            self.stats.retries.load(Ordering::Relaxed),
+            "{}, {}, {}, {:.0} records/s",
+            plural(records, "record", "records"),
+            plural(self.stats.pages.load(Ordering::Relaxed), "page", "pages"),
+            plural(
+                self.stats.retries.load(Ordering::Relaxed),
+                "retry",
+                "retries"
+            ),
             records as f64 / secs
         )
     }
@@ -1209,13 +1239,15 @@ impl Progress {
     fn start_messages(&self, total: u64, done: u64) {
         self.slices_total.store(total, Ordering::Relaxed);
         self.slices_done.store(done, Ordering::Relaxed);
+        self.slices_resumed.store(done, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
         if done > 0 {
             self.line(&format!(
-                "resuming: {done} of {total} slices of messages already fetched"
+                "resuming: {done} of {} of messages already fetched",
+                plural(total, "slice", "slices")
             ));
         }
     }
@@ -1245,7 +1277,8 @@ impl Progress {
                 let step = (total / 10).max(1);
                 if done.is_multiple_of(step) || done == total {
                     self.line(&format!(
-                        "messages: {done}/{total} slices; {}",
+                        "messages: {done}/{total} slices, {}; {}",
+                        self.eta(done, total),
                         self.counters()
                     ));
                 }
@@ -1253,9 +1286,32 @@ impl Progress {
         }
     }
 
+    /// The time left at the pace of this run's slices so far (the pace of a resumed run's
+    /// earlier slices is unknown: they are left out of the average).
+    fn eta(&self, done: u64, total: u64) -> String {
+        let fetched_now = done.saturating_sub(self.slices_resumed.load(Ordering::Relaxed));
+        if done >= total {
+            return "ETA 0s".to_string();
+        }
+        if fetched_now == 0 {
+            return "ETA unknown".to_string();
+        }
+        let per_slice = self.started.elapsed().as_secs_f64() / fetched_now as f64;
+        let left = (per_slice * (total - done) as f64).round() as u64;
+        match left {
+            0..60 => format!("ETA {left}s"),
+            60..3600 => format!("ETA {}m {:02}s", left / 60, left % 60),
+            _ => format!("ETA {}h {:02}m", left / 3600, left % 3600 / 60),
+        }
+    }
+
     fn resource_done(&self, resource: Resource, entry: &FileEntry) {
         if resource != Resource::Messages {
-            self.line(&format!("{}: {} records", resource.name(), entry.count));
+            self.line(&format!(
+                "{}: {}",
+                resource.name(),
+                plural(entry.count, "record", "records")
+            ));
         }
     }
 
@@ -1271,8 +1327,9 @@ impl Progress {
         }
         let messages = manifest.resource(Resource::Messages).map_or(0, |e| e.count);
         self.line(&format!(
-            "done in {:.1}s: {messages} messages; {}",
+            "done in {:.1}s: {}; {}",
             self.started.elapsed().as_secs_f64(),
+            plural(messages, "message", "messages"),
             self.counters()
         ));
     }

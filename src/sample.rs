@@ -22,6 +22,8 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Approximate number of messages.
     pub messages: u64,
+    /// Write `messages.jsonl.zst` instead of `messages.jsonl`.
+    pub compress: bool,
 }
 
 /// What was generated, for the command's summary.
@@ -161,7 +163,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     let until = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let service_switch = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
     let parent_sid = rng.sid("AC");
-    let mut writer = SnapshotWriter::create(out, &parent_sid, Window { since, until }, false)?;
+    let window = Window { since, until };
+    let mut writer =
+        SnapshotWriter::create_with(out, &parent_sid, window, false, options.compress)?;
     let created = to_rfc2822(&Utc.with_ymd_and_hms(2019, 5, 14, 9, 30, 0).unwrap());
 
     // Accounts: the parent and a few existing subaccounts (one suspended, one closed).

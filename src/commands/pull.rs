@@ -139,6 +139,10 @@ pub struct PullArgs {
     /// Keep the bodies of outbound messages (personal data; dropped by default).
     #[arg(long)]
     pub keep_outbound_bodies: bool,
+    /// Write the message files compressed with zstd (`.jsonl.zst`, about a tenth of the
+    /// size); every command reads them as it reads plain ones.
+    #[arg(long)]
+    pub compress: bool,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -186,6 +190,7 @@ pub fn run(args: PullArgs) -> Result<i32> {
                 Source::NAMES.join(", ")
             ))
         })?,
+        compress: args.compress,
     };
     let Some((state, manifest)) = prepare(&request, &creds)? else {
         if !args.quiet {
@@ -193,6 +198,7 @@ pub fn run(args: PullArgs) -> Result<i32> {
                 "{}: already holds the complete snapshot of this pull; nothing to do",
                 args.out.display()
             );
+            print!("{}", next_steps(&args.out));
         }
         return Ok(exit_code::OK);
     };
@@ -212,7 +218,34 @@ pub fn run(args: PullArgs) -> Result<i32> {
         },
     };
     execute(&args.out, state, manifest, client, tuning, args.quiet)?;
+    if !args.quiet {
+        print!("{}", next_steps(&args.out));
+    }
     Ok(exit_code::OK)
+}
+
+/// Where the snapshot is and the commands that read it, to paste (`--quiet` prints nothing).
+fn next_steps(out: &std::path::Path) -> String {
+    let dir = shell_word(&out.display().to_string());
+    format!(
+        "Snapshot written to {dir}\n\
+         Next: propose a mapping, review it, then audit:\n  \
+         subaudit map --snapshot {dir} --out mapping.proposed.csv\n  \
+         subaudit audit --snapshot {dir} --map mapping.proposed.csv --out report/\n"
+    )
+}
+
+/// `text` as one shell word: as is when it is plain, else quoted as plan.sh quotes data.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        crate::report::plan::shell_word(&crate::audit::plan::Template::text(text))
+    }
 }
 
 fn parse_resources(names: &[String]) -> Result<Vec<Resource>> {

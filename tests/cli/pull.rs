@@ -226,6 +226,23 @@ fn pull_from_the_simulator_gives_back_the_same_snapshot() {
     let out = pull(tmp.path(), &sim, "pulled").assert().success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("pull: done"), "{stderr}");
+    // Not a terminal: plain progress lines with the time left, counts with their right noun.
+    assert!(
+        stderr.contains("pull: messages: 1/1 slices, ETA 0s;"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pull: accounts: 3 records"), "{stderr}");
+    assert!(
+        !stderr.contains(" 1 records") && !stderr.contains(" 1 retries"),
+        "{stderr}"
+    );
+    // The end names the folder and the commands to paste next.
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "Snapshot written to pulled\nNext: propose a mapping, review it, then audit:\n  \
+         subaudit map --snapshot pulled --out mapping.proposed.csv\n  \
+         subaudit audit --snapshot pulled --map mapping.proposed.csv --out report/\n"
+    );
     assert!(!stderr.contains(TOKEN));
     let pulled = tmp.path().join("pulled");
     assert_same_snapshot(&original, &pulled);
@@ -815,7 +832,7 @@ fn volume_slices_neither_lose_nor_repeat_a_message() {
         b.messages.push(
             Msg {
                 sid: &sid("SM", n),
-                direction: if n % 3 == 0 {
+                direction: if n.is_multiple_of(3) {
                     "inbound"
                 } else {
                     "outbound-api"

@@ -369,7 +369,7 @@ fn attribution_and_reconciliation_match_the_hand_worked_totals() {
         "{total}"
     );
     assert!(
-        run.stdout.contains("Parent sms+mms usage 0.09900 USD; priced messages 0.09110 USD; difference 0.00790 USD (1 messages without a price)"),
+        run.stdout.contains("Parent sms+mms usage 0.09900 USD; priced messages 0.09110 USD; difference 0.00790 USD (1 message without a price)"),
         "{}",
         run.stdout
     );
