@@ -571,7 +571,41 @@ fn doctor_reports_what_the_credentials_reach() {
         .code(RUNTIME)
         .stdout(predicates::str::contains(
             "FAIL  account: the credentials were rejected",
-        ));
+        ))
+        .stdout(predicates::str::contains("nothing else was checked"))
+        .stdout(predicates::str::contains("ok ").not());
+}
+
+/// Against a closed port, doctor says in one line that it reached nothing and checked nothing,
+/// exits 1, and prints no `ok` (nothing was verified).
+#[test]
+fn doctor_against_an_unreachable_host_says_so_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }; // closed again here
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    let out = cmd
+        .arg("doctor")
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SUBAUDIT_TWILIO_BASE_URL", &url)
+        .assert()
+        .code(RUNTIME);
+    let output = out.get_output();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("error: cannot reach {url}: "))
+            && lines[0].ends_with("; nothing was checked"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN));
 }
 
 #[test]
