@@ -14,6 +14,7 @@ pub const REPO_SAMPLE: &str = "sample-data/owlie";
 pub const SAMPLE_OPTIONS: SampleOptions = SampleOptions {
     seed: 7,
     messages: 6000,
+    compress: false,
 };
 
 /// The demo sample's folder: `sample-data/owlie` under the working folder when it holds a

@@ -28,3 +28,12 @@ pub use error::{exit_code, Error, Result};
 pub fn created_by() -> String {
     format!("subaudit {}", env!("CARGO_PKG_VERSION"))
 }
+
+/// A count with its noun, `1 number` or `2 numbers`, for every line a person reads.
+pub fn plural<N>(n: N, one: &str, many: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}

@@ -22,6 +22,8 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Approximate number of messages.
     pub messages: u64,
+    /// Write `messages.jsonl.zst` instead of `messages.jsonl`.
+    pub compress: bool,
 }
 
 /// What was generated, for the command's summary.
@@ -161,7 +163,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
     let until = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let service_switch = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
     let parent_sid = rng.sid("AC");
-    let mut writer = SnapshotWriter::create(out, &parent_sid, Window { since, until }, false)?;
+    let window = Window { since, until };
+    let mut writer =
+        SnapshotWriter::create_with(out, &parent_sid, window, false, options.compress)?;
     let created = to_rfc2822(&Utc.with_ymd_and_hms(2019, 5, 14, 9, 30, 0).unwrap());
 
     // Accounts: the parent and a few existing subaccounts (one suspended, one closed).
@@ -357,7 +361,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
 
     let mut opted_out: HashMap<(String, String), bool> = HashMap::new();
     // Some end users opted out before the logs begin (over 400 days ago): only the 21610
-    // refusals of later sends show it.
+    // refusals of later sends through a service show it; those from a number leave no trace
+    // in the logs (the API refuses them), only in the app's records (evidence.csv).
+    let mut evidence = EvidenceRecords::default();
     for number in &numbers {
         let scope = number
             .earlier_service
@@ -365,6 +371,11 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
         for contact in &number.contacts {
             if rng.chance(15) {
                 opted_out.insert((scope.clone(), contact.clone()), true);
+                evidence.before_logs.push((
+                    number.phone.clone(),
+                    number.earlier_service.map(|s| services[s].sid.clone()),
+                    contact.clone(),
+                ));
             }
         }
     }
@@ -422,6 +433,14 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                     msg.status = "undelivered";
                     msg.error_code = Some(*rng.pick(&[30003, 30005, 30007]));
                 }
+                if msg.error_code == Some(21610) && msg.service_sid.is_none() {
+                    // Real Twilio refuses a send from a number to an opted-out user with
+                    // HTTP 400 and keeps no message: only the app knows (evidence.csv).
+                    evidence
+                        .refused
+                        .push((at, number.phone.clone(), contact.clone()));
+                    continue;
+                }
                 let billed = msg.price.map_or(0, |p| -p);
                 if at >= late_price_from {
                     msg.price = None; // not priced yet at snapshot time
@@ -448,6 +467,11 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                 let body = reply_body(&mut rng, is_opted_out);
                 let normal = body.trim().to_uppercase();
                 if TWILIO_OPT_OUT.contains(&normal.as_str()) {
+                    if service_sid.is_none() {
+                        evidence
+                            .stopped
+                            .push((number.phone.clone(), contact.clone()));
+                    }
                     opted_out.insert(key, true);
                 } else if TWILIO_OPT_IN.contains(&normal.as_str()) {
                     opted_out.insert(key, false);
@@ -614,12 +638,127 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
         &out.join("mapping.csv"),
         mapping_csv(&numbers, &subaccounts).as_bytes(),
     )?;
+    write_atomic(
+        &out.join("evidence.csv"),
+        evidence
+            .csv(options.seed, since, until, &opted_out)?
+            .as_bytes(),
+    )?;
     Ok(SampleSummary {
         numbers: numbers.len(),
         customers: 50,
         messages: message_count,
         usage_records,
     })
+}
+
+/// What the app of the sample keeps that the logs do not show, for `evidence.csv`.
+#[derive(Default)]
+struct EvidenceRecords {
+    /// Opt-outs before the logs begin: (number, service at the time, end user).
+    before_logs: Vec<(String, Option<String>, String)>,
+    /// Sends from a number the API refused with 21610: (time, number, end user).
+    refused: Vec<(DateTime<Utc>, String, String)>,
+    /// Inbound opt-out keywords on a number outside any service: (number, end user).
+    stopped: Vec<(String, String)>,
+}
+
+impl EvidenceRecords {
+    /// A small `evidence.csv` (`--evidence`): STOP webhooks from before the logs (on numbers
+    /// and one on a service), 21610 errors the API answered to sends from a number, and one
+    /// opt-in from the app's web form that cancels an opt-out of the logs. Its own generator,
+    /// so that the messages do not change with it.
+    fn csv(
+        &self,
+        seed: u64,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        state: &HashMap<(String, String), bool>,
+    ) -> Result<String> {
+        let mut rng = Rng(seed ^ 0xE71D_E7CE);
+        // time, end user, number, service, kind, note
+        type Row<'a> = (DateTime<Utc>, String, String, String, &'a str, &'a str);
+        let mut rows: Vec<Row> = Vec::new();
+        let before = |rng: &mut Rng| {
+            since - Duration::days(30 + rng.below(300) as i64)
+                + Duration::seconds(rng.below(86_400) as i64)
+        };
+        let on_number = self.before_logs.iter().filter(|(_, s, _)| s.is_none());
+        for (number, _, user) in on_number.clone().take(8) {
+            let at = before(&mut rng);
+            rows.push((
+                at,
+                user.clone(),
+                number.clone(),
+                String::new(),
+                "opt-out",
+                "STOP webhook",
+            ));
+        }
+        if let Some((number, Some(service), user)) =
+            self.before_logs.iter().find(|(_, s, _)| s.is_some())
+        {
+            let at = before(&mut rng);
+            rows.push((
+                at,
+                user.clone(),
+                number.clone(),
+                service.clone(),
+                "opt-out",
+                "STOP webhook via the service",
+            ));
+        }
+        // Refused sends to users the rows above do not cover yet: the API's 21610 errors.
+        let covered: Vec<(&String, &String)> = on_number.take(8).map(|(n, _, u)| (n, u)).collect();
+        let mut refused: Vec<(&String, &String)> = Vec::new();
+        for (at, number, user) in &self.refused {
+            if refused.len() == 3
+                || covered.contains(&(number, user))
+                || refused.contains(&(number, user))
+            {
+                continue;
+            }
+            refused.push((number, user));
+            rows.push((
+                *at,
+                user.clone(),
+                number.clone(),
+                String::new(),
+                "opt-out",
+                "HTTP 400 error 21610 on send",
+            ));
+        }
+        // An opt-in the logs do not show, after every message: cancels a logged STOP.
+        if let Some((number, user)) = self
+            .stopped
+            .iter()
+            .find(|(n, u)| state.get(&(n.clone(), u.clone())) == Some(&true))
+        {
+            rows.push((
+                until - Duration::minutes(10),
+                user.clone(),
+                number.clone(),
+                String::new(),
+                "opt-in",
+                "re-subscribed on the web form",
+            ));
+        }
+        rows.sort_by_key(|row| row.0);
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer
+            .write_record(crate::audit::evidence::COLUMNS)
+            .map_err(|e| crate::Error::failed("cannot write evidence.csv", e))?;
+        for (at, user, number, service, kind, note) in rows {
+            let time = crate::time::rfc3339(&at);
+            writer
+                .write_record([time.as_str(), &user, &number, &service, kind, note])
+                .map_err(|e| crate::Error::failed("cannot write evidence.csv", e))?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| crate::Error::failed("cannot write evidence.csv", e))?;
+        Ok(String::from_utf8(bytes).unwrap_or_default())
+    }
 }
 
 struct OutMessage {

@@ -54,10 +54,14 @@ pub fn run(args: MapArgs) -> Result<i32> {
         .collect();
     println!("{table}");
     println!(
-        "{} of {} numbers matched to {} customers; proposal written to {}: review it, then pass it back with --map",
+        "{} of {} matched to {}; proposal written to {}: review it, then pass it back with --map",
         proposal.rows.len(),
-        proposal.rows.len() + proposal.unmatched.len(),
-        customers.len(),
+        crate::plural(
+            proposal.rows.len() + proposal.unmatched.len(),
+            "number",
+            "numbers"
+        ),
+        crate::plural(customers.len(), "customer", "customers"),
         args.out.display()
     );
     Ok(exit_code::OK)

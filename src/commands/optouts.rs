@@ -120,13 +120,18 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     } else {
         "would be lost"
     };
+    use crate::plural;
     let line = format!(
-        "{} opt-outs {what} ({} in force in all; {} possible opt-outs to review; {} violations) from {} messages",
-        rows.len(),
+        "{} {what} ({} in force in all; {} to review; {}) from {}",
+        plural(rows.len(), "opt-out", "opt-outs"),
         analysis.opt_outs.len(),
-        analysis.possible.len(),
-        analysis.violations.len(),
-        analysis.messages_read
+        plural(
+            analysis.possible.len(),
+            "possible opt-out",
+            "possible opt-outs"
+        ),
+        plural(analysis.violations.len(), "violation", "violations"),
+        plural(analysis.messages_read, "message", "messages")
     );
     // The CSV may be on stdout: the summary goes to stderr then.
     if to_stdout {

@@ -6,12 +6,13 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::exit_code;
+use crate::plural;
 use crate::sample::{generate, SampleOptions};
 
 /// Generate a realistic, deterministic sample snapshot (Owlie Notifications) with its mapping.csv.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out /tmp/big --messages 1000000"
+    after_help = "Example:\n  subaudit sample --out sample-data/owlie\n  subaudit sample --out other-sample --seed 11 --messages 20000"
 )]
 pub struct SampleArgs {
     /// Snapshot folder to write (created; files of an earlier snapshot there are replaced).
@@ -23,6 +24,9 @@ pub struct SampleArgs {
     /// Approximate number of messages (the shipped sample uses the default).
     #[arg(long, default_value_t = 6000)]
     pub messages: u64,
+    /// Write the messages compressed with zstd (`messages.jsonl.zst`), as `pull --compress` does.
+    #[arg(long)]
+    pub compress: bool,
 }
 
 pub fn run(args: SampleArgs) -> Result<i32> {
@@ -31,15 +35,16 @@ pub fn run(args: SampleArgs) -> Result<i32> {
         SampleOptions {
             seed: args.seed,
             messages: args.messages,
+            compress: args.compress,
         },
     )?;
     println!(
-        "Wrote {}: {} numbers of {} customers, {} messages, {} usage records, and mapping.csv",
+        "Wrote {}: {} of {}, {}, {}, mapping.csv and evidence.csv",
         args.out.display(),
-        summary.numbers,
-        summary.customers,
-        summary.messages,
-        summary.usage_records
+        plural(summary.numbers, "number", "numbers"),
+        plural(summary.customers, "customer", "customers"),
+        plural(summary.messages, "message", "messages"),
+        plural(summary.usage_records, "usage record", "usage records")
     );
     Ok(exit_code::OK)
 }

@@ -81,14 +81,23 @@ pub fn print(report: &UsageReport, top: usize) {
     {
         eprintln!("warning: {w}");
     }
+    use crate::plural;
     println!(
-        "Usage over {}: {} account/category rows from {} usage records ({} crossing the period left out); {} of {} messages in the period",
+        "Usage over {}: {} from {} ({} crossing the period left out); {} of {} in the period",
         report.summary.period.describe(),
-        report.summary.rows.len(),
-        report.summary.included.len(),
+        plural(
+            report.summary.rows.len(),
+            "account/category row",
+            "account/category rows"
+        ),
+        plural(
+            report.summary.included.len(),
+            "usage record",
+            "usage records"
+        ),
         report.summary.straddling.len(),
         report.attribution.messages_in_period,
-        report.attribution.messages_read,
+        plural(report.attribution.messages_read, "message", "messages"),
     );
     println!("{}", out::top_customers_table(&report.attribution, top));
     println!("{}", out::reconciliation_line(&report.attribution));

@@ -8,10 +8,7 @@ use super::table::{fitting_table, short_sid, terminal_width, wrap};
 use crate::audit::attribution::BucketKind;
 use crate::audit::plan::Severity;
 use crate::audit::Audit;
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+use crate::plural;
 
 /// The summary text, `top` customers by name (the others counted), fitted to the terminal.
 pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {

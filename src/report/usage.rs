@@ -131,7 +131,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
     }
     table.add_row(row(
         "total".to_string(),
-        format!("{} customers", customers.len()),
+        crate::plural(customers.len(), "customer", "customers"),
         &total,
     ));
     super::table::keep_words_whole(&mut table);
@@ -156,8 +156,9 @@ pub fn reconciliation_line(attribution: &Attribution) -> String {
     let unit = &attribution.price_unit;
     if known && !attribution.reconciliation.is_empty() {
         format!(
-            "Parent sms+mms usage {usage} {unit}; priced messages {messages} {unit}; difference {} {unit} ({unpriced} messages without a price)",
-            usage - messages
+            "Parent sms+mms usage {usage} {unit}; priced messages {messages} {unit}; difference {} {unit} ({} without a price)",
+            usage - messages,
+            crate::plural(unpriced, "message", "messages")
         )
     } else {
         format!(

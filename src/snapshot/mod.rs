@@ -5,16 +5,17 @@
 //! count that differs from the manifest is an error naming the file and line. Messages are
 //! only ever streamed (tens of millions of lines), never held in memory.
 
+mod data_file;
 mod message_line;
 mod parallel;
 mod writer;
 
+pub use data_file::{is_compressed, remove_other_form, DataReader, DataWriter, ZSTD_SUFFIX};
 pub use parallel::default_workers;
 
 pub use writer::{sanitize_record, write_manifest, SnapshotWriter};
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -404,7 +405,7 @@ fn data_files_in(
         return Ok(Vec::new());
     };
     if entry.files.is_empty() {
-        let path = dir.join(resource.default_file());
+        let path = data_file::locate(dir.join(resource.default_file()))?;
         return Ok(if path.is_file() || entry.count > 0 {
             vec![(path, entry.count)]
         } else {
@@ -414,7 +415,12 @@ fn data_files_in(
     entry
         .files
         .iter()
-        .map(|f| Ok((resolve_data_path(dir, &f.path)?, f.count)))
+        .map(|f| {
+            Ok((
+                data_file::locate(resolve_data_path(dir, &f.path)?)?,
+                f.count,
+            ))
+        })
         .collect()
 }
 
@@ -446,10 +452,10 @@ fn check_count(path: &Path, resource: Resource, expected: u64, found: u64) -> Re
 }
 
 /// Calls `visit(line_number, line)` for each non-blank line (1-based numbers), reusing one
-/// buffer. A line that is not UTF-8 is an error naming the line.
+/// buffer; a `.zst` file is decompressed on the way. A line that is not UTF-8 is an error
+/// naming the line.
 pub fn for_each_line(path: &Path, mut visit: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::read(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = BufReader::with_capacity(1 << 20, DataReader::open(path)?);
     let mut buf = Vec::with_capacity(4096);
     let mut line_no = 0usize;
     loop {

@@ -2,12 +2,11 @@
 //! parsed by a worker into its own state; the caller merges the states. Tens of millions of
 //! lines parse in parallel while memory holds only a few blocks.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::{check_count, LineRef, Resource, Snapshot};
+use super::{check_count, DataReader, LineRef, Resource, Snapshot};
 use crate::error::{Error, Result};
 use crate::model::MessageRef;
 
@@ -112,7 +111,7 @@ where
 /// Reads the file in blocks that end on a line break and sends them with their first line's
 /// number.
 fn read_blocks(path: &Path, block_size: usize, sender: &mpsc::SyncSender<Block>) -> Result<()> {
-    let mut file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let mut file = DataReader::open(path)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut next_line = 1usize;
     loop {
@@ -148,7 +147,7 @@ fn read_blocks(path: &Path, block_size: usize, sender: &mpsc::SyncSender<Block>)
     }
 }
 
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {

@@ -3,7 +3,7 @@
 //! its final name. Records are sanitized on the way in: secrets never reach the disk.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -11,8 +11,8 @@ use serde_json::Value;
 use tempfile::NamedTempFile;
 
 use super::{
-    FileEntry, Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION,
-    MANIFEST_FILE,
+    DataWriter, FileEntry, Manifest, Resource, ResourceEntry, Window, FORMAT_NAME, FORMAT_VERSION,
+    MANIFEST_FILE, ZSTD_SUFFIX,
 };
 use crate::error::{Error, Result};
 
@@ -48,8 +48,25 @@ fn strip_key(value: &mut Value, key: &str) {
 }
 
 struct OpenFile {
-    temp: BufWriter<NamedTempFile>,
+    temp: DataWriter<NamedTempFile>,
+    /// Relative to the snapshot folder: `<resource>.jsonl`, `.zst` when compressed.
+    name: String,
     count: u64,
+}
+
+impl OpenFile {
+    fn create(dir: &Path, resource: Resource, compress: bool) -> Result<OpenFile> {
+        let mut name = resource.default_file();
+        if compress {
+            name.push_str(ZSTD_SUFFIX);
+        }
+        let temp = crate::output::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
+        Ok(OpenFile {
+            temp: DataWriter::new(temp, compress).map_err(|e| Error::write(dir, e))?,
+            name,
+            count: 0,
+        })
+    }
 }
 
 /// Writes a whole snapshot in one go (the sample generator, tests). The live pull writes
@@ -70,17 +87,22 @@ impl SnapshotWriter {
         window: Window,
         keep_outbound_bodies: bool,
     ) -> Result<SnapshotWriter> {
+        Self::create_with(dir, parent_account_sid, window, keep_outbound_bodies, false)
+    }
+
+    /// `create`, writing the messages compressed (`messages.jsonl.zst`) when `compress_messages`.
+    pub fn create_with(
+        dir: &Path,
+        parent_account_sid: &str,
+        window: Window,
+        keep_outbound_bodies: bool,
+        compress_messages: bool,
+    ) -> Result<SnapshotWriter> {
         std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
         let mut files = BTreeMap::new();
         for resource in Resource::ALL {
-            let temp = crate::output::new_temp_file(dir).map_err(|e| Error::write(dir, e))?;
-            files.insert(
-                resource,
-                OpenFile {
-                    temp: BufWriter::with_capacity(1 << 16, temp),
-                    count: 0,
-                },
-            );
+            let compress = compress_messages && resource == Resource::Messages;
+            files.insert(resource, OpenFile::create(dir, resource, compress)?);
         }
         Ok(SnapshotWriter {
             dir: dir.to_path_buf(),
@@ -95,15 +117,8 @@ impl SnapshotWriter {
     /// record: known to be empty, not unknown. Resources of [`Resource::ALL`] always are.
     pub fn include(&mut self, resource: Resource) -> Result<()> {
         if !self.files.contains_key(&resource) {
-            let temp =
-                crate::output::new_temp_file(&self.dir).map_err(|e| Error::write(&self.dir, e))?;
-            self.files.insert(
-                resource,
-                OpenFile {
-                    temp: BufWriter::with_capacity(1 << 16, temp),
-                    count: 0,
-                },
-            );
+            let file = OpenFile::create(&self.dir, resource, false)?;
+            self.files.insert(resource, file);
         }
         Ok(())
     }
@@ -135,14 +150,14 @@ impl SnapshotWriter {
     pub fn finish_at(self, created_by: &str, created_at: DateTime<Utc>) -> Result<Manifest> {
         let mut resources = BTreeMap::new();
         for (resource, file) in self.files {
-            let name = resource.default_file();
+            let name = file.name;
             let path = self.dir.join(&name);
-            let temp = file
-                .temp
-                .into_inner()
-                .map_err(|e| Error::write(&path, e.into_error()))?;
+            let temp = file.temp.finish().map_err(|e| Error::write(&path, e))?;
             temp.persist(&path)
                 .map_err(|e| Error::write(&path, e.error))?;
+            // The other form of the same file, left by an earlier snapshot here, would make
+            // this one ambiguous.
+            super::data_file::remove_other_form(&path)?;
             resources.insert(
                 resource.name().to_string(),
                 ResourceEntry {

@@ -347,3 +347,61 @@ fn imported_opt_outs_are_re_seeded_by_the_plan() {
     assert_eq!(item["status"], "opt-out");
     assert_eq!(item["date_of_consent"], "2025-06-01T12:00:00Z");
 }
+
+#[test]
+fn the_shipped_evidence_changes_the_sample_result() {
+    let dir = TempDir::new().unwrap();
+    let root = repo_root();
+    let run_on_sample = |name: &str, evidence: bool| {
+        let out = dir.path().join(name);
+        let mut cmd = subaudit(&root);
+        cmd.args(["optouts", "--map", "sample-data/owlie/mapping.csv", "--out"])
+            .arg(out.join("lost.csv"))
+            .arg("--violations")
+            .arg(out.join("violations.csv"));
+        if evidence {
+            cmd.args(["--evidence", "sample-data/owlie/evidence.csv"]);
+        }
+        cmd.assert().success();
+        (
+            read_csv(&out.join("lost.csv")),
+            read_csv(&out.join("violations.csv")),
+        )
+    };
+    let (lost_without, violations_without) = run_on_sample("without", false);
+    let (lost_with, violations_with) = run_on_sample("with", true);
+    let evidence = read_csv(&root.join("sample-data/owlie/evidence.csv"));
+    assert!((10..=20).contains(&(evidence.len() - 1)), "{evidence:?}");
+
+    let imported: Vec<&Vec<String>> = lost_with.iter().filter(|r| r[7] == "imported").collect();
+    assert!(lost_without.iter().all(|r| r[7] != "imported"));
+    assert!(imported.len() >= 5, "{imported:?}");
+    for row in &imported {
+        let line: usize = row[8]
+            .strip_prefix("sample-data/owlie/evidence.csv:")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| panic!("cites no line of the file: {row:?}"));
+        // The row of the file it cites names the same end user and time.
+        let cited = &evidence[line - 1];
+        assert_eq!(
+            (&cited[1], &cited[0], &cited[4]),
+            (&row[0], &row[5], &"opt-out".to_string())
+        );
+    }
+    // The file's opt-in cancels an opt-out the logs show.
+    let opt_in = evidence
+        .iter()
+        .find(|r| r[4] == "opt-in")
+        .expect("an opt-in row");
+    let of_user = |rows: &[Vec<String>]| {
+        rows.iter()
+            .filter(|r| r[0] == opt_in[1] && r[1] == opt_in[2] && r[3] == "number")
+            .count()
+    };
+    assert_eq!(of_user(&lost_without), 1);
+    assert_eq!(of_user(&lost_with), 0);
+    // A send the logs could not flag (its opt-out is only in the file) is a violation now.
+    assert!(violations_without.iter().all(|r| r[9] != "imported"));
+    assert!(violations_with.iter().any(|r| r[9] == "imported"));
+    assert_ne!(lost_with.len(), lost_without.len());
+}

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod compressed;
 mod damage;
 mod errors;
 mod evidence;

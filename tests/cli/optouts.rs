@@ -737,7 +737,7 @@ fn the_csv_goes_to_stdout_by_default() {
         .success()
         .stdout(predicates::str::starts_with(HEADER))
         .stdout(contains(sm(1)))
-        .stderr(contains("1 opt-outs in force"));
+        .stderr(contains("1 opt-out in force"));
 }
 
 /// The snapshot files never hold a token, even though the accounts came with one.

@@ -26,6 +26,7 @@ fn the_generator_is_deterministic_and_writes_the_shipped_sample() {
         "messages.jsonl",
         "usage_records.jsonl",
         "mapping.csv",
+        "evidence.csv",
     ] {
         let made = fs::read(dir.path().join("owlie").join(name)).unwrap();
         let kept = fs::read(shipped.join(name)).unwrap();

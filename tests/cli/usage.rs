@@ -369,7 +369,7 @@ fn attribution_and_reconciliation_match_the_hand_worked_totals() {
         "{total}"
     );
     assert!(
-        run.stdout.contains("Parent sms+mms usage 0.09900 USD; priced messages 0.09110 USD; difference 0.00790 USD (1 messages without a price)"),
+        run.stdout.contains("Parent sms+mms usage 0.09900 USD; priced messages 0.09110 USD; difference 0.00790 USD (1 message without a price)"),
         "{}",
         run.stdout
     );
@@ -602,7 +602,7 @@ fn sample_usage_files() {
     insta::assert_snapshot!("sample_usage_attribution", read("usage_attribution.csv"));
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
-        stdout.contains("Parent sms+mms usage 87.62850 USD; priced messages 87.18190 USD; difference 0.44660 USD (362 messages without a price)"),
+        stdout.contains("Parent sms+mms usage 87.62850 USD; priced messages 87.18190 USD; difference 0.44660 USD (239 messages without a price)"),
         "{stdout}"
     );
 }

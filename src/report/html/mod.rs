@@ -21,6 +21,7 @@ use crate::audit::attribution::{month_text, Attribution, BucketKind, Totals};
 use crate::audit::optouts::{Evidence, LostOptOut, OptOutAnalysis};
 use crate::audit::plan::{NumberPlan, Plan, Severity};
 use crate::audit::usage::Period;
+use crate::plural;
 use chart::{Bar, Row, Series, StackedBars};
 
 pub const HTML_FILE: &str = "report.html";
@@ -86,10 +87,6 @@ pub fn render(page: &Page<'_>) -> String {
         }
     }
     .into_string()
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn summary(page: &Page<'_>) -> Markup {
