@@ -313,6 +313,8 @@ pub struct OptOutAnalysis {
     pub violations: Vec<Violation>,
     pub messages_read: u64,
     pub events: u64,
+    /// How many of the events came from the user's evidence files (`--evidence`).
+    pub imported: u64,
 }
 
 /// Step 5: the opt-out in force after `events` (sorted), if the last one is an opt-out, with
@@ -437,6 +439,7 @@ pub fn finish(
         violations,
         messages_read,
         events,
+        imported: imported.len() as u64,
     })
 }
 

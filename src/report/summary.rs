@@ -47,10 +47,19 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
     ));
     // What the logs cannot show (rule: the horizon): a STOP before the window, and sends the API
     // refused (they leave no message).
-    say(format!(
-        "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): check your own STOP records for end users texted before then",
-        plan.window.since
-    ));
+    let imported = audit.analysis.imported;
+    if imported == 0 {
+        say(format!(
+            "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): check your own STOP records for end users texted before then",
+            plan.window.since
+        ));
+    } else {
+        say(format!(
+            "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): {} from your own records added (--evidence)",
+            plan.window.since,
+            plural(imported as usize, "event", "events")
+        ));
+    }
     say(super::usage::reconciliation_line(&audit.usage.attribution));
 
     // Cost per customer, from the attribution.

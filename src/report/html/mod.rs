@@ -438,7 +438,13 @@ fn compliance(page: &Page<'_>) -> Markup {
                 ". Opt-outs received before that are not in the logs and this report cannot see them. "
                 (plural(refusal_only, "opt-out is", "opt-outs are"))
                 " known only from a later 21610 refusal, which proves an opt-out began earlier. "
-                "If you keep older evidence (your app's STOP webhooks or 21610 API errors), add it to the audit."
+                @if analysis.imported == 0 {
+                    "If you keep older evidence (your app's STOP webhooks or 21610 API errors), add it to the audit."
+                } @else {
+                    (plural(analysis.imported as usize, "event", "events"))
+                    " from your own records (--evidence) are included; the opt-outs they began cite "
+                    code { "FILE:LINE" } "."
+                }
             }
             p #in-force {
                 strong { (analysis.opt_outs.len()) } " opt-outs are " em { "in force" }
