@@ -80,7 +80,13 @@ impl FailOnArgs {
 /// Prints the per-customer table and the plan's totals.
 pub fn print_summary(plan: &Plan) {
     println!("{}", out::summary_table(plan));
-    println!("{}", out::summary_line(plan));
+    println!(
+        "{}",
+        crate::report::table::wrap(
+            &out::summary_line(plan),
+            crate::report::table::terminal_width()
+        )
+    );
 }
 
 pub fn run(args: PlanArgs) -> Result<i32> {
@@ -117,13 +123,28 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     staging.commit()?;
 
     let parent = snapshot.parent();
-    println!("subaudit plan for {} ({})", parent.name(), parent.sid);
+    use crate::report::table::{short_sid, terminal_width, wrap};
+    let width = terminal_width();
+    println!(
+        "{}",
+        wrap(
+            &format!(
+                "subaudit plan for {} ({})",
+                parent.name(),
+                short_sid(&parent.sid)
+            ),
+            width
+        )
+    );
     print_summary(&plan);
     let written: Vec<String> = written
         .iter()
         .map(|n| dir.join(n).display().to_string())
         .collect();
-    println!("Written: {}", written.join(", "));
+    println!(
+        "{}",
+        wrap(&format!("Written: {}", written.join(", ")), width)
+    );
     args.fail_on.report(&plan);
     Ok(args.fail_on.exit_code(&plan))
 }

@@ -82,7 +82,9 @@ pub fn print(report: &UsageReport, top: usize) {
         eprintln!("warning: {w}");
     }
     use crate::plural;
-    println!(
+    use crate::report::table::{terminal_width, wrap};
+    let width = terminal_width();
+    let header = format!(
         "Usage over {}: {} from {} ({} crossing the period left out); {} of {} in the period",
         report.summary.period.describe(),
         plural(
@@ -99,8 +101,12 @@ pub fn print(report: &UsageReport, top: usize) {
         report.attribution.messages_in_period,
         plural(report.attribution.messages_read, "message", "messages"),
     );
+    println!("{}", wrap(&header, width));
     println!("{}", out::top_customers_table(&report.attribution, top));
-    println!("{}", out::reconciliation_line(&report.attribution));
+    println!(
+        "{}",
+        wrap(&out::reconciliation_line(&report.attribution), width)
+    );
 }
 
 pub fn run(args: UsageArgs) -> Result<i32> {
