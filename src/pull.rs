@@ -7,7 +7,7 @@
 //! again: listed files are kept, everything else is fetched afresh, so the result is the same
 //! snapshot an uninterrupted pull would have written.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -20,8 +20,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+mod bulk;
+mod records;
 mod slices;
 
+pub use bulk::{BulkWait, Source};
+use slices::Observed;
 pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
 use crate::client::{Client, Credentials, Product, Stats};
@@ -50,8 +54,17 @@ pub struct PullRequest {
     /// Sorted, each once.
     pub resources: Vec<Resource>,
     pub keep_outbound_bodies: bool,
+    pub source: Source,
     /// Write the message files compressed (`.jsonl.zst`).
     pub compress: bool,
+}
+
+/// How hard a pull works: requests in flight, messages a slice aims at, Bulk Export waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub concurrency: usize,
+    pub messages_per_slice: f64,
+    pub bulk_wait: BulkWait,
 }
 
 /// What a pull was asked for, stored beside the manifest.
@@ -62,6 +75,13 @@ pub struct PullState {
     pub until: NaiveDate,
     pub resources: Vec<String>,
     pub keep_outbound_bodies: bool,
+    /// Where the messages come from (`list` for a pull.json written before `--source`).
+    #[serde(default)]
+    pub source: Source,
+    /// The account's currency from its usage records, for Bulk Export's records (which lack
+    /// `price_unit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_unit: Option<String>,
     /// Message files are written compressed. Each file's name says how it is stored, so a
     /// resumed pull follows the flag it is given now (a snapshot may mix both forms).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -79,8 +99,7 @@ pub fn execute(
     state: PullState,
     manifest: Manifest,
     client: Client,
-    concurrency: usize,
-    messages_per_slice: f64,
+    tuning: Tuning,
     quiet: bool,
 ) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()
@@ -89,7 +108,7 @@ pub fn execute(
     runtime.block_on(async move {
         let pull = Pull::new(out.clone(), state, manifest, client, quiet);
         tokio::select! {
-            result = pull.clone().run(concurrency, messages_per_slice) => result,
+            result = pull.clone().run(tuning) => result,
             _ = tokio::signal::ctrl_c() => Err(Error::Runtime(format!(
                 "interrupted: {} holds what was fetched so far; run the same command again to resume",
                 out.display()
@@ -145,6 +164,9 @@ pub fn prepare(
         if state.keep_outbound_bodies != request.keep_outbound_bodies {
             return Err(differs("--keep-outbound-bodies"));
         }
+        if state.source != request.source {
+            return Err(differs("--source"));
+        }
         if manifest.complete {
             return Ok(None);
         }
@@ -180,6 +202,8 @@ pub fn prepare(
         until,
         resources: resource_names,
         keep_outbound_bodies: request.keep_outbound_bodies,
+        source: request.source,
+        price_unit: None,
         compress: request.compress,
         message_slices: Vec::new(),
     };
@@ -213,7 +237,17 @@ enum Job {
     Numbers,
     Services,
     Usage,
-    Messages(Slice),
+    /// A slice of the message window; a probe also reports what its first page showed.
+    Messages(Slice, Option<ProbeReport>),
+}
+
+type ProbeReport = tokio::sync::mpsc::UnboundedSender<(Slice, Observed)>;
+
+/// The slices of the message window, and the usage counts they were planned from when the
+/// plan is fresh (then the first slices fetched calibrate the rest).
+struct SlicePlan {
+    slices: Vec<Slice>,
+    periods: Option<Vec<PeriodCount>>,
 }
 
 #[derive(Clone)]
@@ -230,6 +264,8 @@ struct PullInner {
     /// Open subaccounts' auth tokens, from the accounts list: in memory only, to read their
     /// Messaging Services (which the parent's credentials do not reach).
     sub_tokens: Mutex<Vec<(String, String)>>,
+    /// The account's currency (from its usage records) for Bulk Export's records.
+    price_unit: Mutex<Option<String>>,
 }
 
 impl Pull {
@@ -241,6 +277,7 @@ impl Pull {
         quiet: bool,
     ) -> Pull {
         let stats = client.stats().clone();
+        let price_unit = state.price_unit.clone();
         Pull {
             inner: Arc::new(PullInner {
                 dir,
@@ -249,6 +286,7 @@ impl Pull {
                 client,
                 progress: Progress::new(quiet, stats),
                 sub_tokens: Mutex::new(Vec::new()),
+                price_unit: Mutex::new(price_unit),
             }),
         }
     }
@@ -270,20 +308,37 @@ impl Pull {
         &self.inner.state.parent_account_sid
     }
 
-    async fn run(self, concurrency: usize, messages_per_slice: f64) -> Result<()> {
+    async fn run(self, tuning: Tuning) -> Result<()> {
+        let Tuning {
+            concurrency,
+            messages_per_slice,
+            bulk_wait,
+        } = tuning;
         let dir = &self.inner.dir;
         remove_parts(dir)?;
         remove_parts(&dir.join("messages"))?;
-        // Accounts first: usage needs the subaccounts, and this checks the credentials.
-        let accounts = self.fetch_accounts().await?;
-        let mut jobs = VecDeque::new();
+        // Accounts (usage needs the subaccounts, and this checks the credentials) and the
+        // plan of the message window (the parent's usage), side by side.
+        let wants_messages = self.wants(Resource::Messages);
+        let (accounts, plan) = tokio::join!(self.fetch_accounts(), async {
+            match wants_messages {
+                true => self
+                    .message_slices(messages_per_slice, bulk_wait)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        });
+        let accounts = Arc::new(accounts?);
+        let plan = plan?;
+        let mut small = Vec::new();
         if self.wants(Resource::IncomingPhoneNumbers)
             && !self.is_done(
                 Resource::IncomingPhoneNumbers,
                 &Resource::IncomingPhoneNumbers.default_file(),
             )
         {
-            jobs.push_back(Job::Numbers);
+            small.push(Job::Numbers);
         }
         let service_resources = [
             Resource::MessagingServices,
@@ -294,7 +349,7 @@ impl Pull {
             .iter()
             .any(|r| self.wants(*r) && !self.is_done(*r, &r.default_file()))
         {
-            jobs.push_back(Job::Services);
+            small.push(Job::Services);
         }
         if self.wants(Resource::UsageRecords)
             && !self.is_done(
@@ -302,33 +357,39 @@ impl Pull {
                 &Resource::UsageRecords.default_file(),
             )
         {
-            jobs.push_back(Job::Usage);
+            small.push(Job::Usage);
         }
-        if self.wants(Resource::Messages) {
+        // Newest first, as Twilio lists.
+        let mut pending: Vec<Slice> = Vec::new();
+        let mut periods = None;
+        if let Some(plan) = plan {
             std::fs::create_dir_all(dir.join("messages"))
                 .map_err(|e| Error::write(&dir.join("messages"), e))?;
-            let slices = self.message_slices(messages_per_slice).await?;
-            let pending: Vec<Slice> = slices
+            pending = plan
+                .slices
                 .iter()
+                .rev()
                 .copied()
                 .filter(|s| !self.is_done(Resource::Messages, &s.file()))
                 .collect();
-            self.inner
-                .progress
-                .start_messages(slices.len() as u64, (slices.len() - pending.len()) as u64);
-            // Newest first, as Twilio lists.
-            jobs.extend(pending.into_iter().rev().map(Job::Messages));
+            self.inner.progress.start_messages(
+                plan.slices.len() as u64,
+                (plan.slices.len() - pending.len()) as u64,
+            );
+            // Calibrate only a fresh plan big enough to gain from it.
+            periods = plan.periods.filter(|_| pending.len() > 2 * concurrency);
         }
-        let queue = Arc::new(Mutex::new(jobs));
-        let accounts = Arc::new(accounts);
+
+        let (queue, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
             let pull = self.clone();
-            let queue = queue.clone();
+            let receiver = receiver.clone();
             let accounts = accounts.clone();
             workers.spawn(async move {
                 loop {
-                    let job = queue.lock().expect("no panics hold the lock").pop_front();
+                    let job = receiver.lock().await.recv().await;
                     let Some(job) = job else {
                         return Ok::<(), Error>(());
                     };
@@ -336,13 +397,47 @@ impl Pull {
                 }
             });
         }
-        while let Some(joined) = workers.join_next().await {
-            let result = joined.map_err(|e| Error::failed("a pull task failed", e))?;
-            if let Err(e) = result {
-                workers.abort_all();
-                self.inner.progress.finish();
-                return Err(e);
+        let send = |job: Job| queue.send(job).expect("the workers outlive the queue");
+        match periods {
+            Some(periods) => {
+                // The newest slices first, as probes: what their first pages hold corrects
+                // the usage counts before the rest of the window is cut (Twilio's counts may
+                // be segments, not messages).
+                let probes: Vec<Slice> = pending.drain(..concurrency).collect();
+                let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+                for slice in &probes {
+                    send(Job::Messages(*slice, Some(report.clone())));
+                }
+                drop(report);
+                small.into_iter().for_each(send);
+                let mut observed = Vec::new();
+                while observed.len() < probes.len() {
+                    tokio::select! {
+                        got = reports.recv() => match got {
+                            Some(o) => observed.push(o),
+                            None => break,
+                        },
+                        Some(joined) = workers.join_next() => {
+                            self.worker_ended(joined, &mut workers)?;
+                        }
+                    }
+                }
+                let rest =
+                    self.recalibrate(&probes, &pending, &observed, &periods, messages_per_slice)?;
+                rest.into_iter()
+                    .rev()
+                    .for_each(|s| send(Job::Messages(s, None)));
             }
+            None => {
+                small.into_iter().for_each(send);
+                pending
+                    .into_iter()
+                    .for_each(|s| send(Job::Messages(s, None)));
+            }
+        }
+        drop(queue);
+        while let Some(joined) = workers.join_next().await {
+            self.worker_ended(joined, &mut workers)?;
         }
         let manifest = {
             let mut m = self.inner.manifest.lock().expect("no panics hold the lock");
@@ -353,6 +448,56 @@ impl Pull {
         write_manifest(dir, &manifest)?;
         self.inner.progress.done(&manifest);
         Ok(())
+    }
+
+    /// A worker's end: fine, or the pull's end with its error (the other workers stopped).
+    fn worker_ended(
+        &self,
+        joined: std::result::Result<Result<()>, tokio::task::JoinError>,
+        workers: &mut tokio::task::JoinSet<Result<()>>,
+    ) -> Result<()> {
+        let result = joined
+            .map_err(|e| Error::failed("a pull task failed", e))
+            .and_then(|r| r);
+        if result.is_err() {
+            workers.abort_all();
+            self.inner.progress.finish();
+        }
+        result
+    }
+
+    /// The slices after the probes (oldest first): the rest of the window cut again with the
+    /// usage counts corrected by what the probes found, and saved in the pull state (a
+    /// resumed pull fetches the same slices); the first plan's when the probes tell nothing.
+    fn recalibrate(
+        &self,
+        probes: &[Slice],
+        rest: &[Slice],
+        observed: &[(Slice, Observed)],
+        periods: &[PeriodCount],
+        per_slice: f64,
+    ) -> Result<Vec<Slice>> {
+        let first_plan = || rest.iter().rev().copied().collect::<Vec<_>>();
+        let (Some(ratio), Some(boundary)) = (
+            slices::calibration(observed, periods, per_slice),
+            probes.iter().map(|s| s.start).min(),
+        ) else {
+            return Ok(first_plan());
+        };
+        let state = &self.inner.state;
+        let replanned = slices::plan_until(
+            state.since,
+            boundary,
+            &slices::scaled(periods, ratio),
+            per_slice,
+        );
+        let mut all = replanned.clone();
+        all.extend(probes.iter().rev().copied());
+        let mut saved = state.clone();
+        saved.message_slices = all.clone();
+        crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
+        self.inner.progress.replanned(all.len() as u64, ratio);
+        Ok(replanned)
     }
 
     async fn run_job(&self, job: Job, accounts: &[Value]) -> Result<()> {
@@ -397,7 +542,25 @@ impl Pull {
             }
             Job::Services => self.fetch_services().await,
             Job::Usage => self.fetch_usage(accounts).await,
-            Job::Messages(slice) => {
+            Job::Messages(slice, _) if slice.bulk => match self.fetch_bulk_day(slice).await? {
+                Ok(file) => {
+                    self.complete(vec![file])?;
+                    self.inner.progress.slice_done();
+                    Ok(())
+                }
+                Err(why) => {
+                    let day = slice.start.date_naive();
+                    self.inner.progress.line(&format!(
+                        "bulk export of {day} unavailable ({why}): fetched through the Messages list"
+                    ));
+                    let list = Slice {
+                        bulk: false,
+                        ..slice
+                    };
+                    Box::pin(self.run_job(Job::Messages(list, None), accounts)).await
+                }
+            },
+            Job::Messages(slice, mut probe) => {
                 // DateSent> and DateSent< are inclusive and Twilio keeps whole seconds: a
                 // slice [start, end) is [start, end - 1s], and slices never overlap.
                 let format = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -410,8 +573,25 @@ impl Pull {
                 );
                 let mut file = self.open(Resource::Messages, slice.file())?;
                 let mut pager = self.inner.client.pages(url, "messages");
-                while let Some(page) = pager.next_page().await? {
-                    file.write_page(page)?;
+                while let Some(page) = pager.next_raw_page().await? {
+                    let records = page.records()?;
+                    if let Some(report) = probe.take() {
+                        let more = pager.has_next();
+                        let oldest = records
+                            .last()
+                            .filter(|_| more)
+                            .and_then(|r| message_time(r));
+                        // The receiver may be gone (the pull is ending): nothing to tell.
+                        let _ = report.send((
+                            slice,
+                            Observed {
+                                records: records.len(),
+                                more,
+                                oldest,
+                            },
+                        ));
+                    }
+                    file.write_raw_page(&records)?;
                 }
                 self.complete(vec![file])?;
                 self.inner.progress.slice_done();
@@ -420,14 +600,59 @@ impl Pull {
         }
     }
 
+    /// A day's Bulk Export file into the slice's file, streamed a thousand records at a time;
+    /// `Ok(Err(why))` when the day cannot be had that way (the list fetches it instead).
+    async fn fetch_bulk_day(&self, slice: Slice) -> Result<std::result::Result<PartFile, String>> {
+        let day = slice.start.date_naive();
+        let price_unit = self
+            .inner
+            .price_unit
+            .lock()
+            .expect("no panics hold the lock")
+            .clone();
+        let gz = match bulk::download_day(&self.inner.client, day).await {
+            Ok(gz) => gz,
+            Err(why) => return Ok(Err(why)),
+        };
+        let mut file = self.open(Resource::Messages, slice.file())?;
+        let mut batch = Vec::new();
+        let mut failed_write = None;
+        let read = bulk::read_day(&gz, day, price_unit.as_deref(), |record| {
+            batch.push(record);
+            if batch.len() >= 1000 {
+                if let Err(e) = file.write_page(std::mem::take(&mut batch)) {
+                    let text = e.to_string();
+                    failed_write = Some(e);
+                    return Err(text);
+                }
+            }
+            Ok(())
+        });
+        if let Some(e) = failed_write {
+            return Err(e);
+        }
+        if let Err(why) = read {
+            return Ok(Err(why));
+        }
+        file.write_page(batch)?;
+        Ok(Ok(file))
+    }
+
     /// The slices of the message window: pull.json's when resuming; else planned from the
     /// parent's own usage records (messages per month: where the traffic is), so that each
     /// slice holds about one page and the slices are fetched side by side, and saved before
     /// the first message is fetched. Without usage records, one slice per day.
-    async fn message_slices(&self, messages_per_slice: f64) -> Result<Vec<Slice>> {
+    async fn message_slices(
+        &self,
+        messages_per_slice: f64,
+        bulk_wait: BulkWait,
+    ) -> Result<SlicePlan> {
         let state = &self.inner.state;
         if !state.message_slices.is_empty() {
-            return Ok(state.message_slices.clone());
+            return Ok(SlicePlan {
+                slices: state.message_slices.clone(),
+                periods: None,
+            });
         }
         let started = {
             let manifest = self.inner.manifest.lock().expect("no panics hold the lock");
@@ -453,26 +678,142 @@ impl Pull {
                 ("IncludeSubaccounts", "false"),
             ],
         );
-        let periods = match self
+        let (periods, price_unit) = match self
             .inner
             .client
             .pages(url, "usage_records")
             .collect_all()
             .await
         {
-            Ok(records) => slices::message_counts(&records),
+            Ok(records) => (
+                slices::message_counts(&records),
+                records
+                    .iter()
+                    .filter_map(|r| r.get("price_unit")?.as_str())
+                    .map(|u| u.trim().to_ascii_uppercase())
+                    .find(|u| !u.is_empty()),
+            ),
             Err(e) => {
                 self.inner.progress.line(&format!(
                     "usage records unavailable ({e}): the messages are fetched a day at a time"
                 ));
-                Vec::new()
+                (Vec::new(), None)
             }
         };
-        let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
+        let bulk_days = self.bulk_days(&periods, bulk_wait).await?;
+        let (slices, calibrate) = if bulk_days.is_empty() {
+            let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
+            (slices, !periods.is_empty())
+        } else {
+            // Bulk Export's days as whole-day slices; the days between them by the list.
+            let mut slices = Vec::new();
+            let mut run_start: Option<NaiveDate> = None;
+            for day in state.since.iter_days().take_while(|d| *d < state.until) {
+                if bulk_days.contains(&day) {
+                    if let Some(first) = run_start.take() {
+                        slices.extend(slices::plan_until(
+                            first,
+                            midnight(day),
+                            &periods,
+                            messages_per_slice,
+                        ));
+                    }
+                    slices.push(Slice::bulk_day(day));
+                } else if run_start.is_none() {
+                    run_start = Some(day);
+                }
+            }
+            if let Some(first) = run_start {
+                slices.extend(slices::plan_until(
+                    first,
+                    midnight(state.until),
+                    &periods,
+                    messages_per_slice,
+                ));
+            }
+            (slices, false)
+        };
         let mut saved = state.clone();
         saved.message_slices = slices.clone();
+        saved.price_unit = price_unit.clone();
         crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
-        Ok(slices)
+        *self
+            .inner
+            .price_unit
+            .lock()
+            .expect("no panics hold the lock") = price_unit;
+        Ok(SlicePlan {
+            slices,
+            periods: calibrate.then_some(periods),
+        })
+    }
+
+    /// The days of the window to fetch through Bulk Export (`--source`): none for `list`;
+    /// for `auto`, the days already exported when the account has Bulk Export and the usage
+    /// expects a large window; for `bulk-export`, those plus the days its jobs export (up to
+    /// two days before today, Twilio's limit). Whatever is not had here comes by the list.
+    async fn bulk_days(
+        &self,
+        periods: &[PeriodCount],
+        wait: BulkWait,
+    ) -> Result<std::collections::BTreeSet<NaiveDate>> {
+        let state = &self.inner.state;
+        let client = &self.inner.client;
+        let note = |text: &str| self.inner.progress.line(text);
+        let none = std::collections::BTreeSet::new();
+        let in_window = |d: &NaiveDate| *d >= state.since && *d < state.until;
+        match state.source {
+            Source::List => Ok(none),
+            Source::Auto => {
+                let expected: f64 = periods.iter().map(|p| p.messages).sum();
+                if expected < bulk::AUTO_MIN_MESSAGES {
+                    return Ok(none);
+                }
+                match bulk::available_days(client).await {
+                    Ok(days) => Ok(days.into_iter().filter(in_window).collect()),
+                    Err(_) => Ok(none),
+                }
+            }
+            Source::BulkExport => {
+                let available = match bulk::available_days(client).await {
+                    Ok(days) => days,
+                    Err(e) => {
+                        note(&format!(
+                            "bulk export unavailable ({e}): the messages come through the Messages list"
+                        ));
+                        return Ok(none);
+                    }
+                };
+                let last = bulk::last_exportable_day();
+                let missing: std::collections::BTreeSet<NaiveDate> = state
+                    .since
+                    .iter_days()
+                    .take_while(|d| *d < state.until && *d <= last)
+                    .filter(|d| !available.contains(d))
+                    .collect();
+                let available = if missing.is_empty() {
+                    available
+                } else {
+                    match bulk::export_missing(client, &missing, wait, &note).await {
+                        Ok(days) => days,
+                        Err(e) => {
+                            note(&format!(
+                                "bulk export jobs failed ({e}): the days they would export come through the Messages list"
+                            ));
+                            available
+                        }
+                    }
+                };
+                let days: std::collections::BTreeSet<NaiveDate> =
+                    available.into_iter().filter(in_window).collect();
+                let window_days = (state.until - state.since).num_days();
+                note(&format!(
+                    "bulk export: {} of {window_days} days as export files, the rest through the Messages list",
+                    days.len()
+                ));
+                Ok(days)
+            }
+        }
     }
 
     fn list_url(&self, product: Product, path: &str, filters: &[(&str, &str)]) -> Url {
@@ -796,6 +1137,23 @@ impl PartFile {
         Ok(())
     }
 
+    /// A page as received: each record sanitized and written without a `Value` of it.
+    fn write_raw_page(&mut self, page: &[&serde_json::value::RawValue]) -> Result<()> {
+        for record in page {
+            records::write_record(
+                &mut self.writer,
+                self.resource,
+                record,
+                self.keep_outbound_bodies,
+            )
+            .map_err(|e| Error::write(&self.part, e))?;
+        }
+        let n = page.len() as u64;
+        self.count += n;
+        self.records.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn finish(self) -> Result<(Resource, FileEntry)> {
         let file = self
             .writer
@@ -894,6 +1252,18 @@ impl Progress {
         }
     }
 
+    fn replanned(&self, total: u64, ratio: f64) {
+        let done = self.slices_done.load(Ordering::Relaxed);
+        self.slices_total.store(total, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        self.line(&format!(
+            "messages: {total} slices (the first ones found {ratio:.2} messages per usage count)"
+        ));
+    }
+
     fn slice_done(&self) {
         let done = self.slices_done.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.slices_total.load(Ordering::Relaxed);
@@ -963,6 +1333,22 @@ impl Progress {
             self.counters()
         ));
     }
+}
+
+/// A message's time as the slices use it: `date_sent`, else `date_created`.
+fn message_time(raw: &serde_json::value::RawValue) -> Option<chrono::DateTime<Utc>> {
+    #[derive(Deserialize)]
+    struct Times<'a> {
+        #[serde(borrow)]
+        date_sent: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        date_created: Option<std::borrow::Cow<'a, str>>,
+    }
+    let times: Times = serde_json::from_str(raw.get()).ok()?;
+    times
+        .date_sent
+        .or(times.date_created)
+        .and_then(|t| crate::time::parse_twilio_time(&t))
 }
 
 /// An account that is not closed (a closed one's resources are gone).

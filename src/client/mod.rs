@@ -151,9 +151,44 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// What one attempt gave: an answer to keep, or a reason to try again.
+/// How a GET authenticates and what it takes for an answer.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Send the credentials (never to a storage host a redirect names).
+    credentials: bool,
+    /// Take a 3xx as the answer (its body names the target).
+    redirect: bool,
+}
+
+impl Mode {
+    const API: Mode = Mode {
+        credentials: true,
+        redirect: false,
+    };
+    const REDIRECT: Mode = Mode {
+        credentials: true,
+        redirect: true,
+    };
+    const PUBLIC: Mode = Mode {
+        credentials: false,
+        redirect: false,
+    };
+
+    /// The URL as errors show it: a storage host's without its query (a signed URL's
+    /// signature is a credential of sorts).
+    fn show(&self, url: &Url) -> String {
+        if self.credentials {
+            return display_url(url);
+        }
+        let mut shown = url.clone();
+        shown.set_query(None);
+        display_url(&shown)
+    }
+}
+
+/// What one attempt gave: an answer to keep (the body of a 2xx), or a reason to try again.
 enum Attempt {
-    Done(Result<Value, ApiError>),
+    Done(Result<Vec<u8>, ApiError>),
     Retry {
         reason: String,
         retry_after: Option<Duration>,
@@ -230,10 +265,49 @@ impl Client {
 
     /// GET a JSON object, retrying 429, 5xx and connection errors with backoff.
     pub async fn get_json(&self, url: &Url) -> Result<Value, ApiError> {
+        let body = self.get_body(url).await?;
+        parse_json(&Method::GET, url, &body)
+    }
+
+    /// GET the body of a 2xx answer as bytes (a page is parsed lazily by [`Pager`]), retrying
+    /// 429, 5xx and connection errors with backoff.
+    pub async fn get_body(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
+        self.get_with(url, Mode::API).await
+    }
+
+    /// Where a Bulk Export day redirects to (a 307 whose body is `{"redirect_to": URL}`, also
+    /// in `Location`): the redirect is read, never followed with the credentials.
+    pub async fn get_redirect(&self, url: &Url) -> Result<Url, ApiError> {
+        let body = self.get_with(url, Mode::REDIRECT).await?;
+        let target = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("redirect_to")?.as_str().map(String::from));
+        let unexpected = |what: String| ApiError {
+            status: None,
+            code: None,
+            message: format!("GET {}: {what}", display_url(url)),
+        };
+        let target = target.ok_or_else(|| unexpected("no redirect_to in the answer".into()))?;
+        let target = url
+            .join(&target)
+            .map_err(|e| unexpected(format!("redirect_to is not a URL ({e})")))?;
+        if !matches!(target.scheme(), "https" | "http") {
+            return Err(unexpected("redirect_to is not an http(s) URL".into()));
+        }
+        Ok(target)
+    }
+
+    /// GET a file from a storage host (where a Bulk Export day redirects) without credentials,
+    /// with the same retries; errors show the URL without its query (a signed URL's signature).
+    pub async fn get_public(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
+        self.get_with(url, Mode::PUBLIC).await
+    }
+
+    async fn get_with(&self, url: &Url, mode: Mode) -> Result<Vec<u8>, ApiError> {
         let config = &self.inner.config;
         let mut retries = 0u32;
         loop {
-            match self.attempt(Method::GET, url, None).await {
+            match self.attempt_with(Method::GET, url, None, mode).await {
                 Attempt::Done(result) => return result,
                 Attempt::Retry {
                     reason,
@@ -246,7 +320,7 @@ impl Client {
                             code: None,
                             message: format!(
                                 "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling: run the same command again later, it resumes",
-                                display_url(url),
+                                mode.show(url),
                                 retries + 1
                             ),
                         });
@@ -267,7 +341,7 @@ impl Client {
             .extend_pairs(form)
             .finish();
         match self.attempt(Method::POST, url, Some(body)).await {
-            Attempt::Done(result) => result,
+            Attempt::Done(result) => result.and_then(|b| parse_json(&Method::POST, url, &b)),
             Attempt::Retry { reason, .. } => Err(ApiError {
                 status: None,
                 code: None,
@@ -292,8 +366,11 @@ impl Client {
                 .extend_pairs(form)
                 .finish()
         });
-        match self.attempt(method, url, body).await {
-            Attempt::Done(Ok(value)) => WriteOutcome::Done(value),
+        match self.attempt(method.clone(), url, body).await {
+            Attempt::Done(Ok(body)) => match parse_json(&method, url, &body) {
+                Ok(value) => WriteOutcome::Done(value),
+                Err(e) => WriteOutcome::Refused(e),
+            },
             Attempt::Done(Err(e)) => WriteOutcome::Refused(e),
             Attempt::Retry {
                 status: Some(429),
@@ -331,6 +408,16 @@ impl Client {
     }
 
     async fn attempt(&self, method: Method, url: &Url, form: Option<String>) -> Attempt {
+        self.attempt_with(method, url, form, Mode::API).await
+    }
+
+    async fn attempt_with(
+        &self,
+        method: Method,
+        url: &Url,
+        form: Option<String>,
+        mode: Mode,
+    ) -> Attempt {
         let inner = &self.inner;
         let permit = inner
             .in_flight
@@ -338,11 +425,12 @@ impl Client {
             .await
             .expect("the semaphore is never closed");
         inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let mut request = inner
-            .http
-            .request(method.clone(), url.clone())
-            .basic_auth(inner.creds.username(), Some(inner.creds.secret()))
-            .header(ACCEPT, "application/json");
+        let mut request = inner.http.request(method.clone(), url.clone());
+        if mode.credentials {
+            request = request
+                .basic_auth(inner.creds.username(), Some(inner.creds.secret()))
+                .header(ACCEPT, "application/json");
+        }
         if let Some(form) = form {
             request = request
                 .header(
@@ -374,20 +462,8 @@ impl Client {
             }
         };
         drop(permit);
-        if status.is_success() && body.iter().all(u8::is_ascii_whitespace) {
-            return Attempt::Done(Ok(Value::Null));
-        }
-        if status.is_success() {
-            return Attempt::Done(
-                serde_json::from_slice::<Value>(&body).map_err(|e| ApiError {
-                    status: Some(status.as_u16()),
-                    code: None,
-                    message: format!(
-                        "{method} {}: the response is not JSON ({e})",
-                        display_url(url)
-                    ),
-                }),
-            );
+        if status.is_success() || (mode.redirect && status.is_redirection()) {
+            return Attempt::Done(Ok(Vec::from(body)));
         }
         let error = TwilioErrorBody::parse(&body);
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -397,7 +473,15 @@ impl Client {
                 status: Some(status.as_u16()),
             };
         }
-        Attempt::Done(Err(self.map_error(&method, url, status, &error)))
+        let mut e = self.map_error(&method, url, status, &error);
+        if !mode.credentials {
+            e.message = format!(
+                "the download of {} failed (HTTP {})",
+                mode.show(url),
+                status.as_u16()
+            );
+        }
+        Attempt::Done(Err(e))
     }
 
     /// Turns a final HTTP error into a message that says what to do.
@@ -461,55 +545,64 @@ pub struct Pager {
 impl Pager {
     /// The next page's records, or `None` after the last page.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ApiError> {
+        let Some(page) = self.next_raw_page().await? else {
+            return Ok(None);
+        };
+        let records = page.records()?;
+        records
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r.get())
+                    .map_err(|e| page.shape_error(&format!("a record is not JSON ({e})")))
+            })
+            .collect::<Result<Vec<Value>, ApiError>>()
+            .map(Some)
+    }
+
+    /// The next page as Twilio sent it, its records not yet parsed (the pull copies message
+    /// records through without building a `Value` of each), or `None` after the last page.
+    pub async fn next_raw_page(&mut self) -> Result<Option<RawPage>, ApiError> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
         self.seen.insert(url.as_str().to_string());
-        let mut body = self.client.get_json(&url).await?;
+        let body = self.client.get_body(&url).await?;
         self.client
             .inner
             .stats
             .pages
             .fetch_add(1, Ordering::Relaxed);
-        let shape_error = |what: &str| ApiError {
-            status: Some(200),
-            code: None,
-            message: format!("GET {}: unexpected response: {what}", display_url(&url)),
+        let page = RawPage {
+            url,
+            key: self.key.clone(),
+            body,
         };
-        let records = match body.get_mut(&self.key).map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => return Err(shape_error(&format!("no \"{}\" array", self.key))),
-        };
-        let link = match body.get("next_page_uri") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            _ => body
-                .get("meta")
-                .and_then(|m| m.get("next_page_url"))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(String::from),
-        };
-        if let Some(link) = link {
+        if let Some(link) = page.next_link()? {
             let origin = Url::parse(&self.origin).expect("an origin is a URL");
-            let next = origin
-                .join(&link)
-                .map_err(|e| shape_error(&format!("next-page link {link:?} is not a URL ({e})")))?;
+            let next = origin.join(&link).map_err(|e| {
+                page.shape_error(&format!("next-page link {link:?} is not a URL ({e})"))
+            })?;
             if next.origin().ascii_serialization() != self.origin {
-                return Err(shape_error(&format!(
+                return Err(page.shape_error(&format!(
                     "the next-page link points at {}, not at {} which was called; not following it (credentials are only sent to the origin called)",
                     next.origin().ascii_serialization(),
                     self.origin
                 )));
             }
             if self.seen.contains(next.as_str()) {
-                return Err(shape_error(&format!(
+                return Err(page.shape_error(&format!(
                     "the next-page link {} repeats a page already fetched; stopping rather than looping (is this a mock server?)",
                     display_url(&next)
                 )));
             }
             self.next = Some(next);
         }
-        Ok(Some(records))
+        Ok(Some(page))
+    }
+
+    /// Whether another page follows the last one fetched.
+    pub fn has_next(&self) -> bool {
+        self.next.is_some()
     }
 
     /// Every record of the list (small lists only).
@@ -520,6 +613,84 @@ impl Pager {
         }
         Ok(out)
     }
+}
+
+/// One page of a list, as received: the records are borrowed from the body on demand.
+pub struct RawPage {
+    url: Url,
+    key: String,
+    body: Vec<u8>,
+}
+
+/// The page's top level: the list under its key, the 2010 API's `next_page_uri`, the v1 APIs'
+/// `meta`; every other member is skipped unparsed.
+type PageFields<'a> = std::collections::HashMap<&'a str, &'a serde_json::value::RawValue>;
+
+impl RawPage {
+    fn fields(&self) -> Result<PageFields<'_>, ApiError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| self.shape_error(&format!("the page is not a JSON object ({e})")))
+    }
+
+    /// The records under the list's key, each its JSON text.
+    pub fn records(&self) -> Result<Vec<&serde_json::value::RawValue>, ApiError> {
+        let key = &self.key;
+        let fields = self.fields()?;
+        let list = fields
+            .get(key.as_str())
+            .ok_or_else(|| self.shape_error(&format!("no \"{key}\" array")))?;
+        serde_json::from_str(list.get())
+            .map_err(|_| self.shape_error(&format!("no \"{key}\" array")))
+    }
+
+    /// `next_page_uri` (relative), else `meta.next_page_url` (absolute); none when null or empty.
+    fn next_link(&self) -> Result<Option<String>, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            next_page_url: Option<String>,
+        }
+        let fields = self.fields()?;
+        let text = |raw: Option<&&serde_json::value::RawValue>| -> Option<String> {
+            serde_json::from_str::<Option<String>>(raw?.get())
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_empty())
+        };
+        if let Some(link) = text(fields.get("next_page_uri")) {
+            return Ok(Some(link));
+        }
+        Ok(fields
+            .get("meta")
+            .and_then(|m| serde_json::from_str::<Meta>(m.get()).ok())
+            .and_then(|m| m.next_page_url)
+            .filter(|s| !s.is_empty()))
+    }
+
+    fn shape_error(&self, what: &str) -> ApiError {
+        ApiError {
+            status: Some(200),
+            code: None,
+            message: format!(
+                "GET {}: unexpected response: {what}",
+                display_url(&self.url)
+            ),
+        }
+    }
+}
+
+/// A 2xx body as JSON: an empty one (a DELETE's 204) is null.
+fn parse_json(method: &Method, url: &Url, body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice::<Value>(body).map_err(|e| ApiError {
+        status: Some(200),
+        code: None,
+        message: format!(
+            "{method} {}: the response is not JSON ({e})",
+            display_url(url)
+        ),
+    })
 }
 
 /// The account SID in a 2010 path (`/2010-04-01/Accounts/AC.../...`), if any.

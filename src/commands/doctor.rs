@@ -14,7 +14,7 @@ use crate::exit_code;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  export TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=...\n  subaudit doctor\n\n\
-Exit codes: 0 every check passed, 1 a check failed, 2 credentials missing or malformed."
+Exit codes: 0 every check passed, 1 a check failed or the API could not be reached (one line: nothing was checked),\n2 credentials missing or malformed."
 )]
 pub struct DoctorArgs {
     #[command(flatten)]
@@ -33,12 +33,12 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
     let client = Client::new(creds, hosts, config)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Error::failed("cannot start the async runtime", e))?;
-    let failures = runtime.block_on(checks(&client));
+    let failures = runtime.block_on(checks(&client))?;
     if failures == 0 {
         println!("all checks passed: `subaudit pull` can fetch this account");
         Ok(exit_code::OK)
     } else {
-        println!("{failures} check(s) failed");
+        println!("{} failed", crate::plural(failures, "check", "checks"));
         Ok(exit_code::RUNTIME)
     }
 }
@@ -68,38 +68,49 @@ async fn first_page(
     Ok(pager.next_page().await?.unwrap_or_default())
 }
 
-async fn checks(client: &Client) -> usize {
+/// The checks, one line each; the number that failed. When the first request gets no answer
+/// at all (no route, refused, timed out, after the retries), nothing can be checked: one error
+/// says so instead of a failure per check.
+async fn checks(client: &Client) -> Result<usize> {
     let creds = client.credentials();
     let ac = creds.account_sid.clone();
     let kind = match creds.kind {
         CredentialKind::AuthToken => "account SID and auth token",
         CredentialKind::ApiKey => "API key and secret",
     };
-    println!(
-        "ok    credentials: {kind} for {ac}; API at {}",
-        client.hosts().origin(Product::Api)
-    );
+    let origin = client.hosts().origin(Product::Api);
     let mut failures = 0;
 
     let account = client
         .get_json(&client.url(Product::Api, &format!("/2010-04-01/Accounts/{ac}.json")))
-        .await
-        .map(|a| {
-            let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-            format!(
-                "{:?}, status {}, type {}",
-                s("friendly_name"),
-                s("status"),
-                s("type")
-            )
-        });
+        .await;
+    if let Err(e) = &account {
+        if e.status.is_none() {
+            return Err(Error::Runtime(format!(
+                "cannot reach {origin}: {e}; nothing was checked"
+            )));
+        }
+    }
+    // The API answered: the credentials line says what was used, and the account line whether
+    // it was accepted.
+    println!("using {kind} for {ac}; API at {origin}");
+    let account = account.map(|a| {
+        let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+        format!(
+            "{:?}, status {}, type {}",
+            s("friendly_name"),
+            s("status"),
+            s("type")
+        )
+    });
     failures += report("account", &account);
     if account
         .as_ref()
         .is_err_and(|e| matches!(e.status, Some(401)))
     {
         // Nothing else can work with rejected credentials.
-        return failures;
+        println!("nothing else was checked: every other check needs accepted credentials");
+        return Ok(failures);
     }
 
     let mut url = client.url(Product::Api, "/2010-04-01/Accounts.json");
@@ -214,5 +225,5 @@ async fn checks(client: &Client) -> usize {
             &result.map(|_| format!("reachable (tried {sub})")),
         );
     }
-    failures
+    Ok(failures)
 }

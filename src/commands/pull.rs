@@ -10,7 +10,7 @@ use clap::Args;
 use crate::client::{Client, ClientConfig, Credentials, Hosts};
 use crate::error::{Error, Result};
 use crate::exit_code;
-use crate::pull::{execute, prepare, PullRequest};
+use crate::pull::{execute, prepare, BulkWait, PullRequest, Source, Tuning};
 use crate::snapshot::Resource;
 
 /// Credentials and hosts, with the Twilio CLI's variable names.
@@ -123,6 +123,19 @@ pub struct PullArgs {
     /// First retry delay in milliseconds (doubles per retry, with jitter).
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub retry_base_ms: u64,
+    /// Where the messages come from: `list` (the Messages list, in slices side by side),
+    /// `bulk-export` (Twilio's Bulk Export: days already exported, export jobs for the missing
+    /// ones, the list for days it cannot get), `auto` (the days already exported when the
+    /// account has Bulk Export and its usage counts 100,000 messages or more; no jobs).
+    #[arg(long, default_value = "list", value_name = "SOURCE")]
+    pub source: String,
+    /// With --source bulk-export: how long to wait for the export jobs before the days they
+    /// have not exported yet come through the list.
+    #[arg(long, default_value_t = 60, value_name = "MINUTES")]
+    pub bulk_wait_minutes: u64,
+    /// How often export jobs are asked whether they are done, in milliseconds.
+    #[arg(long, default_value_t = 15_000, value_name = "MS", hide = true)]
+    pub bulk_poll_ms: u64,
     /// Keep the bodies of outbound messages (personal data; dropped by default).
     #[arg(long)]
     pub keep_outbound_bodies: bool,
@@ -170,6 +183,13 @@ pub fn run(args: PullArgs) -> Result<i32> {
         until: last_day.map(|d| d + chrono::Days::new(1)),
         resources: parse_resources(&args.resources)?,
         keep_outbound_bodies: args.keep_outbound_bodies,
+        source: Source::parse(args.source.trim()).ok_or_else(|| {
+            Error::Input(format!(
+                "--source {:?}: choose from {}",
+                args.source,
+                Source::NAMES.join(", ")
+            ))
+        })?,
         compress: args.compress,
     };
     let Some((state, manifest)) = prepare(&request, &creds)? else {
@@ -189,15 +209,15 @@ pub fn run(args: PullArgs) -> Result<i32> {
         ..ClientConfig::default()
     };
     let client = Client::new(creds, hosts, config)?;
-    execute(
-        &args.out,
-        state,
-        manifest,
-        client,
-        args.concurrency,
-        args.slice_messages,
-        args.quiet,
-    )?;
+    let tuning = Tuning {
+        concurrency: args.concurrency,
+        messages_per_slice: args.slice_messages,
+        bulk_wait: BulkWait {
+            total: Duration::from_secs(args.bulk_wait_minutes.saturating_mul(60)),
+            poll: Duration::from_millis(args.bulk_poll_ms.max(1)),
+        },
+    };
+    execute(&args.out, state, manifest, client, tuning, args.quiet)?;
     if !args.quiet {
         print!("{}", next_steps(&args.out));
     }

@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 mod accounts;
+mod bulk;
 mod consents;
 mod data;
 mod faults;
@@ -28,6 +29,7 @@ mod reads;
 mod services;
 mod state;
 
+pub use bulk::BulkArgs;
 pub use data::SimData;
 pub use faults::Faults;
 pub use state::World;
@@ -35,7 +37,7 @@ pub use state::World;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -79,6 +81,8 @@ pub struct SimArgs {
     pub api_secret: Option<String>,
     #[command(flatten)]
     pub faults: Faults,
+    #[command(flatten)]
+    pub bulk: BulkArgs,
 }
 
 /// Credentials the simulator accepts.
@@ -104,6 +108,8 @@ pub struct Sim {
     faults: Faults,
     rng: AtomicU64,
     pub requests: AtomicU64,
+    bulk_args: BulkArgs,
+    exports: Mutex<bulk::Exports>,
 }
 
 /// Runs the simulator until the process ends (the binary's whole job).
@@ -157,7 +163,7 @@ twilio-sim: try  TWILIO_ACCOUNT_SID={parent} TWILIO_AUTH_TOKEN=<that token> \
 subaudit pull --twilio-base-url http://{addr} --out pulled/",
             parent = auth.account_sid
         );
-        let sim = Sim::new(world, auth, args.faults);
+        let sim = Sim::new(world, auth, args.faults).with_bulk(args.bulk);
         serve(listener, Arc::new(sim))
             .await
             .map_err(|e| Error::failed("the simulator stopped", e))
@@ -178,7 +184,15 @@ impl Sim {
             rng: AtomicU64::new(faults.seed.max(1)),
             faults,
             requests: AtomicU64::new(0),
+            bulk_args: BulkArgs::default(),
+            exports: Mutex::new(bulk::Exports::default()),
         }
+    }
+
+    /// The Bulk Export switches (default: enabled, jobs complete on their second fetch).
+    pub fn with_bulk(mut self, bulk: BulkArgs) -> Sim {
+        self.bulk_args = bulk;
+        self
     }
 
     /// xorshift64*: deterministic per seed, enough for fault dice.
@@ -235,7 +249,8 @@ async fn handle(
 ) -> Response {
     sim.requests.fetch_add(1, Ordering::Relaxed);
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    if uri.path().starts_with("/__twin/") {
+    let bulk_file = uri.path().starts_with("/__twin/bulk-files/");
+    if uri.path().starts_with("/__twin/") && !bulk_file {
         // The twin's own test endpoints: no faults, no credentials (they stand for the
         // outside world, not for an API client).
         return inbound::handle(&sim, &method, uri.path(), &form);
@@ -268,6 +283,11 @@ async fn handle(
         }
         return response;
     }
+    if bulk_file {
+        // Bulk Export's day files stand for the storage host a redirect points at: faulted
+        // like every request, but reached without credentials.
+        return bulk::file(&sim, &sim.read_world(), uri.path());
+    }
     let principal = match authenticate(&sim.auth, &sim.read_world().data, &headers) {
         Some(p) => p,
         None => {
@@ -298,6 +318,25 @@ async fn handle(
         host,
         form,
     };
+    if request.path.starts_with("/v1/Exports") {
+        let answer = {
+            let mut world = sim.write_world();
+            bulk::route(&sim, &mut world, &principal, method.as_str(), &request)
+        };
+        let after_effect = faults.write_5xx_after_effect;
+        if method != Method::GET
+            && answer.is_ok()
+            && after_effect > 0.0
+            && sim.roll() < after_effect
+        {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                20500,
+                "Internal Server Error",
+            );
+        }
+        return answer.unwrap_or_else(|e| e);
+    }
     if method == Method::GET {
         let world = sim.read_world();
         return match reads::route(&sim, &world, &principal, &request) {

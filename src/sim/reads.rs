@@ -252,7 +252,7 @@ fn page_2010<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) ->
 }
 
 /// A v1 list page: absolute links under `meta`.
-fn page_v1<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) -> Handled {
+pub(super) fn page_v1<S: AsRef<str>>(sim: &Sim, req: &Request, key: &str, items: &[S]) -> Handled {
     let (size, page, offset) = paging(sim, req)?;
     let slice = page_slice(items, offset, size);
     let link = |page: usize, token: Option<&str>| {

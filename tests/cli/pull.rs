@@ -51,21 +51,17 @@ fn clear_twilio_env(cmd: &mut Command) {
 
 /// `subaudit pull` against the simulator, with the test snapshot's window and fast retries.
 fn pull(dir: &Path, sim: &Sim, out: &str) -> Command {
+    pull_between(dir, sim, out, "2025-12-01", "2026-01-31")
+}
+
+fn pull_between(dir: &Path, sim: &Sim, out: &str, since: &str, until: &str) -> Command {
     let mut cmd = subaudit(dir);
     clear_twilio_env(&mut cmd);
-    cmd.args([
-        "pull",
-        "--out",
-        out,
-        "--since",
-        "2025-12-01",
-        "--until",
-        "2026-01-31",
-    ])
-    .args(["--retry-base-ms", "5", "--max-retries", "12"])
-    .env("TWILIO_ACCOUNT_SID", PARENT)
-    .env("TWILIO_AUTH_TOKEN", TOKEN)
-    .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url);
+    cmd.args(["pull", "--out", out, "--since", since, "--until", until])
+        .args(["--retry-base-ms", "5", "--max-retries", "12"])
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url);
     cmd
 }
 
@@ -382,8 +378,10 @@ fn a_pull_killed_midway_resumes_to_the_same_snapshot() {
     let done_before = slices_written(&out_dir);
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("pull.json")).unwrap()).unwrap();
+    // About a slice a day as the usage records count (120 messages a month), or fewer once
+    // the first slices fetched found about 100 a month and the rest was cut again.
     let slices = state["message_slices"].as_array().unwrap().len();
-    assert!((55..70).contains(&slices), "{slices}");
+    assert!((40..70).contains(&slices), "{slices}");
     assert!((3..slices).contains(&done_before), "{done_before}");
     // Analysis refuses the incomplete snapshot.
     subaudit(tmp.path())
@@ -573,7 +571,41 @@ fn doctor_reports_what_the_credentials_reach() {
         .code(RUNTIME)
         .stdout(predicates::str::contains(
             "FAIL  account: the credentials were rejected",
-        ));
+        ))
+        .stdout(predicates::str::contains("nothing else was checked"))
+        .stdout(predicates::str::contains("ok ").not());
+}
+
+/// Against a closed port, doctor says in one line that it reached nothing and checked nothing,
+/// exits 1, and prints no `ok` (nothing was verified).
+#[test]
+fn doctor_against_an_unreachable_host_says_so_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }; // closed again here
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = subaudit(tmp.path());
+    clear_twilio_env(&mut cmd);
+    let out = cmd
+        .arg("doctor")
+        .env("TWILIO_ACCOUNT_SID", PARENT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SUBAUDIT_TWILIO_BASE_URL", &url)
+        .assert()
+        .code(RUNTIME);
+    let output = out.get_output();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("error: cannot reach {url}: "))
+            && lines[0].ends_with("; nothing was checked"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN));
 }
 
 #[test]
@@ -650,6 +682,308 @@ fn the_owlie_sample_round_trips_through_the_simulator_with_faults() {
     .success()
     .stderr("");
     assert_same_snapshot(&original, &tmp.path().join("pulled"));
+}
+
+/// Every file of an audit's output folder, its text with `replace` pairs applied.
+fn report_files(dir: &Path, replace: &[(String, String)]) -> BTreeMap<String, String> {
+    walk(dir)
+        .into_iter()
+        .map(|p| {
+            let mut text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).to_string();
+            for (from, to) in replace {
+                text = text.replace(from.as_str(), to);
+            }
+            (p.strip_prefix(dir).unwrap().display().to_string(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pull_through_bulk_export_gives_the_audit_of_a_pull_through_the_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = repo_root().join("sample-data/owlie");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(original.join("manifest.json")).unwrap())
+            .unwrap();
+    let parent = manifest["parent_account_sid"].as_str().unwrap().to_string();
+    // The sample's last two months (--until is inclusive: the window's last second too).
+    assert_eq!(manifest["window"]["until"], json!("2026-11-01T00:00:00Z"));
+    let (since, until) = ("2026-09-01", "2026-10-31".to_string());
+    // Faults on every request (the day files' downloads too), job creations that take effect
+    // and answer 500, a few days already exported, two days whose export fails.
+    let (child, url) = spawn_twilio_sim(
+        &original,
+        &parent,
+        TOKEN,
+        &[
+            "--rate-429",
+            "0.1",
+            "--retry-after",
+            "0",
+            "--rate-500",
+            "0.05",
+            "--drop-rate",
+            "0.02",
+            "--fault-write-5xx-after-effect",
+            "0.5",
+            "--max-page-size",
+            "200",
+            "--bulk-exported-days",
+            "2026-09-01,2026-09-20,2026-10-31",
+            "--bulk-unavailable-days",
+            "2026-09-10,2026-10-13",
+            "--seed",
+            "7",
+        ],
+    );
+    let sim = Sim { child, url };
+    let pull_with = |out: &str, source: &str| {
+        let mut cmd = subaudit(tmp.path());
+        clear_twilio_env(&mut cmd);
+        cmd.args(["pull", "--out", out, "--since", since])
+            .args(["--until", &until, "--source", source])
+            .args(["--retry-base-ms", "5", "--max-retries", "12"])
+            .args(["--concurrency", "8", "--bulk-poll-ms", "5"])
+            .env("TWILIO_ACCOUNT_SID", &parent)
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .env("SUBAUDIT_TWILIO_BASE_URL", &sim.url)
+            .assert()
+            .success()
+    };
+    pull_with("by-list", "list");
+    let out = pull_with("by-bulk", "bulk-export");
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    // Every day of the window but the two that fail comes as an export file.
+    assert!(
+        stderr.contains("bulk export: 59 of 61 days as export files"),
+        "{stderr}"
+    );
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("by-bulk/pull.json")).unwrap(),
+    )
+    .unwrap();
+    let slices = state["message_slices"].as_array().unwrap();
+    assert_eq!(
+        slices.iter().filter(|s| s["bulk"] == json!(true)).count(),
+        59
+    );
+    // A day whose export failed comes through the list.
+    assert!(slices
+        .iter()
+        .any(|s| s["start"] == json!("2026-09-10T00:00:00Z") && s["bulk"].is_null()));
+    // The same messages (the export's records brought back to the list's shape, minus what
+    // the export lacks), and no outbound body or secret on disk.
+    let messages = |dir: &str| {
+        let mut by_sid = BTreeMap::new();
+        let snapshot = Snapshot::open(&tmp.path().join(dir), OpenOptions::default()).unwrap();
+        for (path, _) in snapshot.data_files(Resource::Messages).unwrap() {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let mut v: Value = serde_json::from_str(line).unwrap();
+                let map = v.as_object_mut().unwrap();
+                for absent in ["uri", "subresource_uris", "api_version", "error_message"] {
+                    map.remove(absent);
+                }
+                by_sid.insert(map["sid"].as_str().unwrap().to_string(), v);
+            }
+        }
+        by_sid
+    };
+    let (by_list, by_bulk) = (messages("by-list"), messages("by-bulk"));
+    assert!(by_list.len() > 500, "{}", by_list.len());
+    assert!(by_list == by_bulk, "the messages differ");
+    assert!(by_bulk
+        .values()
+        .filter(|m| m["direction"].as_str().unwrap().starts_with("outbound"))
+        .all(|m| m["body"].is_null()));
+    // The same audit, file for file.
+    let audit = |snapshot: &str, out: &str| {
+        subaudit(tmp.path())
+            .args(["audit", "--snapshot", snapshot, "--out", out])
+            .args(["--map", original.join("mapping.csv").to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(
+        audit("by-list", "report-list"),
+        audit("by-bulk", "report-bulk")
+    );
+    let created = |dir: &str| {
+        let m: Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(dir).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        m["created_at"].as_str().unwrap().to_string()
+    };
+    let same = |dir: &str| {
+        vec![
+            (dir.to_string(), "SNAPSHOT".to_string()),
+            (created(dir), "CREATED".to_string()),
+        ]
+    };
+    let list_reports = report_files(&tmp.path().join("report-list"), &same("by-list"));
+    let bulk_reports = report_files(&tmp.path().join("report-bulk"), &same("by-bulk"));
+    assert!(!list_reports.is_empty());
+    for (name, text) in &list_reports {
+        assert!(bulk_reports.get(name) == Some(text), "{name} differs");
+    }
+    assert_eq!(list_reports.len(), bulk_reports.len());
+}
+
+/// The sids of a pulled snapshot's messages, each with how often it was written.
+fn message_sids(dir: &Path) -> BTreeMap<String, usize> {
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for file in manifest["resources"]["messages"]["files"]
+        .as_array()
+        .unwrap()
+    {
+        let path = dir.join(file["path"].as_str().unwrap());
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            *out.entry(v["sid"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn volume_slices_neither_lose_nor_repeat_a_message() {
+    // December 2025 to February 2026: 5,000 messages on 10 January (every 17 s, and one on
+    // each of its edges), nothing from 11 January to 14 February (empty weeks), a few a day
+    // elsewhere, and the window's first and last seconds both used. The usage records count
+    // segments (twice the messages), as some accounts' do.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = SnapshotBuilder::default();
+    b.numbers.push(number(&sid("PN", 1), "+14155550001"));
+    let mut n = 0u64;
+    let mut push = |b: &mut SnapshotBuilder, t: String| {
+        n += 1;
+        let user = format!("+1202555{:04}", n % 500);
+        b.messages.push(
+            Msg {
+                sid: &sid("SM", n),
+                direction: if n.is_multiple_of(3) {
+                    "inbound"
+                } else {
+                    "outbound-api"
+                },
+                from: "+14155550001",
+                to: &user,
+                body: Some("hi"),
+                date_sent: &t,
+                service: None,
+                error_code: None,
+            }
+            .json(),
+        );
+    };
+    push(&mut b, utc(2025, 12, 1, 0, 0, 0));
+    push(&mut b, utc(2026, 2, 28, 23, 59, 59));
+    push(&mut b, utc(2026, 1, 10, 0, 0, 0));
+    push(&mut b, utc(2026, 1, 10, 23, 59, 59));
+    for i in 0..4_998u32 {
+        let s = 1 + i * 17;
+        push(&mut b, utc(2026, 1, 10, s / 3600, s / 60 % 60, s % 60));
+    }
+    for (month, days) in [(12u32, 31u32), (1, 31), (2, 28)] {
+        let year = if month == 12 { 2025 } else { 2026 };
+        for day in 1..=days {
+            let empty = month == 1 && day > 10 || month == 2 && day < 15;
+            if empty || (month, day) == (1, 10) {
+                continue;
+            }
+            for h in [3, 12, 18] {
+                push(&mut b, utc(year, month, day, h, 0, 0));
+            }
+        }
+    }
+    let count = |first: u32, last: u32, month: u32| {
+        b.messages
+            .iter()
+            .filter(|m| {
+                let t =
+                    subaudit::time::parse_twilio_time(m["date_sent"].as_str().unwrap()).unwrap();
+                use chrono::Datelike;
+                t.month() == month && (first..=last).contains(&t.day())
+            })
+            .count()
+    };
+    // Usage records whose periods place the busy day (the plan spreads a period's count
+    // evenly over it).
+    let periods = [
+        ("2025-12-01", "2025-12-31", count(1, 31, 12)),
+        ("2026-01-01", "2026-01-09", count(1, 9, 1)),
+        ("2026-01-10", "2026-01-10", count(10, 10, 1)),
+        ("2026-01-11", "2026-01-31", count(11, 31, 1)),
+        ("2026-02-01", "2026-02-28", count(1, 28, 2)),
+    ];
+    for (start, end, messages) in periods {
+        let segments = (2 * messages).to_string();
+        b.usage
+            .push(usage(PARENT, "sms", start, end, &segments, "-1.00"));
+    }
+    let total = b.messages.len();
+    let original = b.write(&tmp.path().join("original"));
+    let sim = start_sim(&original, &["--max-page-size", "1000"]);
+    let pull_window = |out: &str, extra: &[&str]| {
+        pull_between(tmp.path(), &sim, out, "2025-12-01", "2026-02-28")
+            .args([
+                "--resources",
+                "messages,usage_records",
+                "--concurrency",
+                "4",
+            ])
+            .args(extra)
+            .assert()
+            .success()
+    };
+    // By volume (the default), and as one slice for the whole window.
+    let out = pull_window("sliced", &[]);
+    pull_window("whole", &["--slice-messages", "10000000"]);
+    let (sliced, whole) = (
+        message_sids(&tmp.path().join("sliced")),
+        message_sids(&tmp.path().join("whole")),
+    );
+    assert_eq!(whole.len(), total);
+    assert!(whole.values().all(|&c| c == 1));
+    assert_eq!(sliced, whole, "slices lost or repeated messages");
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("sliced/pull.json")).unwrap(),
+    )
+    .unwrap();
+    let slices: Vec<(String, String)> = state["message_slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_str().unwrap().into(),
+                s["end"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // The slices tile the window, edge to edge.
+    assert_eq!(slices.first().unwrap().0, "2025-12-01T00:00:00Z");
+    assert_eq!(slices.last().unwrap().1, "2026-03-01T00:00:00Z");
+    assert!(slices.windows(2).all(|w| w[0].1 == w[1].0), "{slices:?}");
+    // The busy day is cut into about a page each (after the probes found half the usage
+    // count), and the empty weeks are no slices of their own.
+    let busy = slices
+        .iter()
+        .filter(|(s, e)| s.as_str() < "2026-01-11" && e.as_str() > "2026-01-10")
+        .count();
+    assert!((6..=12).contains(&busy), "{busy}: {slices:?}");
+    assert!(
+        slices.len() <= total / 900 + 8,
+        "{} slices for {total} messages: {slices:?}",
+        slices.len()
+    );
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("pull: done"), "{stderr}");
 }
 
 /// `--since D --until D` fetches the whole UTC day D, both edges (00:00:00 and 23:59:59)
