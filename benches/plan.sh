@@ -50,9 +50,12 @@ for n in "${sizes[@]}"; do
   json=$(bytes "$out/plan.json")
   shell=$(bytes "$out/plan.sh")
   csv=$(bytes "$out/plan.csv")
-  reseed=$(du -sb "$out/reseed" | cut -f1)
-  files=$(find "$out/reseed" -type f | wc -l)
-  items=$(cat "$out/reseed"/*.jsonl 2>/dev/null | wc -l)
+  reseed=0 files=0 items=0
+  if [ -d "$out/reseed" ]; then # a plan made before the re-seed files has none
+    reseed=$(du -sb "$out/reseed" | cut -f1)
+    files=$(find "$out/reseed" -type f | wc -l)
+    items=$(find "$out/reseed" -type f -name '*.jsonl' -exec cat {} + | wc -l)
+  fi
   steps=$(grep -c '"order":' "$out/plan.json" || true)
   printf '  plan.json %s, plan.sh %s (together %s; target < %s), plan.csv %s\n' \
     "$(mb "$json")" "$(mb "$shell")" "$(mb $((json + shell)))" "$(mb "$limit")" "$(mb "$csv")"

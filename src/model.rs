@@ -336,3 +336,15 @@ fn decimal_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
         }
     })
 }
+
+/// The one order of customer names in every output (CSV rows, terminal tables, report.html,
+/// per-customer files): case-folded, so that "alpha Dental" sorts beside "Alpha Health" and
+/// before "Beta Pets"; names equal but for case then in byte order, so the order is total.
+pub fn customer_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let folded = |s: &str| {
+        s.chars()
+            .flat_map(char::to_lowercase)
+            .collect::<Vec<char>>()
+    };
+    folded(a).cmp(&folded(b)).then_with(|| a.cmp(b))
+}

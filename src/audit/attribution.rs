@@ -582,11 +582,9 @@ impl Attribution {
             let mut order: Vec<usize> = (0..self.buckets.len()).collect();
             order.sort_by(|a, b| {
                 let (a, b) = (&self.buckets[*a], &self.buckets[*b]);
-                (a.kind, a.name.to_lowercase(), &a.name).cmp(&(
-                    b.kind,
-                    b.name.to_lowercase(),
-                    &b.name,
-                ))
+                a.kind
+                    .cmp(&b.kind)
+                    .then_with(|| crate::model::customer_order(&a.name, &b.name))
             });
             for b in order {
                 let Some(t) = self.cells.get(&(b as u32, month)) else {

@@ -95,7 +95,7 @@ impl ResolvedMapping {
                 NumberTarget::Conflict(_) => None,
             })
             .collect();
-        names.sort();
+        names.sort_by(|a, b| crate::model::customer_order(a, b));
         names.dedup();
         names
     }

@@ -313,6 +313,8 @@ pub struct OptOutAnalysis {
     pub violations: Vec<Violation>,
     pub messages_read: u64,
     pub events: u64,
+    /// How many of the events came from the user's evidence files (`--evidence`).
+    pub imported: u64,
 }
 
 /// Step 5: the opt-out in force after `events` (sorted), if the last one is an opt-out, with
@@ -437,6 +439,7 @@ pub fn finish(
         violations,
         messages_read,
         events,
+        imported: imported.len() as u64,
     })
 }
 
@@ -804,7 +807,9 @@ pub fn lost_opt_outs(
     };
     // Sources of the same customer and number share a run of rows; a stable sort keeps their
     // listed order, which breaks the ties between their rows.
-    sources.sort_by(|(a, _), (b, _)| (&a.customer, &a.number).cmp(&(&b.customer, &b.number)));
+    sources.sort_by(|(a, _), (b, _)| {
+        crate::model::customer_order(&a.customer, &b.customer).then_with(|| a.number.cmp(&b.number))
+    });
     let total: usize = sources
         .iter()
         .map(|(_, source)| match source {

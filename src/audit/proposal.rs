@@ -491,7 +491,7 @@ pub fn propose(snapshot: &Snapshot) -> Proposal {
         });
     }
     proposal.rows.sort_by(|a, b| {
-        (a.customer.to_lowercase(), &a.number).cmp(&(b.customer.to_lowercase(), &b.number))
+        crate::model::customer_order(&a.customer, &b.customer).then_with(|| a.number.cmp(&b.number))
     });
     proposal
 }

@@ -121,7 +121,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         "would be lost"
     };
     use crate::plural;
-    let line = format!(
+    let mut line = format!(
         "{} {what} ({} in force in all; {} to review; {}) from {}",
         plural(rows.len(), "opt-out", "opt-outs"),
         analysis.opt_outs.len(),
@@ -133,6 +133,12 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         plural(analysis.violations.len(), "violation", "violations"),
         plural(analysis.messages_read, "message", "messages")
     );
+    if analysis.imported > 0 {
+        line.push_str(&format!(
+            " and {} (--evidence)",
+            plural(analysis.imported, "imported event", "imported events")
+        ));
+    }
     // The CSV may be on stdout: the summary goes to stderr then.
     if to_stdout {
         eprintln!("{line}");

@@ -52,6 +52,8 @@ pub fn run(args: VerifyArgs) -> Result<i32> {
     let columns = ["customer", "ok", "problems", "not applied", "blocked"];
     let mut table = crate::report::table::new_table(&columns, &columns[1..]);
     let mut totals = [0usize; 4];
+    let mut per_customer: Vec<_> = per_customer.into_iter().collect();
+    per_customer.sort_by(|a, b| crate::model::customer_order(a.0, b.0));
     for (customer, counts) in &per_customer {
         let mut row = vec![customer.to_string()];
         for (i, n) in counts.iter().enumerate() {

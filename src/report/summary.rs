@@ -8,6 +8,7 @@ use super::table::{fitting_table, short_sid, terminal_width, wrap};
 use crate::audit::attribution::BucketKind;
 use crate::audit::plan::Severity;
 use crate::audit::Audit;
+use crate::model::customer_order;
 use crate::plural;
 
 /// The summary text, `top` customers by name (the others counted), fitted to the terminal.
@@ -46,10 +47,19 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
     ));
     // What the logs cannot show (rule: the horizon): a STOP before the window, and sends the API
     // refused (they leave no message).
-    say(format!(
-        "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): check your own STOP records for end users texted before then",
-        plan.window.since
-    ));
+    let imported = audit.analysis.imported;
+    if imported == 0 {
+        say(format!(
+            "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): check your own STOP records for end users texted before then",
+            plan.window.since
+        ));
+    } else {
+        say(format!(
+            "Opt-outs before {} are not in the logs, nor sends the API refused (they leave no message): {} from your own records added (--evidence)",
+            plan.window.since,
+            plural(imported as usize, "event", "events")
+        ));
+    }
     say(super::usage::reconciliation_line(&audit.usage.attribution));
 
     // Cost per customer, from the attribution.
@@ -73,7 +83,7 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
         .iter()
         .filter(|c| c.numbers_blocked > 0)
         .collect();
-    blocked.sort_by_key(|c| (c.customer.to_lowercase(), c.customer.clone()));
+    blocked.sort_by(|x, y| customer_order(&x.customer, &y.customer));
     let conflicts = plan
         .numbers
         .iter()
@@ -126,7 +136,7 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
     customers.sort_by(|x, y| {
         y.opt_outs_lost
             .cmp(&x.opt_outs_lost)
-            .then_with(|| x.customer.to_lowercase().cmp(&y.customer.to_lowercase()))
+            .then_with(|| customer_order(&x.customer, &y.customer))
     });
     if !customers.is_empty() {
         let shown = customers.len().min(top);

@@ -13,6 +13,7 @@ use crate::audit::usage::{
 };
 use crate::audit::usage_report::UsageReport;
 use crate::error::Result;
+use crate::model::customer_order;
 use crate::output::{write_csv, Staging};
 use crate::snapshot::Snapshot;
 
@@ -73,9 +74,7 @@ pub fn top_customers_table(attribution: &Attribution, top: usize) -> Table {
             .abs()
             .cmp(&per_bucket[*a].price_units.abs())
             .then_with(|| {
-                attribution.buckets[*a]
-                    .name
-                    .cmp(&attribution.buckets[*b].name)
+                customer_order(&attribution.buckets[*a].name, &attribution.buckets[*b].name)
             })
     });
     let row = |name: String, account: String, t: &Totals| {

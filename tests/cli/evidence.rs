@@ -405,3 +405,44 @@ fn the_shipped_evidence_changes_the_sample_result() {
     assert!(violations_with.iter().any(|r| r[9] == "imported"));
     assert_ne!(lost_with.len(), lost_without.len());
 }
+
+#[test]
+fn audit_cites_imported_rows_in_its_files_summary_and_page() {
+    let b = snapshot();
+    let evidence = format!(
+        "{EVIDENCE_HEADER}\
+         2025-06-01T12:00:00Z,{U2},{N1},,opt-out,\n\
+         2026-01-07T08:00:00Z,{U1},{N2},{},opt-out,\n",
+        sid("MG", 1)
+    );
+    let dir = setup(&b, &[("ev.csv", &evidence)]);
+    run(
+        dir.path(),
+        &[
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "report",
+            "--evidence",
+            "ev.csv",
+        ],
+    )
+    .success()
+    .stdout(contains(
+        "2 events from your own records added (--evidence)",
+    ));
+    let report = dir.path().join("report");
+    let lost = fs::read_to_string(report.join("optouts_lost.csv")).unwrap();
+    assert!(lost.contains(",imported,ev.csv:2,Heron,"), "{lost}");
+    assert!(lost.contains(",imported,ev.csv:3,Heron,"), "{lost}");
+    assert_eq!(
+        fs::read_to_string(report.join("optouts/Heron.csv")).unwrap(),
+        lost
+    );
+    let page = fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(page.contains("your imported records"));
+    assert!(page.contains("2 events from your own records (--evidence) are included"));
+}

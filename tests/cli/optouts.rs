@@ -803,3 +803,58 @@ fn revoke_and_optout_count_from_2025_05_14_on_or_when_passed_as_extras() {
     let with_extra = lost_csv(&b, MAP_BOTH_TO_ACME, &["--opt-out-keyword", "revoke"]);
     assert_eq!(with_extra, String::from(HEADER) + &before + &after);
 }
+
+/// Customer names that differ in case sort the same way everywhere (case-folded): the lost
+/// opt-outs, the usage attribution and the audit's terminal summary list "Alpha Dental",
+/// "beta Pets", "Carrot Co" in that order (byte order would put "beta Pets" last).
+#[test]
+fn customers_sort_case_folded_in_every_output() {
+    const N3: &str = "+14155550103";
+    let dir = TempDir::new().unwrap();
+    let mut b = two_numbers();
+    b.numbers.push(number(&pn(3), N3));
+    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    b.messages.push(inbound(2, U1, N2, "STOP", 3, None));
+    b.messages.push(inbound(3, U1, N3, "STOP", 4, None));
+    b.write(&dir.path().join("snap"));
+    fs::write(
+        dir.path().join("map.csv"),
+        format!("number,customer,subaccount_sid\n{N1},beta Pets,\n{N2},Carrot Co,\n{N3},Alpha Dental,\n"),
+    )
+    .unwrap();
+    let out = subaudit(dir.path())
+        .args([
+            "audit",
+            "--snapshot",
+            "snap",
+            "--map",
+            "map.csv",
+            "--out",
+            "report",
+        ])
+        .assert()
+        .success();
+    let expected = ["Alpha Dental", "beta Pets", "Carrot Co"];
+    let report = dir.path().join("report");
+    let lost: Vec<String> = read_csv(&report.join("optouts_lost.csv"))[1..]
+        .iter()
+        .map(|r| r[9].clone())
+        .collect();
+    assert_eq!(lost, expected);
+    let attributed: Vec<String> = read_csv(&report.join("usage_attribution.csv"))[1..]
+        .iter()
+        .filter(|r| r[0] == "customer")
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(attributed, expected);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let at: Vec<usize> = expected
+        .iter()
+        .map(|name| {
+            stdout
+                .find(name)
+                .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"))
+        })
+        .collect();
+    assert!(at[0] < at[1] && at[1] < at[2], "{stdout}");
+}

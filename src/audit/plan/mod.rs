@@ -10,6 +10,7 @@
 //! `traffic` the recent-traffic scan, `findings` the graded risks, `steps` one function per
 //! step kind.
 
+mod advice;
 mod findings;
 mod request;
 mod steps;

@@ -21,6 +21,7 @@ use crate::audit::attribution::{month_text, Attribution, BucketKind, Totals};
 use crate::audit::optouts::{Evidence, LostOptOut, OptOutAnalysis};
 use crate::audit::plan::{NumberPlan, Plan, Severity};
 use crate::audit::usage::Period;
+use crate::model::customer_order;
 use crate::plural;
 use chart::{Bar, Row, Series, StackedBars};
 
@@ -121,30 +122,6 @@ fn summary(page: &Page<'_>) -> Markup {
     }
 }
 
-/// The advice for a finding code, said once above its numbers (the numbers' own messages say
-/// the specifics; docs/finding-codes.md has the same table).
-fn advice(code: &str) -> &'static str {
-    match code {
-        "hosted-number" => "Twilio cannot transfer a hosted number by API (error 22121): ask Twilio support to move the hosted number order, or keep the number in the parent.",
-        "target-suspended" => "The target subaccount is suspended: reactivate it, or map the number elsewhere, then run the audit again.",
-        "target-closed" => "A closed subaccount cannot be reopened: map the number to another subaccount or to a new customer name (the plan then creates the subaccount).",
-        "target-not-child" => "The target account is not a subaccount of this parent (error 21473): map the number to one of the parent's subaccounts.",
-        "mapping-conflict" => "The mapping names two different targets: the number stays in the parent until you delete the wrong mapping lines.",
-        "in-messaging-service" => "The number must leave the parent's Messaging Service (one service per number, error 21712); the plan adds it to a new service of the customer. Copy the settings you rely on (inbound webhook, fallback, status callback) to that service.",
-        "a2p-campaign" => "The US A2P 10DLC registration does not follow the number: register a brand and campaign for the customer in the subaccount before it sends to US numbers.",
-        "toll-free-verification" => "Submit a new toll-free verification from the subaccount right after the transfer; hold sending until it is approved.",
-        "regulatory-bundle" => "Create an equivalent regulatory bundle in the subaccount and have it approved; export its sid as the transfer step's placeholder (error 21649 otherwise).",
-        "address-required" => "Create a matching address in the subaccount; export its sid as the transfer step's placeholder (error 21613 otherwise).",
-        "emergency-address" => "Create the emergency address in the subaccount and register it on the number right after the transfer.",
-        "sip-trunk" => "Voice breaks after the move: create a trunk in the subaccount and attach the number to it right after the transfer.",
-        "twiml-app" => "The TwiML app belongs to the parent: create it in the subaccount and point the number at it right after the transfer.",
-        "opt-outs-lost" => "Twilio keeps opt-outs per account: the plan re-seeds them in the subaccount (the customer's file in optouts/ lists them); send nothing from the number until that step ran.",
-        "recent-traffic" => "The number is in use: move it in a quiet window and pause the customer's sending while its part of the plan runs.",
-        "unmapped" => "Nothing to do: the number stays in the parent. Add a mapping line to move it.",
-        _ => "",
-    }
-}
-
 /// A finding's own specifics: its message up to the advice (which follows the first ": ").
 fn finding_detail(message: &str) -> &str {
     message.split_once(": ").map_or(message, |(head, _)| head)
@@ -185,7 +162,7 @@ fn engineering(page: &Page<'_>) -> Markup {
         }
     }
     let mut customers: Vec<&crate::audit::plan::CustomerPlan> = plan.customers.iter().collect();
-    customers.sort_by_key(|c| (c.customer.to_lowercase(), c.customer.clone()));
+    customers.sort_by(|x, y| customer_order(&x.customer, &y.customer));
     let conflicts: Vec<&NumberPlan> = plan
         .numbers
         .iter()
@@ -233,7 +210,7 @@ fn engineering(page: &Page<'_>) -> Markup {
                         span class=(format!("sev {}", severity.0.as_str())) { (severity.0.as_str()) }
                         " " (plural(numbers.len(), "number", "numbers"))
                     }
-                    p.advice { (advice(code.as_str())) }
+                    p.advice { (code.advice()) }
                     div.scroll {
                         table.stack {
                             thead { tr { th { "number" } th { "customer" } th { "specifics" } } }
@@ -461,7 +438,13 @@ fn compliance(page: &Page<'_>) -> Markup {
                 ". Opt-outs received before that are not in the logs and this report cannot see them. "
                 (plural(refusal_only, "opt-out is", "opt-outs are"))
                 " known only from a later 21610 refusal, which proves an opt-out began earlier. "
-                "If you keep older evidence (your app's STOP webhooks or 21610 API errors), add it to the audit."
+                @if analysis.imported == 0 {
+                    "If you keep older evidence (your app's STOP webhooks or 21610 API errors), add it to the audit."
+                } @else {
+                    (plural(analysis.imported as usize, "event", "events"))
+                    " from your own records (--evidence) are included; the opt-outs they began cite "
+                    code { "FILE:LINE" } "."
+                }
             }
             p #in-force {
                 strong { (analysis.opt_outs.len()) } " opt-outs are " em { "in force" }
@@ -569,12 +552,7 @@ fn finance(page: &Page<'_>) -> Markup {
             .price_units
             .abs()
             .cmp(&per_bucket[*a].price_units.abs())
-            .then_with(|| {
-                at.buckets[*a]
-                    .name
-                    .to_lowercase()
-                    .cmp(&at.buckets[*b].name.to_lowercase())
-            })
+            .then_with(|| customer_order(&at.buckets[*a].name, &at.buckets[*b].name))
     });
     let top: Vec<usize> = customers.iter().copied().take(CHART_CUSTOMERS).collect();
     let mut series: Vec<Series> = top
@@ -672,12 +650,11 @@ fn finance(page: &Page<'_>) -> Markup {
     let mut by_name: Vec<usize> = (0..at.buckets.len())
         .filter(|b| per_bucket[*b].messages > 0)
         .collect();
-    by_name.sort_by_key(|b| {
-        (
-            at.buckets[*b].kind,
-            at.buckets[*b].name.to_lowercase(),
-            at.buckets[*b].name.clone(),
-        )
+    by_name.sort_by(|a, b| {
+        let (a, b) = (&at.buckets[*a], &at.buckets[*b]);
+        a.kind
+            .cmp(&b.kind)
+            .then_with(|| customer_order(&a.name, &b.name))
     });
     let mut total = Totals::default();
     for b in &by_name {
@@ -806,7 +783,5 @@ mod tests {
             ),
             "regulatory bundle BU1 belongs to the parent"
         );
-        assert!(!advice("regulatory-bundle").is_empty());
-        assert_eq!(advice("no-such-code"), "");
     }
 }
