@@ -7,7 +7,9 @@
 #
 # Stages: `wc -l` (reading the bytes once: the floor), `optouts` (the opt-out engine), the
 # DuckDB peer computing the same optouts_lost.csv in SQL (checked identical byte for byte),
-# `usage` (summary, pivot, attribution through polars; whole snapshot and one quarter), `audit`
+# `optouts` again on a copy whose messages are compressed with zstd (the ratio and the read
+# cost of `pull --compress` snapshots; needs the zstd command), `usage` (summary, pivot,
+# attribution through polars; whole snapshot and one quarter), `audit`
 # (everything, plus the plan and the page). The peer runs when PEERS names the folder holding
 # duckdb_lost.py (pip install duckdb); it is not part of this project.
 # Uses the release build (cargo build --release; CARGO_TARGET_DIR is honoured), copied into the
@@ -37,6 +39,7 @@ measure() { # label, command...
   printf '%-40s %8ss %8.0f MiB\n' "$label" "$wall" "$((rss_kb / 1024))"
 }
 
+echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 printf '%-40s %9s %12s\n' "step" "wall" "peak RSS"
 for n in "${sizes[@]}"; do
   snap="$work/owlie-$n"
@@ -57,10 +60,30 @@ for n in "${sizes[@]}"; do
       echo "  optouts_lost.csv and the peer's CSV DIFFER" >&2
     fi
   fi
+  # The same snapshot with its messages compressed (zstd level 3, as `pull --compress` writes
+  # them; the manifest's messages.jsonl is read from messages.jsonl.zst): ratio and read cost.
+  zsnap="$work/owlie-$n-zst"
+  if [ ! -f "$zsnap/messages.jsonl.zst" ] && command -v zstd > /dev/null; then
+    mkdir -p "$zsnap"
+    find "$snap" -maxdepth 1 -type f ! -name messages.jsonl -exec cp {} "$zsnap/" \;
+    measure "zstd -3 messages (compress by hand)" zstd -3 -q -f -o "$zsnap/messages.jsonl.zst" \
+      "$snap/messages.jsonl"
+  fi
+  if [ -f "$zsnap/messages.jsonl.zst" ]; then
+    plain_bytes=$(stat -c %s "$snap/messages.jsonl")
+    zst_bytes=$(stat -c %s "$zsnap/messages.jsonl.zst")
+    echo "  messages.jsonl.zst: $zst_bytes bytes of $plain_bytes ($(awk "BEGIN{printf \"%.1f\", $plain_bytes/$zst_bytes}")x smaller)"
+    measure "optouts, compressed snapshot" "$bin" optouts --snapshot "$zsnap" \
+      --map "$snap/mapping.csv" --out "$out/optouts_lost_zst.csv"
+    cmp -s "$out/optouts_lost.csv" "$out/optouts_lost_zst.csv" \
+      && echo "  same optouts_lost.csv from the compressed snapshot" \
+      || echo "  optouts_lost.csv from the compressed snapshot DIFFERS" >&2
+  fi
   measure "usage (whole snapshot)" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \
     --out "$out/usage/usage_summary.csv"
   measure "usage --start/--end one quarter" "$bin" usage --snapshot "$snap" --map "$snap/mapping.csv" \
     --start 2026-01-01 --end 2026-03-31 --out "$out/usage-q1/usage_summary.csv"
   measure "audit (everything)" "$bin" audit --snapshot "$snap" --map "$snap/mapping.csv" \
     --out "$out/report"
+  echo "  load average after $n: $(cut -d' ' -f1-3 /proc/loadavg)"
 done

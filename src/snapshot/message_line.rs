@@ -18,6 +18,7 @@ const MAX_DEPTH: usize = 100;
 /// Reads `line` (one JSON object) on the fast path; `None` leaves it to serde_json.
 pub fn parse(line: &str) -> Option<MessageRef<'_>> {
     let mut s = Scanner {
+        text: line,
         bytes: line.as_bytes(),
         at: 0,
     };
@@ -123,6 +124,9 @@ impl<'a> Fields<'a> {
 }
 
 struct Scanner<'a> {
+    /// The line; `bytes` is the same line, scanned byte by byte. Values are sliced from
+    /// `text`, which is UTF-8 already: no second check per field.
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -161,8 +165,8 @@ impl<'a> Scanner<'a> {
         }
         let start = self.at;
         self.at += len + 1;
-        // The line is UTF-8 and the cut falls on ASCII quotes: this cannot fail.
-        std::str::from_utf8(&self.bytes[start..start + len]).ok()
+        // Both ends are next to ASCII quotes, so on character boundaries.
+        self.text.get(start..start + len)
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -185,7 +189,7 @@ impl<'a> Scanner<'a> {
             b'-' | b'0'..=b'9' => {
                 let start = self.at;
                 self.number()?;
-                let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
+                let text = self.text.get(start..self.at)?;
                 if text.contains(['.', 'e', 'E']) {
                     return None;
                 }

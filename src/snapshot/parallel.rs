@@ -54,11 +54,15 @@ where
 {
     let (sender, receiver) = mpsc::sync_channel::<Block>(states.len() * 2);
     let receiver = Arc::new(Mutex::new(receiver));
+    // Parsed blocks' buffers go back to the reader, which fills them again: no allocation,
+    // page faults or zero-filling of fresh 4 MiB buffers per block.
+    let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         let handles: Vec<_> = states
             .iter_mut()
             .map(|state| {
                 let receiver = Arc::clone(&receiver);
+                let recycle = recycle.clone();
                 scope.spawn(move || -> (u64, Option<(usize, Error)>) {
                     let mut count = 0u64;
                     let mut error: Option<(usize, Error)> = None;
@@ -83,11 +87,14 @@ where
                                 }
                             }
                         }
+                        // The reader may have finished: then the buffer is simply dropped.
+                        let _ = recycle.send(block.bytes);
                     }
                 })
             })
             .collect();
-        let read = read_blocks(path, block_size, &sender);
+        drop(recycle);
+        let read = read_blocks(path, block_size, &sender, &recycled);
         drop(sender);
         let mut count = 0;
         let mut first_error: Option<(usize, Error)> = None;
@@ -109,22 +116,37 @@ where
 }
 
 /// Reads the file in blocks that end on a line break and sends them with their first line's
-/// number.
-fn read_blocks(path: &Path, block_size: usize, sender: &mpsc::SyncSender<Block>) -> Result<()> {
+/// number. Buffers come back through `recycled` once parsed.
+fn read_blocks(
+    path: &Path,
+    block_size: usize,
+    sender: &mpsc::SyncSender<Block>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) -> Result<()> {
     let mut file = DataReader::open(path)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut next_line = 1usize;
     loop {
-        let mut bytes = std::mem::take(&mut carry);
-        let start = bytes.len();
+        // A recycled buffer is already initialised over about a block: `resize` only writes
+        // what it lacks. The carried part of a line moves to its front.
+        let mut bytes = recycled.try_recv().unwrap_or_default();
+        let start = carry.len();
+        if bytes.len() < start {
+            bytes.resize(start, 0);
+        }
+        bytes[..start].copy_from_slice(&carry);
+        carry.clear();
         bytes.resize(start + block_size, 0);
         let n = read_full(&mut file, &mut bytes[start..]).map_err(|e| Error::read(path, e))?;
         bytes.truncate(start + n);
         let at_end = n == 0;
         if !at_end {
             // Cut after the last line break; the rest starts the next block.
-            match bytes.iter().rposition(|&b| b == b'\n') {
-                Some(cut) => carry = bytes.split_off(cut + 1),
+            match memchr::memrchr(b'\n', &bytes) {
+                Some(cut) => {
+                    carry.extend_from_slice(&bytes[cut + 1..]);
+                    bytes.truncate(cut + 1);
+                }
                 None => {
                     carry = bytes;
                     continue;
@@ -135,7 +157,7 @@ fn read_blocks(path: &Path, block_size: usize, sender: &mpsc::SyncSender<Block>)
             return Ok(());
         }
         let lines =
-            bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!bytes.ends_with(b"\n"));
+            memchr::memchr_iter(b'\n', &bytes).count() + usize::from(!bytes.ends_with(b"\n"));
         let block = Block {
             bytes,
             first_line: next_line,
@@ -172,7 +194,7 @@ where
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
 {
     let mut count = 0;
-    for (i, raw) in block.bytes.split(|&b| b == b'\n').enumerate() {
+    for (i, raw) in lines(&block.bytes).enumerate() {
         let line = block.first_line + i;
         let fail = |e: Error| (line, e);
         let text = std::str::from_utf8(raw)
@@ -199,6 +221,19 @@ where
         visit(state, LineRef { path, line }, &message).map_err(fail)?;
     }
     Ok(count)
+}
+
+/// The lines of a block, as `split(|&b| b == b'\n')` gives them (an empty last one after a
+/// final line break), found with memchr.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let breaks = memchr::memchr_iter(b'\n', bytes).map(Some).chain([None]);
+    breaks.map(move |end| {
+        let end = end.unwrap_or(bytes.len());
+        let line = &bytes[start..end];
+        start = end + 1;
+        line
+    })
 }
 
 #[cfg(test)]
@@ -252,6 +287,15 @@ mod tests {
                 "block {block}: {seen:?}"
             );
             assert_eq!(seen.last().unwrap().0, 58);
+        }
+    }
+
+    #[test]
+    fn lines_are_split_as_the_slice_split_does() {
+        for text in ["", "\n", "a", "a\n", "a\nb", "a\n\nb\n", "\n\nx"] {
+            let ours: Vec<&[u8]> = lines(text.as_bytes()).collect();
+            let std: Vec<&[u8]> = text.as_bytes().split(|&b| b == b'\n').collect();
+            assert_eq!(ours, std, "{text:?}");
         }
     }
 
