@@ -82,9 +82,7 @@ pub fn print(report: &UsageReport, top: usize) {
         eprintln!("warning: {w}");
     }
     use crate::plural;
-    use crate::report::table::{terminal_width, wrap};
-    let width = terminal_width();
-    let header = format!(
+    println!(
         "Usage over {}: {} from {} ({} crossing the period left out); {} of {} in the period",
         report.summary.period.describe(),
         plural(
@@ -101,12 +99,8 @@ pub fn print(report: &UsageReport, top: usize) {
         report.attribution.messages_in_period,
         plural(report.attribution.messages_read, "message", "messages"),
     );
-    println!("{}", wrap(&header, width));
     println!("{}", out::top_customers_table(&report.attribution, top));
-    println!(
-        "{}",
-        wrap(&out::reconciliation_line(&report.attribution), width)
-    );
+    println!("{}", out::reconciliation_line(&report.attribution));
 }
 
 pub fn run(args: UsageArgs) -> Result<i32> {
