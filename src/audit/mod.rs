@@ -18,7 +18,7 @@ use crate::audit::evidence::ImportedEvent;
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::ResolvedMapping;
 use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostOptOut, OptOutAnalysis};
-use crate::audit::plan::{Plan, TrafficScan};
+use crate::audit::plan::{Plan, Traffic, TrafficScan};
 use crate::audit::usage::Period;
 use crate::audit::usage_report::{UsageRecords, UsageReport};
 use crate::error::Result;
@@ -121,8 +121,27 @@ pub fn plan_only(
     keywords: &Keywords,
     imported: &[ImportedEvent],
 ) -> Result<Plan> {
-    let analysis = optouts::analyze(snapshot, keywords, imported)?;
+    let (analysis, traffic) = opt_outs_and_traffic(snapshot, keywords, imported)?;
     let lost = lost_opt_outs(snapshot, &analysis, mapping, false);
-    let traffic = plan::recent_traffic(snapshot)?;
     Ok(plan::build(snapshot, mapping, &lost, &traffic))
+}
+
+/// The opt-out analysis and the plan's recent traffic from one read of the messages (what
+/// `plan` and `optouts --per-customer` need; `audit` folds in usage attribution as well).
+pub fn opt_outs_and_traffic(
+    snapshot: &Snapshot,
+    keywords: &Keywords,
+    imported: &[ImportedEvent],
+) -> Result<(OptOutAnalysis, HashMap<String, Traffic>)> {
+    let traffic_scan = TrafficScan::new(snapshot);
+    let (parts, messages_read) = snapshot.fold_messages(
+        || (EvidenceScan::default(), HashMap::new()),
+        |(evidence, traffic), at, message| {
+            traffic_scan.visit(traffic, message);
+            evidence.visit(at, message, keywords)
+        },
+    )?;
+    let (evidence, traffic): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    let analysis = optouts::finish(snapshot, evidence, messages_read, imported)?;
+    Ok((analysis, TrafficScan::merge(traffic)))
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
+use crate::audit::opt_outs_and_traffic;
 use crate::audit::optouts::{analyze, lost_opt_outs, LOST_HEADER};
 use crate::error::Result;
 use crate::exit_code;
@@ -76,7 +77,13 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let snapshot = args.snapshot.open()?;
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let imported = args.evidence.load(&snapshot)?;
-    let analysis = analyze(&snapshot, &keywords, &imported)?;
+    // The suppression lists need the plan, and so its recent traffic: counted in the same read.
+    let (analysis, traffic) = if args.per_customer.is_some() {
+        let (analysis, traffic) = opt_outs_and_traffic(&snapshot, &keywords, &imported)?;
+        (analysis, Some(traffic))
+    } else {
+        (analyze(&snapshot, &keywords, &imported)?, None)
+    };
     let rows = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
 
     if to_stdout {
@@ -102,7 +109,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         } else {
             &rows
         };
-        let traffic = crate::audit::plan::recent_traffic(&snapshot)?;
+        let traffic = traffic.unwrap_or_default();
         let plan = crate::audit::plan::build(&snapshot, &mapping, moving_rows, &traffic);
         crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
         staging.commit()?;

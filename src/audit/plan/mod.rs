@@ -4,7 +4,7 @@
 //!
 //! Building the plan is pure over its inputs (snapshot, resolved mapping, the opt-out engine's
 //! lost rows, recent traffic), so the rules are unit-tested without files. The one streaming
-//! pass it needs, [`recent_traffic`], is separate.
+//! pass it needs, [`TrafficScan`], is separate.
 //!
 //! This module holds the plan's model and [`build`]; `request` the request templates,
 //! `traffic` the recent-traffic scan, `findings` the graded risks, `steps` one function per
@@ -33,7 +33,7 @@ pub use request::{
 };
 use steps::build_steps;
 pub use steps::{reseed_seconds, service_settings, RESEED_DIR};
-pub use traffic::{recent_since, recent_traffic, Traffic, TrafficScan, RECENT_DAYS};
+pub use traffic::{recent_since, Traffic, TrafficScan, RECENT_DAYS};
 
 /// The folder of the per-customer opt-out files, beside plan.json in a report folder.
 pub const SUPPRESSION_DIR: &str = "optouts";

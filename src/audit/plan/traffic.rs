@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::error::Result;
 use crate::snapshot::Snapshot;
 use crate::time::parse_twilio_time;
 
@@ -29,19 +28,9 @@ pub fn recent_since(snapshot: &Snapshot) -> DateTime<Utc> {
     snapshot.manifest.window.until - Duration::days(RECENT_DAYS)
 }
 
-/// One streaming pass: the messages each of the parent's numbers sent or received in the 30
-/// days before the window end, by PN sid.
-pub fn recent_traffic(snapshot: &Snapshot) -> Result<HashMap<String, Traffic>> {
-    let scan = TrafficScan::new(snapshot);
-    let (parts, _) = snapshot.fold_messages(HashMap::new, |out, _, m| {
-        scan.visit(out, m);
-        Ok(())
-    })?;
-    Ok(TrafficScan::merge(parts))
-}
-
-/// Recent traffic per number in two halves, so that `audit` can count it in the same read of
-/// the messages as its other stages.
+/// Recent traffic per number: the messages each of the parent's numbers sent or received in the
+/// 30 days before the window end, by PN sid; counted in the same read of the messages as the
+/// other stages (`audit::run`, `audit::opt_outs_and_traffic`), in two halves.
 pub struct TrafficScan<'a> {
     since: DateTime<Utc>,
     until: DateTime<Utc>,
