@@ -619,14 +619,14 @@ impl Pull {
             .lock()
             .expect("no panics hold the lock")
             .clone();
-        let gz = match bulk::download_day(&self.inner.client, day).await {
+        let gz = match bulk::download_day(&self.inner.client, day, &self.inner.dir).await {
             Ok(gz) => gz,
             Err(why) => return Ok(Err(why)),
         };
         let mut file = self.open(Resource::Messages, slice.file())?;
         let mut batch = Vec::new();
         let mut failed_write = None;
-        let read = bulk::read_day(&gz, day, price_unit.as_deref(), |record| {
+        let read = bulk::read_day(gz, day, price_unit.as_deref(), |record| {
             batch.push(record);
             if batch.len() >= 1000 {
                 if let Err(e) = file.write_page(std::mem::take(&mut batch)) {
