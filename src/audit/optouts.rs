@@ -7,7 +7,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -172,62 +171,21 @@ pub const VIOLATION_HEADER: [&str; 11] = [
     "evidence_message_sid",
 ];
 
-/// Text shared by the rows that repeat it, behind one thin pointer: a service opt-out stands
-/// on every number of the service, so rows run to millions, and each holds nine of these.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct SharedText(Arc<Box<str>>);
-
-impl std::ops::Deref for SharedText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for SharedText {
-    fn from(text: &str) -> Self {
-        SharedText(Arc::new(text.into()))
-    }
-}
-
-impl From<String> for SharedText {
-    fn from(text: String) -> Self {
-        SharedText(Arc::new(text.into_boxed_str()))
-    }
-}
-
-impl std::fmt::Display for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self)
-    }
-}
-
-impl std::fmt::Debug for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl Serialize for SharedText {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self)
-    }
-}
-
-/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LostOptOut {
-    pub end_user: SharedText,
-    pub twilio_number: SharedText,
-    pub twilio_number_sid: SharedText,
+/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order),
+/// borrowed from the [`LostRows`] that hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LostOptOut<'a> {
+    pub end_user: &'a str,
+    pub twilio_number: &'a str,
+    pub twilio_number_sid: &'a str,
     pub scope: &'static str,
-    pub messaging_service_sid: SharedText,
-    pub opted_out_at: SharedText,
-    pub keyword: SharedText,
+    pub messaging_service_sid: &'a str,
+    pub opted_out_at: &'a str,
+    pub keyword: &'a str,
     pub evidence: &'static str,
-    pub evidence_message_sid: SharedText,
-    pub target_customer: SharedText,
-    pub target_account_sid: SharedText,
+    pub evidence_message_sid: &'a str,
+    pub target_customer: &'a str,
+    pub target_account_sid: &'a str,
 }
 
 pub const LOST_HEADER: [&str; 11] = [
@@ -673,12 +631,15 @@ fn lost_for_number<'a>(
 }
 
 /// The text of one opt-out, made once and shared by every row that cites it.
+#[derive(Debug, Clone)]
 struct OptOutText {
-    end_user: SharedText,
-    service: SharedText,
-    opted_out_at: SharedText,
-    keyword: SharedText,
-    evidence_sid: SharedText,
+    end_user: Box<str>,
+    service: Box<str>,
+    opted_out_at: Box<str>,
+    keyword: Box<str>,
+    evidence_sid: Box<str>,
+    scope: &'static str,
+    evidence: &'static str,
 }
 
 impl OptOutText {
@@ -689,31 +650,83 @@ impl OptOutText {
             opted_out_at: rfc3339(&opt_out.began.time).into(),
             keyword: opt_out.began.keyword.as_deref().unwrap_or("").into(),
             evidence_sid: opt_out.began.sid.as_str().into(),
+            scope: opt_out.scope.kind(),
+            evidence: opt_out.began.evidence.as_str(),
         }
     }
 }
 
 /// Where the rows of one number go: its number and target, shared by its rows.
+#[derive(Debug, Clone)]
 struct RowTarget {
-    number: SharedText,
-    number_sid: SharedText,
-    customer: SharedText,
-    account: SharedText,
+    number: Box<str>,
+    number_sid: Box<str>,
+    customer: Box<str>,
+    account: Box<str>,
 }
 
-fn lost_row(target: &RowTarget, opt_out: &OptOut, text: &OptOutText) -> LostOptOut {
-    LostOptOut {
-        end_user: text.end_user.clone(),
-        twilio_number: target.number.clone(),
-        twilio_number_sid: target.number_sid.clone(),
-        scope: opt_out.scope.kind(),
-        messaging_service_sid: text.service.clone(),
-        opted_out_at: text.opted_out_at.clone(),
-        keyword: text.keyword.clone(),
-        evidence: opt_out.began.evidence.as_str(),
-        evidence_message_sid: text.evidence_sid.clone(),
-        target_customer: target.customer.clone(),
-        target_account_sid: target.account.clone(),
+/// The lost rows, in their final order, compact: each row is two indices, one into the
+/// targets (a number and where it goes) and one into the opt-outs' text. A service opt-out
+/// stands on every number of the service, so rows run to millions while the opt-outs and
+/// numbers stay few; every writer reads the rows from here, one at a time.
+#[derive(Debug, Clone, Default)]
+pub struct LostRows {
+    targets: Vec<RowTarget>,
+    texts: Vec<OptOutText>,
+    rows: Vec<(u32, u32)>,
+}
+
+impl LostRows {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Row `i` (0-based, in the file's order).
+    pub fn get(&self, i: usize) -> LostOptOut<'_> {
+        let (target, text) = self.rows[i];
+        let (target, text) = (&self.targets[target as usize], &self.texts[text as usize]);
+        LostOptOut {
+            end_user: &text.end_user,
+            twilio_number: &target.number,
+            twilio_number_sid: &target.number_sid,
+            scope: text.scope,
+            messaging_service_sid: &text.service,
+            opted_out_at: &text.opted_out_at,
+            keyword: &text.keyword,
+            evidence: text.evidence,
+            evidence_message_sid: &text.evidence_sid,
+            target_customer: &target.customer,
+            target_account_sid: &target.account,
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = LostOptOut<'_>> + '_ {
+        (0..self.rows.len()).map(|i| self.get(i))
+    }
+
+    /// Appends a row made elsewhere (its own target and text).
+    pub fn push(&mut self, row: LostOptOut<'_>) {
+        self.targets.push(RowTarget {
+            number: row.twilio_number.into(),
+            number_sid: row.twilio_number_sid.into(),
+            customer: row.target_customer.into(),
+            account: row.target_account_sid.into(),
+        });
+        self.texts.push(OptOutText {
+            end_user: row.end_user.into(),
+            service: row.messaging_service_sid.into(),
+            opted_out_at: row.opted_out_at.into(),
+            keyword: row.keyword.into(),
+            evidence_sid: row.evidence_message_sid.into(),
+            scope: row.scope,
+            evidence: row.evidence,
+        });
+        self.rows
+            .push((self.targets.len() as u32 - 1, self.texts.len() as u32 - 1));
     }
 }
 
@@ -727,22 +740,20 @@ enum RowSource<'a> {
 /// The rows of `optouts_lost.csv`: what the mapped moves would lose (step 6), sorted by
 /// target customer, Twilio number, end user (then scope, then the order the sources are
 /// listed in). With `all`, every opt-out in force in the parent, moving or not (see the
-/// docs). The rows are made in their final order, counted first, into a vector of that size:
-/// at millions of rows, neither a sort's scratch space nor a growing vector's spare half.
+/// docs). The rows are made in their final order, two indices each (see [`LostRows`]).
 pub fn lost_opt_outs(
     snapshot: &Snapshot,
     analysis: &OptOutAnalysis,
     mapping: &ResolvedMapping,
     all: bool,
-) -> Vec<LostOptOut> {
+) -> LostRows {
     let opt_outs = &analysis.opt_outs;
-    let texts: Vec<OptOutText> = opt_outs.iter().map(OptOutText::of).collect();
     let mut by_scope: BTreeMap<&Scope, Vec<usize>> = BTreeMap::new();
     for (i, opt_out) in opt_outs.iter().enumerate() {
         by_scope.entry(&opt_out.scope).or_default().push(i);
     }
     let memberships = services_by_number(snapshot);
-    let empty = SharedText::from("");
+    let empty = || Box::<str>::from("");
     // Each source with the target of its rows, in the order the rows were always listed.
     let mut sources: Vec<(RowTarget, RowSource)> = Vec::new();
     for number in &snapshot.numbers {
@@ -757,10 +768,10 @@ pub fn lost_opt_outs(
         let row_target = RowTarget {
             number: number.phone_number.as_str().into(),
             number_sid: number.sid.as_str().into(),
-            customer: target.map_or_else(|| empty.clone(), |t| t.customer.as_str().into()),
+            customer: target.map_or_else(empty, |t| t.customer.as_str().into()),
             account: target
                 .and_then(|t| t.account_sid.as_deref())
-                .map_or_else(|| empty.clone(), Into::into),
+                .map_or_else(empty, Into::into),
         };
         sources.push((row_target, RowSource::Number(number, services)));
     }
@@ -785,39 +796,24 @@ pub fn lost_opt_outs(
             let row_target = RowTarget {
                 number: match scope {
                     Scope::Number(n) => n.as_str().into(),
-                    Scope::Service(_) => empty.clone(),
+                    Scope::Service(_) => empty(),
                 },
-                number_sid: empty.clone(),
-                customer: empty.clone(),
-                account: empty.clone(),
+                number_sid: empty(),
+                customer: empty(),
+                account: empty(),
             };
             sources.push((row_target, RowSource::Unheld(indices)));
         }
     }
-    // The opt-outs of each source, by end user (a number's are one per end user already).
-    let chosen = |source: &RowSource| -> Vec<usize> {
-        match source {
-            RowSource::Number(number, services) => {
-                lost_for_number(number, services, opt_outs, &by_scope)
-                    .into_values()
-                    .collect()
-            }
-            RowSource::Unheld(indices) => indices.to_vec(),
-        }
-    };
     // Sources of the same customer and number share a run of rows; a stable sort keeps their
     // listed order, which breaks the ties between their rows.
     sources.sort_by(|(a, _), (b, _)| {
         crate::model::customer_order(&a.customer, &b.customer).then_with(|| a.number.cmp(&b.number))
     });
-    let total: usize = sources
-        .iter()
-        .map(|(_, source)| match source {
-            RowSource::Number(..) => chosen(source).len(),
-            RowSource::Unheld(indices) => indices.len(),
-        })
-        .sum();
-    let mut rows = Vec::with_capacity(total);
+    // The text of an opt-out is made once, when a row first cites it.
+    let mut text_of: Vec<u32> = vec![u32::MAX; opt_outs.len()];
+    let mut texts: Vec<OptOutText> = Vec::new();
+    let mut rows: Vec<(u32, u32)> = Vec::new();
     let mut start = 0;
     while start < sources.len() {
         let key = |i: usize| (&sources[i].0.customer, &sources[i].0.number);
@@ -825,19 +821,38 @@ pub fn lost_opt_outs(
             .find(|&i| key(i) != key(start))
             .unwrap_or(sources.len());
         let first = rows.len();
-        for (target, source) in &sources[start..end] {
-            for i in chosen(source) {
-                rows.push(lost_row(target, &opt_outs[i], &texts[i]));
+        for (target, (_, source)) in sources.iter().enumerate().take(end).skip(start) {
+            // The opt-outs of each source, by end user (a number's are one per end user).
+            let chosen: Vec<usize> = match source {
+                RowSource::Number(number, services) => {
+                    lost_for_number(number, services, opt_outs, &by_scope)
+                        .into_values()
+                        .collect()
+                }
+                RowSource::Unheld(indices) => indices.to_vec(),
+            };
+            for i in chosen {
+                if text_of[i] == u32::MAX {
+                    text_of[i] = texts.len() as u32;
+                    texts.push(OptOutText::of(&opt_outs[i]));
+                }
+                rows.push((target as u32, text_of[i]));
             }
         }
         if end - start > 1 {
-            rows[first..].sort_by(|a: &LostOptOut, b: &LostOptOut| {
+            rows[first..].sort_by(|a, b| {
+                let (a, b) = (&texts[a.1 as usize], &texts[b.1 as usize]);
                 (&a.end_user, a.scope).cmp(&(&b.end_user, b.scope))
             });
         }
         start = end;
     }
-    rows
+    rows.shrink_to_fit();
+    LostRows {
+        targets: sources.into_iter().map(|(target, _)| target).collect(),
+        texts,
+        rows,
+    }
 }
 
 #[cfg(test)]
