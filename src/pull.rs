@@ -266,6 +266,11 @@ struct PullInner {
     sub_tokens: Mutex<Vec<(String, String)>>,
     /// The account's currency (from its usage records) for Bulk Export's records.
     price_unit: Mutex<Option<String>>,
+    /// Changes made to `manifest` (bumped under its lock), and the change the file on disk
+    /// holds (its lock is held while writing it): completions that land while one write is
+    /// under way are saved by the next single write, not by one write each.
+    manifest_changes: AtomicU64,
+    manifest_saved: Mutex<u64>,
 }
 
 impl Pull {
@@ -287,6 +292,8 @@ impl Pull {
                 progress: Progress::new(quiet, stats),
                 sub_tokens: Mutex::new(Vec::new()),
                 price_unit: Mutex::new(price_unit),
+                manifest_changes: AtomicU64::new(0),
+                manifest_saved: Mutex::new(0),
             }),
         }
     }
@@ -383,7 +390,9 @@ impl Pull {
         let (queue, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..concurrency {
+        // Twice as many jobs as requests in flight (the client bounds those): while a job
+        // writes its page or syncs its file, another one's request takes its place.
+        for _ in 0..2 * concurrency {
             let pull = self.clone();
             let receiver = receiver.clone();
             let accounts = accounts.clone();
@@ -538,13 +547,13 @@ impl Pull {
                         file.write_page(page)?;
                     }
                 }
-                self.complete(vec![file])
+                self.complete(vec![file]).await
             }
             Job::Services => self.fetch_services().await,
             Job::Usage => self.fetch_usage(accounts).await,
             Job::Messages(slice, _) if slice.bulk => match self.fetch_bulk_day(slice).await? {
                 Ok(file) => {
-                    self.complete(vec![file])?;
+                    self.complete(vec![file]).await?;
                     self.inner.progress.slice_done();
                     Ok(())
                 }
@@ -593,7 +602,7 @@ impl Pull {
                     }
                     file.write_raw_page(&records)?;
                 }
-                self.complete(vec![file])?;
+                self.complete(vec![file]).await?;
                 self.inner.progress.slice_done();
                 Ok(())
             }
@@ -865,7 +874,7 @@ impl Pull {
         {
             let mut file = self.open(Resource::Accounts, Resource::Accounts.default_file())?;
             file.write_page(all.clone())?;
-            self.complete(vec![file])?;
+            self.complete(vec![file]).await?;
         }
         Ok(all)
     }
@@ -974,7 +983,7 @@ impl Pull {
                     && self.wants(Resource::ServicePhoneNumbers))
         })
         .collect();
-        self.complete(files)
+        self.complete(files).await
     }
 
     /// Monthly usage of the parent and of each subaccount, each on its own
@@ -1031,7 +1040,7 @@ impl Pull {
         for (_, records) in by_account {
             file.write_page(records)?;
         }
-        self.complete(vec![file])
+        self.complete(vec![file]).await
     }
 
     fn open(&self, resource: Resource, path: String) -> Result<PartFile> {
@@ -1045,25 +1054,60 @@ impl Pull {
         )
     }
 
-    /// Renames the files into place, then lists them in the manifest, in one manifest write.
-    fn complete(&self, files: Vec<PartFile>) -> Result<()> {
+    /// Renames the files into place, then lists them in the manifest, off the async
+    /// threads: syncing files to disk blocks, and a blocked async thread would stall every
+    /// request in flight.
+    async fn complete(&self, files: Vec<PartFile>) -> Result<()> {
+        let pull = self.clone();
+        tokio::task::spawn_blocking(move || pull.complete_blocking(files))
+            .await
+            .map_err(|e| Error::failed("a pull task failed", e))?
+    }
+
+    fn complete_blocking(&self, files: Vec<PartFile>) -> Result<()> {
         let mut entries = Vec::new();
         for file in files {
             entries.push(file.finish()?);
         }
-        let mut manifest = self.inner.manifest.lock().expect("no panics hold the lock");
-        for (resource, entry) in entries {
-            let e = manifest
-                .resources
-                .entry(resource.name().to_string())
-                .or_default();
-            e.files.retain(|f| f.path != entry.path);
-            e.files.push(entry.clone());
-            e.files.sort_by(|a, b| a.path.cmp(&b.path));
-            e.count = e.files.iter().map(|f| f.count).sum();
-            self.inner.progress.resource_done(resource, &entry);
+        {
+            let mut manifest = self.inner.manifest.lock().expect("no panics hold the lock");
+            for (resource, entry) in entries {
+                let e = manifest
+                    .resources
+                    .entry(resource.name().to_string())
+                    .or_default();
+                e.files.retain(|f| f.path != entry.path);
+                e.files.push(entry.clone());
+                e.files.sort_by(|a, b| a.path.cmp(&b.path));
+                e.count = e.files.iter().map(|f| f.count).sum();
+                self.inner.progress.resource_done(resource, &entry);
+            }
+            self.inner.manifest_changes.fetch_add(1, Ordering::SeqCst);
         }
-        write_manifest(&self.inner.dir, &manifest)
+        self.save_manifest()
+    }
+
+    /// Writes the manifest unless a write since this thread's change already holds it.
+    fn save_manifest(&self) -> Result<()> {
+        let wanted = self.inner.manifest_changes.load(Ordering::SeqCst);
+        let mut saved = self
+            .inner
+            .manifest_saved
+            .lock()
+            .expect("no panics hold the lock");
+        if *saved >= wanted {
+            return Ok(());
+        }
+        let (manifest, changes) = {
+            let m = self.inner.manifest.lock().expect("no panics hold the lock");
+            (
+                m.clone(),
+                self.inner.manifest_changes.load(Ordering::SeqCst),
+            )
+        };
+        write_manifest(&self.inner.dir, &manifest)?;
+        *saved = changes;
+        Ok(())
     }
 }
 
@@ -1138,7 +1182,7 @@ impl PartFile {
     }
 
     /// A page as received: each record sanitized and written without a `Value` of it.
-    fn write_raw_page(&mut self, page: &[&serde_json::value::RawValue]) -> Result<()> {
+    fn write_raw_page(&mut self, page: &[&str]) -> Result<()> {
         for record in page {
             records::write_record(
                 &mut self.writer,
@@ -1336,7 +1380,7 @@ impl Progress {
 }
 
 /// A message's time as the slices use it: `date_sent`, else `date_created`.
-fn message_time(raw: &serde_json::value::RawValue) -> Option<chrono::DateTime<Utc>> {
+fn message_time(raw: &str) -> Option<chrono::DateTime<Utc>> {
     #[derive(Deserialize)]
     struct Times<'a> {
         #[serde(borrow)]
@@ -1344,7 +1388,7 @@ fn message_time(raw: &serde_json::value::RawValue) -> Option<chrono::DateTime<Ut
         #[serde(borrow)]
         date_created: Option<std::borrow::Cow<'a, str>>,
     }
-    let times: Times = serde_json::from_str(raw.get()).ok()?;
+    let times: Times = serde_json::from_str(raw).ok()?;
     times
         .date_sent
         .or(times.date_created)

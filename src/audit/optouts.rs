@@ -247,6 +247,15 @@ impl EventIndex {
         self.by_service.is_empty() && self.by_number.is_empty()
     }
 
+    /// Every end user with events, whatever the scope.
+    fn end_users(&self) -> HashSet<&str> {
+        self.by_service
+            .values()
+            .chain(self.by_number.values())
+            .flat_map(|users| users.keys().map(String::as_str))
+            .collect()
+    }
+
     fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
         let services = self.by_service.iter().flat_map(|(s, users)| {
             users
@@ -377,12 +386,19 @@ pub fn finish(
     // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
     if !index.is_empty() {
-        let (states, _) = snapshot.fold_messages(Vec::new, |found, at, message| {
-            if let Some(v) = check_violation(at, message, &index)? {
-                found.push(v);
-            }
-            Ok(())
-        })?;
+        // Pass 1 checked every line whole: pass 2 parses only those whose recipient has
+        // evidence in some scope (a small share), sifted on the raw bytes.
+        let end_users = index.end_users();
+        let (states, _) = snapshot.fold_messages_sifted(
+            Vec::new,
+            |line| may_be_violation(line, &end_users),
+            |found, at, message| {
+                if let Some(v) = check_violation(at, message, &index)? {
+                    found.push(v);
+                }
+                Ok(())
+            },
+        )?;
         violations = states.into_iter().flatten().collect();
     }
     violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
@@ -513,6 +529,28 @@ fn add_imported(index: &mut EventIndex, event: &ImportedEvent) {
         keyword: None,
         twilio_number: event.twilio_number.clone(),
     });
+}
+
+/// Pass 2's sieve on a raw line that pass 1 read whole (so valid JSON of a message record):
+/// false only when the line cannot be a violation, because its recipient (`to`) has no events
+/// in any scope. A line holding a backslash may spell anything through escapes: always kept.
+/// Otherwise strings are their bytes, so the top-level `"to"` key is one of the places where
+/// `"to"` occurs followed by a colon; a value that is not a string (null) is no recipient.
+fn may_be_violation(line: &[u8], end_users: &HashSet<&str>) -> bool {
+    if memchr::memchr(b'\\', line).is_some() {
+        return true;
+    }
+    memchr::memmem::find_iter(line, b"\"to\"").any(|at| {
+        let rest = line[at + 4..].trim_ascii_start();
+        let Some(rest) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        let Some(value) = rest.trim_ascii_start().strip_prefix(b"\"") else {
+            return false;
+        };
+        let value = memchr::memchr(b'"', value).map_or(value, |end| &value[..end]);
+        std::str::from_utf8(value).is_ok_and(|to| end_users.contains(to))
+    })
 }
 
 fn check_violation(
@@ -886,6 +924,29 @@ mod tests {
         assert_eq!(opt_out_in_force(&events[..2]).unwrap().sid, "SM01");
         assert_eq!(opt_out_in_force(&events[..3]), None);
         assert_eq!(opt_out_in_force(&[]), None);
+    }
+
+    #[test]
+    fn the_violation_sieve_keeps_every_line_whose_recipient_has_events() {
+        let users: HashSet<&str> = ["+15550001111"].into_iter().collect();
+        let kept = |line: &str| may_be_violation(line.as_bytes(), &users);
+        assert!(kept(r#"{"sid":"SM1","from":"+1","to":"+15550001111"}"#));
+        assert!(kept(
+            r#"{"sid":"SM1", "to" :  "+15550001111" ,"from":"+1"}"#
+        ));
+        // A nested "to" or a value "to" does not hide the record's own.
+        assert!(kept(
+            r#"{"x":{"to":"+1999"},"body":"to","to":"+15550001111"}"#
+        ));
+        // An escape may spell the key or the number: kept whatever it says.
+        assert!(kept(r#"{"sid":"SM1","\u0074o":"+15550001112"}"#));
+        assert!(kept(r#"{"sid":"SM1","body":"say \"hi\"","to":"+1555"}"#));
+        assert!(!kept(
+            r#"{"sid":"SM1","from":"+15550001111","to":"+15550001112"}"#
+        ));
+        assert!(!kept(r#"{"sid":"SM1","to":null,"body":"+15550001111"}"#));
+        assert!(!kept(r#"{"sid":"SM1","body":"to","to":"+1555000111"}"#));
+        assert!(!kept(r#"{"sid":"SM1"}"#));
     }
 
     #[test]

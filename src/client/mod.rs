@@ -552,7 +552,7 @@ impl Pager {
         records
             .iter()
             .map(|r| {
-                serde_json::from_str(r.get())
+                serde_json::from_str(r)
                     .map_err(|e| page.shape_error(&format!("a record is not JSON ({e})")))
             })
             .collect::<Result<Vec<Value>, ApiError>>()
@@ -572,14 +572,10 @@ impl Pager {
             .stats
             .pages
             .fetch_add(1, Ordering::Relaxed);
-        let page = RawPage {
-            url,
-            key: self.key.clone(),
-            body,
-        };
-        if let Some(link) = page.next_link()? {
+        let page = RawPage::new(url, self.key.clone(), body)?;
+        if let Some(link) = &page.next {
             let origin = Url::parse(&self.origin).expect("an origin is a URL");
-            let next = origin.join(&link).map_err(|e| {
+            let next = origin.join(link).map_err(|e| {
                 page.shape_error(&format!("next-page link {link:?} is not a URL ({e})"))
             })?;
             if next.origin().ascii_serialization() != self.origin {
@@ -619,27 +615,135 @@ impl Pager {
 pub struct RawPage {
     url: Url,
     key: String,
-    body: Vec<u8>,
+    body: String,
+    /// Where each record of the list lies in `body`, found by the one pass over the page
+    /// that also read the next link; `None` when that pass failed (`records` tells why).
+    records: Option<Vec<std::ops::Range<usize>>>,
+    /// `next_page_uri` (relative), else `meta.next_page_url` (absolute); none when null or
+    /// empty.
+    next: Option<String>,
 }
 
 /// The page's top level: the list under its key, the 2010 API's `next_page_uri`, the v1 APIs'
 /// `meta`; every other member is skipped unparsed.
 type PageFields<'a> = std::collections::HashMap<&'a str, &'a serde_json::value::RawValue>;
 
+/// What one pass over a page finds: the records' places in the body and the next link.
+struct PageIndex {
+    records: Option<Vec<std::ops::Range<usize>>>,
+    next: Option<String>,
+}
+
+/// Reads a page in one pass: a page of a thousand messages is a megabyte, read once here and
+/// once more by whoever reads its records (a page cut into a map of its members, then the
+/// list, then the records, reads it three times).
+struct PageIndexer<'k> {
+    key: &'k str,
+    base: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageIndexer<'_> {
+    type Value = PageIndex;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<PageIndex, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageIndexer<'_> {
+    type Value = PageIndex;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageIndex, A::Error> {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            next_page_url: Option<String>,
+        }
+        let text = |raw: &RawValue| -> Option<String> {
+            serde_json::from_str::<Option<String>>(raw.get())
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_empty())
+        };
+        let (mut records, mut next_uri, mut next_url) = (None, None, None);
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if name == self.key {
+                let list: Vec<&'de RawValue> = map.next_value()?;
+                records = Some(
+                    list.iter()
+                        .map(|r| {
+                            let start = r.get().as_ptr() as usize - self.base;
+                            start..start + r.get().len()
+                        })
+                        .collect(),
+                );
+            } else if name == "next_page_uri" {
+                next_uri = text(map.next_value()?);
+            } else if name == "meta" {
+                let meta: &RawValue = map.next_value()?;
+                next_url = serde_json::from_str::<Meta>(meta.get())
+                    .ok()
+                    .and_then(|m| m.next_page_url)
+                    .filter(|s| !s.is_empty());
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(PageIndex {
+            records,
+            next: next_uri.or(next_url),
+        })
+    }
+}
+
 impl RawPage {
+    fn new(url: Url, key: String, body: Vec<u8>) -> Result<RawPage, ApiError> {
+        let mut page = RawPage {
+            url,
+            key,
+            body: String::new(),
+            records: None,
+            next: None,
+        };
+        page.body = String::from_utf8(body)
+            .map_err(|e| page.shape_error(&format!("the page is not UTF-8 text ({e})")))?;
+        let indexer = PageIndexer {
+            key: &page.key,
+            base: page.body.as_ptr() as usize,
+        };
+        let mut de = serde_json::Deserializer::from_str(&page.body);
+        let index = serde::de::DeserializeSeed::deserialize(indexer, &mut de)
+            .and_then(|index| de.end().map(|()| index));
+        match index {
+            Ok(index) => {
+                page.records = index.records;
+                page.next = index.next;
+            }
+            // Something odd (not an object, the list not an array): the member by member
+            // reading below says what, or reads the link where the list alone is wrong.
+            Err(_) => page.next = page.next_link()?,
+        }
+        Ok(page)
+    }
+
     fn fields(&self) -> Result<PageFields<'_>, ApiError> {
-        serde_json::from_slice(&self.body)
+        serde_json::from_str(&self.body)
             .map_err(|e| self.shape_error(&format!("the page is not a JSON object ({e})")))
     }
 
     /// The records under the list's key, each its JSON text.
-    pub fn records(&self) -> Result<Vec<&serde_json::value::RawValue>, ApiError> {
+    pub fn records(&self) -> Result<Vec<&str>, ApiError> {
+        if let Some(ranges) = &self.records {
+            return Ok(ranges.iter().map(|r| &self.body[r.clone()]).collect());
+        }
         let key = &self.key;
         let fields = self.fields()?;
         let list = fields
             .get(key.as_str())
             .ok_or_else(|| self.shape_error(&format!("no \"{key}\" array")))?;
-        serde_json::from_str(list.get())
+        serde_json::from_str::<Vec<&serde_json::value::RawValue>>(list.get())
+            .map(|records| records.into_iter().map(|r| r.get()).collect())
             .map_err(|_| self.shape_error(&format!("no \"{key}\" array")))
     }
 
