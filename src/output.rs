@@ -386,7 +386,10 @@ pub fn check_out_file(path: &Path) -> Result<()> {
 }
 
 /// Serializes rows to CSV in memory, with a header even when there are no rows.
-pub fn csv_bytes<R: Serialize>(header: &[&str], rows: &[R]) -> Result<Vec<u8>> {
+pub fn csv_bytes<R: Serialize>(
+    header: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     write_csv_to(&mut bytes, header, rows).map_err(|e| Error::failed("cannot render CSV", e))?;
     Ok(bytes)
@@ -396,7 +399,7 @@ pub fn csv_bytes<R: Serialize>(header: &[&str], rows: &[R]) -> Result<Vec<u8>> {
 pub fn write_csv_to<W: std::io::Write, R: Serialize>(
     out: W,
     header: &[&str],
-    rows: &[R],
+    rows: impl IntoIterator<Item = R>,
 ) -> std::result::Result<(), csv::Error> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
@@ -410,8 +413,12 @@ pub fn write_csv_to<W: std::io::Write, R: Serialize>(
 }
 
 /// Writes rows as a CSV file atomically, streaming them to the temporary file (an output of
-/// millions of rows is never held twice in memory).
-pub fn write_csv<R: Serialize>(path: &Path, header: &[&str], rows: &[R]) -> Result<()> {
+/// millions of rows is never held in memory: `rows` may make each as it is written).
+pub fn write_csv<R: Serialize>(
+    path: &Path,
+    header: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> Result<()> {
     write_atomic_with(path, |file| {
         write_csv_to(
             std::io::BufWriter::with_capacity(1 << 16, file),

@@ -12,12 +12,13 @@ pub mod usage;
 pub mod usage_report;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::audit::attribution::{AttributionScan, AttributionWorker};
 use crate::audit::evidence::ImportedEvent;
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::ResolvedMapping;
-use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostOptOut, OptOutAnalysis};
+use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostRows, OptOutAnalysis};
 use crate::audit::plan::{Plan, Traffic, TrafficScan};
 use crate::audit::usage::Period;
 use crate::audit::usage_report::{UsageRecords, UsageReport};
@@ -45,7 +46,7 @@ pub struct Audit<'a> {
     pub snapshot: &'a Snapshot,
     pub analysis: OptOutAnalysis,
     /// The lost opt-outs (every one in force with `all`).
-    pub lost: Vec<LostOptOut>,
+    pub lost: Arc<LostRows>,
     /// The customers whose numbers move, each with its per-customer opt-out file.
     pub customers: Vec<String>,
     pub plan: Plan,
@@ -94,13 +95,13 @@ pub fn run<'a>(
     )?;
     let usage = usage_records.with(attribution);
 
-    let lost = lost_opt_outs(snapshot, &analysis, mapping, options.all);
+    let lost = Arc::new(lost_opt_outs(snapshot, &analysis, mapping, options.all));
     // The plan uses the moving rows only: with `all` the lost rows include numbers that stay.
     let plan = if options.all {
         let moving = lost_opt_outs(snapshot, &analysis, mapping, false);
-        plan::build(snapshot, mapping, &moving, &traffic)
+        plan::build(snapshot, mapping, Arc::new(moving), &traffic)
     } else {
-        plan::build(snapshot, mapping, &lost, &traffic)
+        plan::build(snapshot, mapping, lost.clone(), &traffic)
     };
     Ok(Audit {
         snapshot,
@@ -123,7 +124,7 @@ pub fn plan_only(
 ) -> Result<Plan> {
     let (analysis, traffic) = opt_outs_and_traffic(snapshot, keywords, imported)?;
     let lost = lost_opt_outs(snapshot, &analysis, mapping, false);
-    Ok(plan::build(snapshot, mapping, &lost, &traffic))
+    Ok(plan::build(snapshot, mapping, Arc::new(lost), &traffic))
 }
 
 /// The opt-out analysis and the plan's recent traffic from one read of the messages (what

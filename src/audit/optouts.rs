@@ -7,7 +7,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -172,62 +171,21 @@ pub const VIOLATION_HEADER: [&str; 11] = [
     "evidence_message_sid",
 ];
 
-/// Text shared by the rows that repeat it, behind one thin pointer: a service opt-out stands
-/// on every number of the service, so rows run to millions, and each holds nine of these.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct SharedText(Arc<Box<str>>);
-
-impl std::ops::Deref for SharedText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for SharedText {
-    fn from(text: &str) -> Self {
-        SharedText(Arc::new(text.into()))
-    }
-}
-
-impl From<String> for SharedText {
-    fn from(text: String) -> Self {
-        SharedText(Arc::new(text.into_boxed_str()))
-    }
-}
-
-impl std::fmt::Display for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self)
-    }
-}
-
-impl std::fmt::Debug for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl Serialize for SharedText {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self)
-    }
-}
-
-/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LostOptOut {
-    pub end_user: SharedText,
-    pub twilio_number: SharedText,
-    pub twilio_number_sid: SharedText,
+/// A row of `optouts_lost.csv` and `optouts/<customer>.csv` (the columns of issue 2, in order),
+/// borrowed from the [`LostRows`] that hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LostOptOut<'a> {
+    pub end_user: &'a str,
+    pub twilio_number: &'a str,
+    pub twilio_number_sid: &'a str,
     pub scope: &'static str,
-    pub messaging_service_sid: SharedText,
-    pub opted_out_at: SharedText,
-    pub keyword: SharedText,
+    pub messaging_service_sid: &'a str,
+    pub opted_out_at: &'a str,
+    pub keyword: &'a str,
     pub evidence: &'static str,
-    pub evidence_message_sid: SharedText,
-    pub target_customer: SharedText,
-    pub target_account_sid: SharedText,
+    pub evidence_message_sid: &'a str,
+    pub target_customer: &'a str,
+    pub target_account_sid: &'a str,
 }
 
 pub const LOST_HEADER: [&str; 11] = [
@@ -287,6 +245,15 @@ impl EventIndex {
 
     fn is_empty(&self) -> bool {
         self.by_service.is_empty() && self.by_number.is_empty()
+    }
+
+    /// Every end user with events, whatever the scope.
+    fn end_users(&self) -> HashSet<&str> {
+        self.by_service
+            .values()
+            .chain(self.by_number.values())
+            .flat_map(|users| users.keys().map(String::as_str))
+            .collect()
     }
 
     fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
@@ -419,12 +386,19 @@ pub fn finish(
     // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
     if !index.is_empty() {
-        let (states, _) = snapshot.fold_messages(Vec::new, |found, at, message| {
-            if let Some(v) = check_violation(at, message, &index)? {
-                found.push(v);
-            }
-            Ok(())
-        })?;
+        // Pass 1 checked every line whole: pass 2 parses only those whose recipient has
+        // evidence in some scope (a small share), sifted on the raw bytes.
+        let end_users = index.end_users();
+        let (states, _) = snapshot.fold_messages_sifted(
+            Vec::new,
+            |line| may_be_violation(line, &end_users),
+            |found, at, message| {
+                if let Some(v) = check_violation(at, message, &index)? {
+                    found.push(v);
+                }
+                Ok(())
+            },
+        )?;
         violations = states.into_iter().flatten().collect();
     }
     violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
@@ -557,6 +531,28 @@ fn add_imported(index: &mut EventIndex, event: &ImportedEvent) {
     });
 }
 
+/// Pass 2's sieve on a raw line that pass 1 read whole (so valid JSON of a message record):
+/// false only when the line cannot be a violation, because its recipient (`to`) has no events
+/// in any scope. A line holding a backslash may spell anything through escapes: always kept.
+/// Otherwise strings are their bytes, so the top-level `"to"` key is one of the places where
+/// `"to"` occurs followed by a colon; a value that is not a string (null) is no recipient.
+fn may_be_violation(line: &[u8], end_users: &HashSet<&str>) -> bool {
+    if memchr::memchr(b'\\', line).is_some() {
+        return true;
+    }
+    memchr::memmem::find_iter(line, b"\"to\"").any(|at| {
+        let rest = line[at + 4..].trim_ascii_start();
+        let Some(rest) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        let Some(value) = rest.trim_ascii_start().strip_prefix(b"\"") else {
+            return false;
+        };
+        let value = memchr::memchr(b'"', value).map_or(value, |end| &value[..end]);
+        std::str::from_utf8(value).is_ok_and(|to| end_users.contains(to))
+    })
+}
+
 fn check_violation(
     at: LineRef<'_>,
     message: &MessageRef<'_>,
@@ -673,12 +669,15 @@ fn lost_for_number<'a>(
 }
 
 /// The text of one opt-out, made once and shared by every row that cites it.
+#[derive(Debug, Clone)]
 struct OptOutText {
-    end_user: SharedText,
-    service: SharedText,
-    opted_out_at: SharedText,
-    keyword: SharedText,
-    evidence_sid: SharedText,
+    end_user: Box<str>,
+    service: Box<str>,
+    opted_out_at: Box<str>,
+    keyword: Box<str>,
+    evidence_sid: Box<str>,
+    scope: &'static str,
+    evidence: &'static str,
 }
 
 impl OptOutText {
@@ -689,31 +688,83 @@ impl OptOutText {
             opted_out_at: rfc3339(&opt_out.began.time).into(),
             keyword: opt_out.began.keyword.as_deref().unwrap_or("").into(),
             evidence_sid: opt_out.began.sid.as_str().into(),
+            scope: opt_out.scope.kind(),
+            evidence: opt_out.began.evidence.as_str(),
         }
     }
 }
 
 /// Where the rows of one number go: its number and target, shared by its rows.
+#[derive(Debug, Clone)]
 struct RowTarget {
-    number: SharedText,
-    number_sid: SharedText,
-    customer: SharedText,
-    account: SharedText,
+    number: Box<str>,
+    number_sid: Box<str>,
+    customer: Box<str>,
+    account: Box<str>,
 }
 
-fn lost_row(target: &RowTarget, opt_out: &OptOut, text: &OptOutText) -> LostOptOut {
-    LostOptOut {
-        end_user: text.end_user.clone(),
-        twilio_number: target.number.clone(),
-        twilio_number_sid: target.number_sid.clone(),
-        scope: opt_out.scope.kind(),
-        messaging_service_sid: text.service.clone(),
-        opted_out_at: text.opted_out_at.clone(),
-        keyword: text.keyword.clone(),
-        evidence: opt_out.began.evidence.as_str(),
-        evidence_message_sid: text.evidence_sid.clone(),
-        target_customer: target.customer.clone(),
-        target_account_sid: target.account.clone(),
+/// The lost rows, in their final order, compact: each row is two indices, one into the
+/// targets (a number and where it goes) and one into the opt-outs' text. A service opt-out
+/// stands on every number of the service, so rows run to millions while the opt-outs and
+/// numbers stay few; every writer reads the rows from here, one at a time.
+#[derive(Debug, Clone, Default)]
+pub struct LostRows {
+    targets: Vec<RowTarget>,
+    texts: Vec<OptOutText>,
+    rows: Vec<(u32, u32)>,
+}
+
+impl LostRows {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Row `i` (0-based, in the file's order).
+    pub fn get(&self, i: usize) -> LostOptOut<'_> {
+        let (target, text) = self.rows[i];
+        let (target, text) = (&self.targets[target as usize], &self.texts[text as usize]);
+        LostOptOut {
+            end_user: &text.end_user,
+            twilio_number: &target.number,
+            twilio_number_sid: &target.number_sid,
+            scope: text.scope,
+            messaging_service_sid: &text.service,
+            opted_out_at: &text.opted_out_at,
+            keyword: &text.keyword,
+            evidence: text.evidence,
+            evidence_message_sid: &text.evidence_sid,
+            target_customer: &target.customer,
+            target_account_sid: &target.account,
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = LostOptOut<'_>> + '_ {
+        (0..self.rows.len()).map(|i| self.get(i))
+    }
+
+    /// Appends a row made elsewhere (its own target and text).
+    pub fn push(&mut self, row: LostOptOut<'_>) {
+        self.targets.push(RowTarget {
+            number: row.twilio_number.into(),
+            number_sid: row.twilio_number_sid.into(),
+            customer: row.target_customer.into(),
+            account: row.target_account_sid.into(),
+        });
+        self.texts.push(OptOutText {
+            end_user: row.end_user.into(),
+            service: row.messaging_service_sid.into(),
+            opted_out_at: row.opted_out_at.into(),
+            keyword: row.keyword.into(),
+            evidence_sid: row.evidence_message_sid.into(),
+            scope: row.scope,
+            evidence: row.evidence,
+        });
+        self.rows
+            .push((self.targets.len() as u32 - 1, self.texts.len() as u32 - 1));
     }
 }
 
@@ -727,22 +778,20 @@ enum RowSource<'a> {
 /// The rows of `optouts_lost.csv`: what the mapped moves would lose (step 6), sorted by
 /// target customer, Twilio number, end user (then scope, then the order the sources are
 /// listed in). With `all`, every opt-out in force in the parent, moving or not (see the
-/// docs). The rows are made in their final order, counted first, into a vector of that size:
-/// at millions of rows, neither a sort's scratch space nor a growing vector's spare half.
+/// docs). The rows are made in their final order, two indices each (see [`LostRows`]).
 pub fn lost_opt_outs(
     snapshot: &Snapshot,
     analysis: &OptOutAnalysis,
     mapping: &ResolvedMapping,
     all: bool,
-) -> Vec<LostOptOut> {
+) -> LostRows {
     let opt_outs = &analysis.opt_outs;
-    let texts: Vec<OptOutText> = opt_outs.iter().map(OptOutText::of).collect();
     let mut by_scope: BTreeMap<&Scope, Vec<usize>> = BTreeMap::new();
     for (i, opt_out) in opt_outs.iter().enumerate() {
         by_scope.entry(&opt_out.scope).or_default().push(i);
     }
     let memberships = services_by_number(snapshot);
-    let empty = SharedText::from("");
+    let empty = || Box::<str>::from("");
     // Each source with the target of its rows, in the order the rows were always listed.
     let mut sources: Vec<(RowTarget, RowSource)> = Vec::new();
     for number in &snapshot.numbers {
@@ -757,10 +806,10 @@ pub fn lost_opt_outs(
         let row_target = RowTarget {
             number: number.phone_number.as_str().into(),
             number_sid: number.sid.as_str().into(),
-            customer: target.map_or_else(|| empty.clone(), |t| t.customer.as_str().into()),
+            customer: target.map_or_else(empty, |t| t.customer.as_str().into()),
             account: target
                 .and_then(|t| t.account_sid.as_deref())
-                .map_or_else(|| empty.clone(), Into::into),
+                .map_or_else(empty, Into::into),
         };
         sources.push((row_target, RowSource::Number(number, services)));
     }
@@ -785,39 +834,24 @@ pub fn lost_opt_outs(
             let row_target = RowTarget {
                 number: match scope {
                     Scope::Number(n) => n.as_str().into(),
-                    Scope::Service(_) => empty.clone(),
+                    Scope::Service(_) => empty(),
                 },
-                number_sid: empty.clone(),
-                customer: empty.clone(),
-                account: empty.clone(),
+                number_sid: empty(),
+                customer: empty(),
+                account: empty(),
             };
             sources.push((row_target, RowSource::Unheld(indices)));
         }
     }
-    // The opt-outs of each source, by end user (a number's are one per end user already).
-    let chosen = |source: &RowSource| -> Vec<usize> {
-        match source {
-            RowSource::Number(number, services) => {
-                lost_for_number(number, services, opt_outs, &by_scope)
-                    .into_values()
-                    .collect()
-            }
-            RowSource::Unheld(indices) => indices.to_vec(),
-        }
-    };
     // Sources of the same customer and number share a run of rows; a stable sort keeps their
     // listed order, which breaks the ties between their rows.
     sources.sort_by(|(a, _), (b, _)| {
         crate::model::customer_order(&a.customer, &b.customer).then_with(|| a.number.cmp(&b.number))
     });
-    let total: usize = sources
-        .iter()
-        .map(|(_, source)| match source {
-            RowSource::Number(..) => chosen(source).len(),
-            RowSource::Unheld(indices) => indices.len(),
-        })
-        .sum();
-    let mut rows = Vec::with_capacity(total);
+    // The text of an opt-out is made once, when a row first cites it.
+    let mut text_of: Vec<u32> = vec![u32::MAX; opt_outs.len()];
+    let mut texts: Vec<OptOutText> = Vec::new();
+    let mut rows: Vec<(u32, u32)> = Vec::new();
     let mut start = 0;
     while start < sources.len() {
         let key = |i: usize| (&sources[i].0.customer, &sources[i].0.number);
@@ -825,19 +859,38 @@ pub fn lost_opt_outs(
             .find(|&i| key(i) != key(start))
             .unwrap_or(sources.len());
         let first = rows.len();
-        for (target, source) in &sources[start..end] {
-            for i in chosen(source) {
-                rows.push(lost_row(target, &opt_outs[i], &texts[i]));
+        for (target, (_, source)) in sources.iter().enumerate().take(end).skip(start) {
+            // The opt-outs of each source, by end user (a number's are one per end user).
+            let chosen: Vec<usize> = match source {
+                RowSource::Number(number, services) => {
+                    lost_for_number(number, services, opt_outs, &by_scope)
+                        .into_values()
+                        .collect()
+                }
+                RowSource::Unheld(indices) => indices.to_vec(),
+            };
+            for i in chosen {
+                if text_of[i] == u32::MAX {
+                    text_of[i] = texts.len() as u32;
+                    texts.push(OptOutText::of(&opt_outs[i]));
+                }
+                rows.push((target as u32, text_of[i]));
             }
         }
         if end - start > 1 {
-            rows[first..].sort_by(|a: &LostOptOut, b: &LostOptOut| {
+            rows[first..].sort_by(|a, b| {
+                let (a, b) = (&texts[a.1 as usize], &texts[b.1 as usize]);
                 (&a.end_user, a.scope).cmp(&(&b.end_user, b.scope))
             });
         }
         start = end;
     }
-    rows
+    rows.shrink_to_fit();
+    LostRows {
+        targets: sources.into_iter().map(|(target, _)| target).collect(),
+        texts,
+        rows,
+    }
 }
 
 #[cfg(test)]
@@ -871,6 +924,29 @@ mod tests {
         assert_eq!(opt_out_in_force(&events[..2]).unwrap().sid, "SM01");
         assert_eq!(opt_out_in_force(&events[..3]), None);
         assert_eq!(opt_out_in_force(&[]), None);
+    }
+
+    #[test]
+    fn the_violation_sieve_keeps_every_line_whose_recipient_has_events() {
+        let users: HashSet<&str> = ["+15550001111"].into_iter().collect();
+        let kept = |line: &str| may_be_violation(line.as_bytes(), &users);
+        assert!(kept(r#"{"sid":"SM1","from":"+1","to":"+15550001111"}"#));
+        assert!(kept(
+            r#"{"sid":"SM1", "to" :  "+15550001111" ,"from":"+1"}"#
+        ));
+        // A nested "to" or a value "to" does not hide the record's own.
+        assert!(kept(
+            r#"{"x":{"to":"+1999"},"body":"to","to":"+15550001111"}"#
+        ));
+        // An escape may spell the key or the number: kept whatever it says.
+        assert!(kept(r#"{"sid":"SM1","\u0074o":"+15550001112"}"#));
+        assert!(kept(r#"{"sid":"SM1","body":"say \"hi\"","to":"+1555"}"#));
+        assert!(!kept(
+            r#"{"sid":"SM1","from":"+15550001111","to":"+15550001112"}"#
+        ));
+        assert!(!kept(r#"{"sid":"SM1","to":null,"body":"+15550001111"}"#));
+        assert!(!kept(r#"{"sid":"SM1","body":"to","to":"+1555000111"}"#));
+        assert!(!kept(r#"{"sid":"SM1"}"#));
     }
 
     #[test]

@@ -84,11 +84,11 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     } else {
         (analyze(&snapshot, &keywords, &imported)?, None)
     };
-    let rows = lost_opt_outs(&snapshot, &analysis, &mapping, args.all);
+    let rows = std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
 
     if to_stdout {
         use std::io::Write;
-        let bytes = output::csv_bytes(&LOST_HEADER, &rows)?;
+        let bytes = output::csv_bytes(&LOST_HEADER, rows.iter())?;
         std::io::stdout()
             .write_all(&bytes)
             .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
@@ -102,12 +102,10 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         let mut staging = output::Staging::new(&parent)?;
         out::write_per_customer(&staging.path(&name), &mapping.moving_customers(), &rows)?;
         // The suppression lists say which opt-outs the plan re-seeds: they need the plan.
-        let moving;
         let moving_rows = if args.all {
-            moving = lost_opt_outs(&snapshot, &analysis, &mapping, false);
-            &moving
+            std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, false))
         } else {
-            &rows
+            rows.clone()
         };
         let traffic = traffic.unwrap_or_default();
         let plan = crate::audit::plan::build(&snapshot, &mapping, moving_rows, &traffic);

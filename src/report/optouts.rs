@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::audit::optouts::{
-    LostOptOut, OptOutAnalysis, LOST_HEADER, POSSIBLE_HEADER, VIOLATION_HEADER,
+    LostRows, OptOutAnalysis, LOST_HEADER, POSSIBLE_HEADER, VIOLATION_HEADER,
 };
 use crate::error::{Error, Result};
 use crate::output::{customer_file_stems, write_csv};
@@ -15,8 +15,8 @@ pub const PER_CUSTOMER_DIR: &str = "optouts";
 pub const POSSIBLE_FILE: &str = "optouts_possible.csv";
 pub const VIOLATIONS_FILE: &str = "optout_violations.csv";
 
-pub fn write_lost(path: &Path, rows: &[LostOptOut]) -> Result<()> {
-    write_csv(path, &LOST_HEADER, rows)
+pub fn write_lost(path: &Path, rows: &LostRows) -> Result<()> {
+    write_csv(path, &LOST_HEADER, rows.iter())
 }
 
 pub fn write_possible(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
@@ -36,24 +36,29 @@ pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
 pub fn write_per_customer(
     dir: &Path,
     customers: &[String],
-    rows: &[LostOptOut],
+    rows: &LostRows,
 ) -> Result<BTreeMap<String, String>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     let mut names = BTreeMap::new();
-    let mut by_customer: std::collections::HashMap<&str, Vec<&LostOptOut>> =
+    // Row numbers per customer (4 bytes a row), the rows themselves read as they are written.
+    let mut by_customer: std::collections::HashMap<&str, Vec<u32>> =
         std::collections::HashMap::new();
-    for row in rows {
+    for (i, row) in rows.iter().enumerate() {
         by_customer
-            .entry(&row.target_customer)
+            .entry(row.target_customer)
             .or_default()
-            .push(row);
+            .push(i as u32);
     }
     for (customer, stem) in customer_file_stems(customers) {
         let name = format!("{stem}.csv");
         let own = by_customer
             .get(customer.as_str())
             .map_or(&[][..], Vec::as_slice);
-        write_csv(&dir.join(&name), &LOST_HEADER, own)?;
+        write_csv(
+            &dir.join(&name),
+            &LOST_HEADER,
+            own.iter().map(|&i| rows.get(i as usize)),
+        )?;
         names.insert(customer, name);
     }
     Ok(names)

@@ -1,18 +1,18 @@
 //! The plan's outputs: `plan.json` (the plan as is), `plan.csv` (one row per number, for a
 //! spreadsheet review) and `plan.sh` (the steps as a reviewable curl script).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::audit::plan::{
-    Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, SuppressionRow,
-    Template, RESEED_DIR, SUPPRESSION_HEADER,
+    Auth, CustomerPlan, Part, PlaceholderSource, Plan, Severity, Step, StepKind, Template,
+    RESEED_DIR, SUPPRESSION_HEADER,
 };
 use crate::error::Result;
-use crate::output::{write_atomic, write_csv, write_json, Staging};
+use crate::output::{write_atomic, write_atomic_with, write_csv, write_json, Staging};
 
 pub const JSON_FILE: &str = "plan.json";
 pub const CSV_FILE: &str = "plan.csv";
@@ -438,7 +438,7 @@ fn render_customer(s: &mut String, plan: &Plan, customer: &CustomerPlan) {
                     .reseed_files
                     .iter()
                     .find(|f| f.path == part.reseed_file)
-                    .map_or(part.items, |f| f.lines.len());
+                    .map_or(part.items, |f| f.len());
                 let (first, last) = (
                     part.first_line.unwrap_or(1),
                     part.last_line.unwrap_or(total),
@@ -596,10 +596,6 @@ pub fn summary_line(plan: &Plan) -> String {
 /// customer with nothing to suppress, like the opt-out files.
 pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::write(dir, e))?;
-    let mut by_customer: HashMap<&str, Vec<&SuppressionRow>> = HashMap::new();
-    for row in &plan.suppression {
-        by_customer.entry(&row.customer).or_default().push(row);
-    }
     let mut written = HashSet::new();
     for c in &plan.customers {
         let name = c
@@ -611,10 +607,11 @@ pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
             // Two subaccounts under one customer name share the customer's files.
             continue;
         }
-        let rows = by_customer
-            .get(c.customer.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        write_csv(&dir.join(name), &SUPPRESSION_HEADER, rows)?;
+        write_csv(
+            &dir.join(name),
+            &SUPPRESSION_HEADER,
+            plan.suppression_rows(&c.customer),
+        )?;
     }
     Ok(())
 }
@@ -638,12 +635,11 @@ pub fn stage(staging: &mut Staging, stem: &str, plan: &Plan) -> Result<Vec<Strin
             .path
             .strip_prefix(&format!("{RESEED_DIR}/"))
             .unwrap_or(&file.path);
-        let mut text = String::with_capacity(file.lines.iter().map(|l| l.len() + 1).sum());
-        for line in &file.lines {
-            text.push_str(line);
-            text.push('\n');
-        }
-        write_atomic(&reseed.join(name), text.as_bytes())?;
+        write_atomic_with(&reseed.join(name), |out| {
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+            plan.write_reseed_file(file, &mut out)?;
+            std::io::Write::flush(&mut out)
+        })?;
     }
     Ok(vec![json, csv, shell, RESEED_DIR.to_string()])
 }

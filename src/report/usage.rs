@@ -31,18 +31,18 @@ pub fn write_straddling(path: &Path, snapshot: &Snapshot, summary: &UsageSummary
     write_csv(
         path,
         &STRADDLING_HEADER,
-        &straddling_cells(snapshot, summary),
+        straddling_cells(snapshot, summary),
     )
 }
 
 pub fn write_pivot(path: &Path, pivot: &Pivot) -> Result<()> {
     let header = pivot.header();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    write_csv(path, &header, &pivot.cells())
+    write_csv(path, &header, pivot.cells())
 }
 
 pub fn write_attribution(path: &Path, attribution: &Attribution) -> Result<()> {
-    write_csv(path, &ATTRIBUTION_HEADER, &attribution.csv_rows())
+    write_csv(path, &ATTRIBUTION_HEADER, attribution.csv_rows())
 }
 
 /// The top `top` customers by cost over the period, the rest folded into one row, the

@@ -35,11 +35,29 @@ impl Snapshot {
         I: Fn() -> S + Sync,
         F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
     {
+        self.fold_messages_sifted(init, |_| true, visit)
+    }
+
+    /// `fold_messages` for a second read of messages a first one has checked whole: a line
+    /// for which `sift` (given its raw bytes) answers false is only counted, neither checked
+    /// nor parsed nor visited. `sift` must answer true for every line `visit` could use.
+    pub fn fold_messages_sifted<S, I, W, F>(
+        &self,
+        init: I,
+        sift: W,
+        visit: F,
+    ) -> Result<(Vec<S>, u64)>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        W: Fn(&[u8]) -> bool + Sync,
+        F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+    {
         let workers = default_workers();
         let mut states: Vec<S> = (0..workers).map(|_| init()).collect();
         let mut total = 0;
         for (path, expected) in self.data_files(Resource::Messages)? {
-            let count = fold_file(&path, BLOCK, &mut states, &visit)?;
+            let count = fold_file(&path, BLOCK, &mut states, &sift, &visit)?;
             check_count(&path, Resource::Messages, expected, count)?;
             total += count;
         }
@@ -47,9 +65,16 @@ impl Snapshot {
     }
 }
 
-fn fold_file<S, F>(path: &Path, block_size: usize, states: &mut [S], visit: &F) -> Result<u64>
+fn fold_file<S, W, F>(
+    path: &Path,
+    block_size: usize,
+    states: &mut [S],
+    sift: &W,
+    visit: &F,
+) -> Result<u64>
 where
     S: Send,
+    W: Fn(&[u8]) -> bool + Sync,
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
 {
     let (sender, receiver) = mpsc::sync_channel::<Block>(states.len() * 2);
@@ -79,7 +104,7 @@ where
                         {
                             continue;
                         }
-                        match parse_block(path, &block, state, visit) {
+                        match parse_block(path, &block, state, sift, visit) {
                             Ok(n) => count += n,
                             Err((line, e)) => {
                                 if error.as_ref().is_none_or(|(l, _)| line < *l) {
@@ -182,19 +207,25 @@ fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Parses a block's lines (blank ones skipped, as `for_each_line` does); on failure, the
-/// line number and the error.
-fn parse_block<S, F>(
+/// Parses a block's lines (blank ones skipped, as `for_each_line` does; those `sift` turns
+/// away only counted); on failure, the line number and the error.
+fn parse_block<S, W, F>(
     path: &Path,
     block: &Block,
     state: &mut S,
+    sift: &W,
     visit: &F,
 ) -> Result<u64, (usize, Error)>
 where
+    W: Fn(&[u8]) -> bool,
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
 {
     let mut count = 0;
     for (i, raw) in lines(&block.bytes).enumerate() {
+        if !sift(raw) {
+            count += u64::from(!is_blank(raw));
+            continue;
+        }
         let line = block.first_line + i;
         let fail = |e: Error| (line, e);
         let text = std::str::from_utf8(raw)
@@ -223,6 +254,12 @@ where
     Ok(count)
 }
 
+/// Whether a line is blank as the full read sees it (nothing but white space once read as
+/// UTF-8); a line that is not UTF-8 is not blank (the full read reports it).
+fn is_blank(raw: &[u8]) -> bool {
+    raw.first() != Some(&b'{') && std::str::from_utf8(raw).is_ok_and(|t| t.trim().is_empty())
+}
+
 /// The lines of a block, as `split(|&b| b == b'\n')` gives them (an empty last one after a
 /// final line break), found with memchr.
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -246,18 +283,29 @@ mod tests {
     }
 
     fn run(text: &str, block: usize) -> Result<(Vec<(usize, String)>, u64)> {
+        run_sifted(text, block, |_| true)
+    }
+
+    fn run_sifted(
+        text: &str,
+        block: usize,
+        sift: impl Fn(&[u8]) -> bool + Sync,
+    ) -> Result<(Vec<(usize, String)>, u64)> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
         let mut states: Vec<Vec<(usize, String)>> = vec![Vec::new(); 3];
-        let count = fold_file(
-            file.path(),
-            block,
-            &mut states,
-            &|seen: &mut Vec<(usize, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
-                seen.push((at.line, m.sid.to_string()));
-                Ok(())
-            },
-        )?;
+        let count = fold_file(file.path(), block, &mut states, &sift, &|seen: &mut Vec<
+            (usize, String),
+        >,
+                                                                        at: LineRef<
+            '_,
+        >,
+                                                                        m: &MessageRef<
+            '_,
+        >| {
+            seen.push((at.line, m.sid.to_string()));
+            Ok(())
+        })?;
         let mut seen: Vec<_> = states.into_iter().flatten().collect();
         seen.sort();
         Ok((seen, count))
@@ -287,6 +335,26 @@ mod tests {
                 "block {block}: {seen:?}"
             );
             assert_eq!(seen.last().unwrap().0, 58);
+        }
+    }
+
+    #[test]
+    fn lines_the_sift_turns_away_are_counted_but_not_read() {
+        let mut text = String::new();
+        for n in 1..=30 {
+            text.push_str(&line(n));
+            if n % 4 == 0 {
+                text.push_str(" \u{3000}\r\n"); // blank (Unicode white space): not a message
+            }
+        }
+        let wanted = |raw: &[u8]| raw.ends_with(b"5\"}");
+        for block in [40, 1 << 20] {
+            let (seen, count) = run_sifted(&text, block, wanted).unwrap();
+            assert_eq!(count, 30, "block {block}");
+            let sids: Vec<&str> = seen.iter().map(|(_, sid)| &sid[30..]).collect();
+            assert_eq!(sids, ["0005", "0015", "0025"], "block {block}");
+            // Line numbers still count the lines turned away and the blank ones.
+            assert_eq!(seen[0].0, 6);
         }
     }
 

@@ -18,12 +18,13 @@ mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use super::mapping::{NumberTarget, ResolvedMapping, Target};
-use super::optouts::{services_by_number, LostOptOut};
+use super::optouts::{services_by_number, LostOptOut, LostRows};
 use crate::snapshot::Snapshot;
 use crate::time::rfc3339;
 
@@ -364,12 +365,27 @@ pub struct ReseedPart {
 }
 
 /// One re-seed file: written beside plan.json by the report, not part of plan.json itself.
+/// Its lines are made as they are written ([`Plan::write_reseed_file`]): each is a lost row
+/// and the sender it is re-seeded for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReseedFile {
     /// Relative to the plan's folder.
     pub path: String,
-    /// One Consents item (JSON) per line.
-    pub lines: Vec<String>,
+    /// The senders its items name.
+    senders: Vec<Template>,
+    /// One Consents item per line: (sender, lost row).
+    items: Vec<(u32, u32)>,
+}
+
+impl ReseedFile {
+    /// Its lines (Consents items).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
 }
 
 /// One target (customer, subaccount) and its totals, for the summary table and plan.sh.
@@ -409,32 +425,90 @@ pub struct CustomerPlan {
 
 /// One row of `optouts/<customer>.suppression.csv`: an opt-out as the Consents re-seed sends
 /// it (one per target sender and end user, the earliest opt-out kept), or one the plan does
-/// not re-seed, with the reason.
+/// not re-seed, with the reason. Made as it is written, from a [`Suppression`] entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SuppressionRow {
+pub struct SuppressionRow<'a> {
     /// The parent's sender the opt-out belongs to: its Messaging Service (service scope) or
     /// the Twilio number (number scope).
-    pub sender: String,
-    pub end_user: String,
-    pub opted_out_at: String,
+    pub sender: &'a str,
+    pub end_user: &'a str,
+    pub opted_out_at: &'a str,
     /// `service` or `number`.
     pub scope: &'static str,
     /// The moving number whose lost row this is.
-    pub twilio_number: String,
+    pub twilio_number: &'a str,
     /// The item's `sender_id` in the subaccount: the number, the named service's MG sid, or
     /// the placeholder of the service the plan creates. Empty when the number does not move.
-    pub target_sender_id: String,
+    pub target_sender_id: &'a str,
     /// The target sender as a person knows it: the new service's FriendlyName, the named
     /// service, or the number.
-    pub target_sender_name: String,
+    pub target_sender_name: &'a str,
     /// The Consents item's `correlation_id` (also for rows not sent, to trace them).
     pub correlation_id: String,
     /// `yes` when plan.sh re-seeds it, else `no`.
     pub reseeded: &'static str,
     /// Why not, starting with a stable code (`not-e164`, `number-blocked`); empty when re-seeded.
-    pub reason: String,
-    #[serde(skip)]
-    pub customer: String,
+    pub reason: std::borrow::Cow<'a, str>,
+}
+
+/// Whether a suppression entry is re-seeded, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reseeded {
+    Yes,
+    NotE164,
+    /// The number is blocked: the reason's index in [`Suppression::reasons`].
+    Blocked(u32),
+}
+
+/// No target sender (an opt-out of a blocked number).
+const NO_SENDER: u32 = u32::MAX;
+
+/// One suppression row, compact: a lost row, its customer (index in the plan's customers),
+/// its target sender (index in [`Suppression::senders`]) and whether it is re-seeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SuppressionEntry {
+    row: u32,
+    customer: u32,
+    sender: u32,
+    what: Reseeded,
+}
+
+/// The rows of the customers' suppression files, per customer in plan order, as entries
+/// that the rows are made from when written.
+#[derive(Debug, Clone, Default)]
+pub struct Suppression {
+    entries: Vec<SuppressionEntry>,
+    /// Per customer (index in the plan's customers), its entries.
+    by_customer: Vec<std::ops::Range<usize>>,
+    /// Target senders: (sender_id, name).
+    senders: Vec<(String, String)>,
+    reasons: Vec<String>,
+}
+
+impl Suppression {
+    fn reason(&mut self, text: String) -> u32 {
+        self.reasons.push(text);
+        self.reasons.len() as u32 - 1
+    }
+
+    fn sender(&mut self, id: String, name: String) -> usize {
+        self.senders.push((id, name));
+        self.senders.len() - 1
+    }
+
+    fn sender_id(&self, sender: usize) -> &str {
+        &self.senders[sender].0
+    }
+
+    fn push_customer(&mut self, customer: u32, rows: Vec<SuppressionEntry>) {
+        let customer = customer as usize;
+        if self.by_customer.len() <= customer {
+            self.by_customer.resize(customer + 1, 0..0);
+        }
+        let start = self.entries.len();
+        self.entries.extend(rows);
+        self.by_customer[customer] = start..self.entries.len();
+    }
 }
 
 pub const SUPPRESSION_HEADER: [&str; 10] = [
@@ -486,15 +560,90 @@ pub struct Plan {
     /// The re-seed files the steps reference.
     #[serde(skip)]
     pub reseed_files: Vec<ReseedFile>,
-    /// The rows of the customers' suppression files, per customer in plan order.
+    /// The rows of the customers' suppression files.
     #[serde(skip)]
-    pub suppression: Vec<SuppressionRow>,
+    pub suppression: Suppression,
+    /// The lost rows the re-seed and suppression files are made from.
+    #[serde(skip)]
+    pub lost: Arc<LostRows>,
 }
 
 impl Plan {
     /// The worst severity any finding has.
     pub fn worst(&self) -> Option<Severity> {
         self.numbers.iter().filter_map(|n| n.worst_severity).max()
+    }
+
+    /// The rows of the suppression file of the customers named `customer` (two subaccounts
+    /// under one name share the file), in plan order.
+    pub fn suppression_rows<'a>(
+        &'a self,
+        customer: &'a str,
+    ) -> impl Iterator<Item = SuppressionRow<'a>> + 'a {
+        let suppression = &self.suppression;
+        self.customers
+            .iter()
+            .zip(&suppression.by_customer)
+            .filter(move |(c, _)| c.customer == customer)
+            .flat_map(move |(_, range)| suppression.entries[range.clone()].iter())
+            .map(move |entry| {
+                let row = self.lost.get(entry.row as usize);
+                let (target_id, target_name) = match suppression.senders.get(entry.sender as usize)
+                {
+                    Some((id, name)) => (id.as_str(), name.as_str()),
+                    None => ("", ""),
+                };
+                SuppressionRow {
+                    sender: steps::parent_sender(&row),
+                    end_user: row.end_user,
+                    opted_out_at: row.opted_out_at,
+                    scope: row.scope,
+                    twilio_number: row.twilio_number,
+                    target_sender_id: target_id,
+                    target_sender_name: target_name,
+                    correlation_id: steps::correlation_id(&row),
+                    reseeded: if entry.what == Reseeded::Yes {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    reason: match entry.what {
+                        Reseeded::Yes => "".into(),
+                        Reseeded::NotE164 => steps::not_e164_reason(row.end_user).into(),
+                        Reseeded::Blocked(i) => suppression.reasons[i as usize].as_str().into(),
+                    },
+                }
+            })
+    }
+
+    /// Writes the lines of a re-seed file (one Consents item JSON object each) to `out`.
+    pub fn write_reseed_file(
+        &self,
+        file: &ReseedFile,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(256);
+        for &(sender, row) in &file.items {
+            line.clear();
+            let sender = file.senders[sender as usize].to_string();
+            steps::write_consent_item(&mut line, &self.lost.get(row as usize), &sender)
+                .map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
+        }
+        Ok(())
+    }
+
+    /// The lines of a re-seed file, each without its line end.
+    pub fn reseed_lines(&self, file: &ReseedFile) -> Vec<String> {
+        let mut bytes = Vec::new();
+        self.write_reseed_file(file, &mut bytes)
+            .expect("writing to memory");
+        String::from_utf8(bytes)
+            .expect("JSON is UTF-8")
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -503,16 +652,17 @@ impl Plan {
 pub fn build(
     snapshot: &Snapshot,
     mapping: &ResolvedMapping,
-    lost: &[LostOptOut],
+    lost: Arc<LostRows>,
     traffic: &HashMap<String, Traffic>,
 ) -> Plan {
     let memberships = services_by_number(snapshot);
-    let mut lost_by_number: HashMap<&str, Vec<&LostOptOut>> = HashMap::new();
-    for row in lost {
+    // Row numbers per moving number (4 bytes a row).
+    let mut lost_by_number: HashMap<&str, Vec<u32>> = HashMap::new();
+    for (i, row) in lost.iter().enumerate() {
         lost_by_number
-            .entry(&*row.twilio_number_sid)
+            .entry(row.twilio_number_sid)
             .or_default()
-            .push(row);
+            .push(i as u32);
     }
     let keys = customer_keys(mapping);
     let ctx = Context {
@@ -551,7 +701,7 @@ pub fn build(
 
     service_settings_differ(snapshot, &mut numbers);
     let mut customers = customer_plans(snapshot, mapping, &numbers, &keys);
-    let built = build_steps(snapshot, &numbers, &mut customers, &lost_by_number);
+    let built = build_steps(snapshot, &numbers, &mut customers, &lost, &lost_by_number);
     let (steps, placeholders, reseed_files, suppression) = (
         built.steps,
         built.placeholders,
@@ -591,6 +741,7 @@ pub fn build(
         steps,
         reseed_files,
         suppression,
+        lost,
     }
 }
 

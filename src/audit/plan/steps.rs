@@ -7,9 +7,26 @@ fn field(name: &'static str, value: Template) -> FormField {
     FormField { name, value }
 }
 
-/// A Consents Bulk item as one line of a re-seed file. The sender may be the placeholder of
-/// the customer's new service (`${C_X_SERVICE_SID}`), known only at run time.
-fn consent_item(row: &LostOptOut, sender: &Template) -> String {
+/// A Consents Bulk item as one line of a re-seed file (without its line end), in the
+/// order of its fields. The sender may be the placeholder of the customer's new service
+/// (`${C_X_SERVICE_SID}`), known only at run time.
+#[derive(Serialize)]
+struct ConsentItem<'a> {
+    contact_id: &'a str,
+    correlation_id: &'a str,
+    sender_id: &'a str,
+    status: &'static str,
+    source: &'static str,
+    date_of_consent: &'a str,
+}
+
+/// Writes the Consents item of `row` for `sender` (one line of a re-seed file, without its
+/// line end) to `out`.
+pub(super) fn write_consent_item(
+    out: &mut Vec<u8>,
+    row: &LostOptOut<'_>,
+    sender: &str,
+) -> serde_json::Result<()> {
     // Only the opt-out keyword is the end user's own message; a 21610 failure is Twilio's
     // record of an opt-out whose source it does not tell.
     let source = if row.evidence == "inbound-keyword" {
@@ -17,21 +34,23 @@ fn consent_item(row: &LostOptOut, sender: &Template) -> String {
     } else {
         "others"
     };
-    serde_json::json!({
-        "contact_id": &*row.end_user,
-        "correlation_id": correlation_id(row),
-        "sender_id": sender.to_string(),
-        "status": "opt-out",
-        "source": source,
-        "date_of_consent": &*row.opted_out_at,
-    })
-    .to_string()
+    serde_json::to_writer(
+        out,
+        &ConsentItem {
+            contact_id: row.end_user,
+            correlation_id: &correlation_id(row),
+            sender_id: sender,
+            status: "opt-out",
+            source,
+            date_of_consent: row.opted_out_at,
+        },
+    )
 }
 
 /// 32 hex characters, unique per item: the evidence message's sid digits, which trace the
 /// item back to the message that proved the opt-out; a hash where the sid has another shape.
-pub(super) fn correlation_id(row: &LostOptOut) -> String {
-    let sid = &row.evidence_message_sid;
+pub(super) fn correlation_id(row: &LostOptOut<'_>) -> String {
+    let sid = row.evidence_message_sid;
     if sid.len() == 34 && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
         return sid[2..].to_ascii_lowercase();
     }
@@ -60,12 +79,12 @@ pub(super) struct BuiltSteps {
     pub steps: Vec<Step>,
     pub placeholders: Vec<Placeholder>,
     pub files: Vec<ReseedFile>,
-    pub suppression: Vec<SuppressionRow>,
+    pub suppression: Suppression,
 }
 
 /// Why Consents Bulk cannot take an end user that is not E.164: the reason column of the
 /// suppression file, led by the stable code `not-e164`.
-fn not_e164_reason(end_user: &str) -> String {
+pub(super) fn not_e164_reason(end_user: &str) -> String {
     let what = if let Some((channel, _)) = end_user.split_once(':') {
         format!("{} address", channel.to_ascii_lowercase())
     } else {
@@ -82,27 +101,33 @@ fn not_e164_reason(end_user: &str) -> String {
 }
 
 /// The parent sender an opt-out belongs to: its service, or the number.
-fn parent_sender(row: &LostOptOut) -> String {
+pub(super) fn parent_sender<'a>(row: &LostOptOut<'a>) -> &'a str {
     if row.scope == "service" && !row.messaging_service_sid.is_empty() {
-        row.messaging_service_sid.to_string()
+        row.messaging_service_sid
     } else {
-        row.twilio_number.to_string()
+        row.twilio_number
     }
 }
 
-/// Keeps one opt-out per key: the earliest (the re-seed's rule).
-fn keep_earliest<'a, K: Ord>(
-    map: &mut BTreeMap<K, (&'a LostOptOut, Template)>,
-    key: K,
-    row: &'a LostOptOut,
-    sender: &Template,
-) {
-    match map.get(&key) {
-        Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
-        _ => {
-            map.insert(key, (row, sender.clone()));
-        }
-    }
+/// One opt-out per (sender, end user), the earliest (the re-seed's rule; on a tie the first
+/// listed), in the order of (sender, end user). `candidates` are (sender, lost row) in the
+/// order the rows are met; `sender` tells a sender's text.
+fn keep_earliest<'a, T: Copy>(
+    lost: &'a LostRows,
+    mut candidates: Vec<(T, u32)>,
+    sender: impl Fn(T, LostOptOut<'a>) -> &'a str,
+) -> Vec<(T, u32)> {
+    let key = |&(s, row): &(T, u32)| {
+        let row = lost.get(row as usize);
+        (sender(s, row), row.end_user, row.opted_out_at)
+    };
+    // Stable: among equal times the first listed comes first, and stays.
+    candidates.sort_by(|a, b| key(a).cmp(&key(b)));
+    candidates.dedup_by(|later, kept| {
+        let (a, b) = (key(later), key(kept));
+        (a.0, a.1) == (b.0, b.1)
+    });
+    candidates
 }
 
 /// Where a moving number's messages go in the subaccount.
@@ -541,20 +566,22 @@ pub(super) fn build_steps(
     snapshot: &Snapshot,
     numbers: &[NumberPlan],
     customers: &mut [CustomerPlan],
-    lost_by_number: &HashMap<&str, Vec<&LostOptOut>>,
+    lost: &LostRows,
+    lost_by_number: &HashMap<&str, Vec<u32>>,
 ) -> BuiltSteps {
     let mut steps: Vec<Step> = Vec::new();
     let mut placeholders: Vec<Placeholder> = Vec::new();
     let mut files: Vec<ReseedFile> = Vec::new();
     let mut used_files: BTreeSet<String> = BTreeSet::new();
-    let mut suppression: Vec<SuppressionRow> = Vec::new();
+    let mut suppression = Suppression::default();
     let by_sid: HashMap<&str, &IncomingPhoneNumber> = snapshot
         .numbers
         .iter()
         .map(|n| (n.sid.as_str(), n))
         .collect();
 
-    for customer in customers.iter_mut() {
+    for (customer_index, customer) in customers.iter_mut().enumerate() {
+        let customer_index = customer_index as u32;
         let mine = |n: &&NumberPlan| {
             n.action == Action::Transfer
                 && n.target_customer.as_deref() == Some(customer.customer.as_str())
@@ -563,7 +590,7 @@ pub(super) fn build_steps(
         let own: Vec<&NumberPlan> = numbers.iter().filter(mine).filter(|n| n.moves()).collect();
         let blocked: Vec<&NumberPlan> = numbers.iter().filter(mine).filter(|n| n.blocked).collect();
         // Opt-outs of this customer's blocked numbers: not lost yet, listed with the reason.
-        let mut stuck: BTreeMap<(String, String), (&LostOptOut, String)> = BTreeMap::new();
+        let mut stuck: Vec<(u32, u32)> = Vec::new();
         for n in &blocked {
             let codes: Vec<&str> = n
                 .findings
@@ -571,43 +598,31 @@ pub(super) fn build_steps(
                 .filter(|f| f.severity == Severity::Blocker)
                 .map(|f| f.code.as_str())
                 .collect();
-            let reason = format!(
+            let reason = suppression.reason(format!(
                 "number-blocked: {} ({}): it does not move in this plan, so nothing is lost yet; clear the blockers and make the plan again",
                 n.phone_number,
                 codes.join(", ")
-            );
-            for row in lost_by_number
+            ));
+            for &row in lost_by_number
                 .get(n.number_sid.as_str())
                 .into_iter()
                 .flatten()
             {
-                let key = (parent_sender(row), row.end_user.to_string());
-                match stuck.get(&key) {
-                    Some((kept, _)) if kept.opted_out_at <= row.opted_out_at => {}
-                    _ => {
-                        stuck.insert(key, (row, reason.clone()));
-                    }
-                }
+                stuck.push((reason, row));
             }
         }
-        let stuck_rows: Vec<SuppressionRow> = stuck
-            .into_values()
-            .map(|(row, reason)| SuppressionRow {
-                sender: parent_sender(row),
-                end_user: row.end_user.to_string(),
-                opted_out_at: row.opted_out_at.to_string(),
-                scope: row.scope,
-                twilio_number: row.twilio_number.to_string(),
-                target_sender_id: String::new(),
-                target_sender_name: String::new(),
-                correlation_id: correlation_id(row),
-                reseeded: "no",
-                reason,
-                customer: customer.customer.clone(),
-            })
-            .collect();
+        let stuck_rows: Vec<SuppressionEntry> =
+            keep_earliest(lost, stuck, |_, row| parent_sender(&row))
+                .into_iter()
+                .map(|(reason, row)| SuppressionEntry {
+                    row,
+                    customer: customer_index,
+                    sender: NO_SENDER,
+                    what: Reseeded::Blocked(reason),
+                })
+                .collect();
         if own.is_empty() {
-            suppression.extend(stuck_rows);
+            suppression.push_customer(customer_index, stuck_rows);
             continue;
         }
         let key = customer.key.clone();
@@ -752,9 +767,9 @@ pub(super) fn build_steps(
         // through it, so its opt-outs go to the service; a number outside any service keeps
         // number-scoped opt-outs. Consents Bulk takes E.164 contact ids only: other end users
         // (WhatsApp, short codes, alphanumeric ids) stay in the opt-out export.
-        let mut items: BTreeMap<(String, String), (&LostOptOut, Template)> = BTreeMap::new();
-        let mut skipped: BTreeMap<(String, String), (&LostOptOut, Template)> = BTreeMap::new();
-        let mut sender_names: HashMap<String, String> = HashMap::new();
+        // The senders of the customer, then (sender, row) per lost row of its numbers.
+        let mut senders: Vec<(Template, usize)> = Vec::new();
+        let mut candidates: Vec<(u32, u32)> = Vec::new();
         for n in &own {
             let (sender, sender_name) = match destination(n) {
                 Destination::None => (
@@ -775,56 +790,48 @@ pub(super) fn build_steps(
                     (Template::text(mg), name)
                 }
             };
-            sender_names.insert(sender.to_string(), sender_name);
-            for row in lost_by_number
+            let local = match senders.iter().position(|(s, _)| *s == sender) {
+                Some(i) => i,
+                None => {
+                    let global = suppression.sender(sender.to_string(), sender_name);
+                    senders.push((sender, global));
+                    senders.len() - 1
+                }
+            };
+            for &row in lost_by_number
                 .get(n.number_sid.as_str())
                 .into_iter()
                 .flatten()
             {
-                let k = (sender.to_string(), row.end_user.to_string());
-                // One item per (sender, end user): the earliest opt-out stands.
-                if crate::sid::is_e164(&row.end_user) {
-                    keep_earliest(&mut items, k, row, &sender);
-                } else {
-                    keep_earliest(&mut skipped, k, row, &sender);
-                }
+                candidates.push((local as u32, row));
             }
         }
-        customer.reseed_skipped = skipped.len();
-        let suppression_row = |row: &LostOptOut, sender: &Template, reseeded: bool| {
-            let sender_id = sender.to_string();
-            SuppressionRow {
-                sender: parent_sender(row),
-                end_user: row.end_user.to_string(),
-                opted_out_at: row.opted_out_at.to_string(),
-                scope: row.scope,
-                twilio_number: row.twilio_number.to_string(),
-                target_sender_name: sender_names.get(&sender_id).cloned().unwrap_or_default(),
-                target_sender_id: sender_id,
-                correlation_id: correlation_id(row),
-                reseeded: if reseeded { "yes" } else { "no" },
-                reason: if reseeded {
-                    String::new()
-                } else {
-                    not_e164_reason(&row.end_user)
-                },
-                customer: customer.customer.clone(),
-            }
-        };
-        let mut rows: Vec<SuppressionRow> = items
-            .values()
-            .map(|(row, sender)| suppression_row(row, sender, true))
-            .chain(
-                skipped
-                    .values()
-                    .map(|(row, sender)| suppression_row(row, sender, false)),
-            )
-            .collect();
-        rows.sort_by(|a, b| {
-            (&a.target_sender_id, &a.end_user).cmp(&(&b.target_sender_id, &b.end_user))
+        // One item per (sender, end user), the earliest opt-out standing, in that order:
+        // the suppression file lists them all, the re-seed file the E.164 ones.
+        let chosen = keep_earliest(lost, candidates, |s, _| {
+            suppression.sender_id(senders[s as usize].1)
         });
-        suppression.extend(rows);
-        suppression.extend(stuck_rows);
+        let mut items: Vec<(u32, u32)> = Vec::new();
+        let mut rows: Vec<SuppressionEntry> = Vec::with_capacity(chosen.len());
+        for &(local, row) in &chosen {
+            let reseeded = crate::sid::is_e164(lost.get(row as usize).end_user);
+            if reseeded {
+                items.push((local, row));
+            }
+            rows.push(SuppressionEntry {
+                row,
+                customer: customer_index,
+                sender: senders[local as usize].1 as u32,
+                what: if reseeded {
+                    Reseeded::Yes
+                } else {
+                    Reseeded::NotE164
+                },
+            });
+        }
+        customer.reseed_skipped = chosen.len() - items.len();
+        rows.extend(stuck_rows);
+        suppression.push_customer(customer_index, rows);
         if items.is_empty() {
             continue;
         }
@@ -835,33 +842,30 @@ pub(super) fn build_steps(
             path = format!("{RESEED_DIR}/{stem}-{i}.jsonl");
             i += 1;
         }
-        // Lines grouped by sender (the map's order): one step per sender.
-        let mut groups: Vec<(Template, Vec<String>)> = Vec::new();
-        for (row, sender) in items.values() {
-            match groups.last_mut() {
-                Some((s, lines)) if s == sender => lines.push(consent_item(row, sender)),
-                _ => groups.push((sender.clone(), vec![consent_item(row, sender)])),
-            }
-        }
+        // Lines grouped by sender (their order): one step per sender.
         let total = items.len();
         let mut line = 1;
         let mut batches = 0;
-        let mut lines_out = Vec::with_capacity(total);
-        for (sender, lines) in groups {
-            let count = lines.len();
+        let mut start = 0;
+        while start < total {
+            let sender = items[start].0;
+            let count = items[start..]
+                .iter()
+                .position(|&(s, _)| s != sender)
+                .unwrap_or(total - start);
             let whole = count == total;
             let part = ReseedPart {
                 reseed_file: path.clone(),
                 items: count,
                 batches: count.div_ceil(CONSENTS_PER_REQUEST),
-                sender_id: sender,
+                sender_id: senders[sender as usize].0.clone(),
                 first_line: (!whole).then_some(line),
                 last_line: (!whole).then_some(line + count - 1),
             };
             batches += part.batches;
             cs.reseed_opt_outs(part, total);
             line += count;
-            lines_out.extend(lines);
+            start += count;
         }
         customer.reseed_file = Some(path.clone());
         customer.reseed_items = total;
@@ -869,7 +873,8 @@ pub(super) fn build_steps(
         customer.reseed_estimate_seconds = reseed_seconds(batches);
         files.push(ReseedFile {
             path,
-            lines: lines_out,
+            senders: senders.into_iter().map(|(s, _)| s).collect(),
+            items,
         });
     }
     BuiltSteps {

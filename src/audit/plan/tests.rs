@@ -127,7 +127,12 @@ fn an_unmapped_number_stays_with_one_info_finding() {
     let mut n = number(1);
     n.origin = Some("hosted".into());
     let snap = snapshot(vec![n], vec![]);
-    let plan = build(&snap, &ResolvedMapping::default(), &[], &HashMap::new());
+    let plan = build(
+        &snap,
+        &ResolvedMapping::default(),
+        Default::default(),
+        &HashMap::new(),
+    );
     assert_eq!(plan.numbers[0].action, Action::Stay);
     assert_eq!(codes(&plan, 1), ["unmapped"]);
     assert!(!plan.numbers[0].blocked);
@@ -155,7 +160,7 @@ fn number_fields_raise_their_findings() {
         (3, "A", None),
         (4, "A", None),
     ]);
-    let plan = build(&snap, &map, &[], &HashMap::new());
+    let plan = build(&snap, &map, Default::default(), &HashMap::new());
     assert_eq!(codes(&plan, 1), ["regulatory-bundle", "address-required"]);
     assert_eq!(
         codes(&plan, 2),
@@ -225,7 +230,7 @@ fn target_status_and_ownership_block_the_move_and_it_gets_no_steps() {
         (3, "E", Some(&foreign)),
         (4, "H", None),
     ]);
-    let plan = build(&snap, &map, &[], &HashMap::new());
+    let plan = build(&snap, &map, Default::default(), &HashMap::new());
     assert_eq!(codes(&plan, 1), ["target-suspended"]);
     assert_eq!(codes(&plan, 2), ["target-closed"]);
     assert_eq!(codes(&plan, 3), ["target-not-child"]);
@@ -257,7 +262,7 @@ fn a_conflict_stays_with_a_blocker_naming_the_lines() {
         sid("PN", 1),
         NumberTarget::Conflict(vec![t("A", 2), t("B", 7)]),
     );
-    let plan = build(&snap, &map, &[], &HashMap::new());
+    let plan = build(&snap, &map, Default::default(), &HashMap::new());
     let n = &plan.numbers[0];
     assert_eq!(n.action, Action::Stay);
     assert_eq!(n.target_customer, None);
@@ -309,7 +314,7 @@ fn service_numbers_leave_and_join_a_new_service_and_campaigns_are_named() {
         (1, "Falcon", Some(&existing)),
         (2, "Falcon", Some(&existing)),
     ]);
-    let plan = build(&snap, &map, &[], &HashMap::new());
+    let plan = build(&snap, &map, Default::default(), &HashMap::new());
     assert_eq!(codes(&plan, 1), ["in-messaging-service", "a2p-campaign"]);
     assert_eq!(codes(&plan, 2), Vec::<&str>::new());
     let kinds: Vec<&str> = plan.steps.iter().map(|s| s.kind.as_str()).collect();
@@ -335,37 +340,37 @@ fn service_numbers_leave_and_join_a_new_service_and_campaigns_are_named() {
     );
 }
 
-fn lost_row(n: u64, user: &str, at: &str, evidence_sid: &str) -> LostOptOut {
-    LostOptOut {
-        end_user: user.into(),
-        twilio_number: format!("+1415555{:04}", n).into(),
-        twilio_number_sid: sid("PN", n).into(),
+fn lost_row(lost: &mut LostRows, n: u64, user: &str, at: &str, evidence_sid: &str) {
+    lost.push(LostOptOut {
+        end_user: user,
+        twilio_number: &format!("+1415555{:04}", n),
+        twilio_number_sid: &sid("PN", n),
         scope: "number",
-        messaging_service_sid: "".into(),
-        opted_out_at: at.into(),
-        keyword: "STOP".into(),
+        messaging_service_sid: "",
+        opted_out_at: at,
+        keyword: "STOP",
         evidence: "inbound-keyword",
-        evidence_message_sid: evidence_sid.into(),
-        target_customer: "A".into(),
-        target_account_sid: "".into(),
-    }
+        evidence_message_sid: evidence_sid,
+        target_customer: "A",
+        target_account_sid: "",
+    });
 }
 
 #[test]
 fn lost_opt_outs_are_counted_and_reseeded_in_chunks_of_25() {
     let snap = snapshot(vec![number(1)], vec![]);
     let map = moving(&[(1, "A", None)]);
-    let lost: Vec<LostOptOut> = (0..30)
-        .map(|i| {
-            lost_row(
-                1,
-                &format!("+1212555{i:04}"),
-                "2026-01-02T03:04:05Z",
-                &sid("SM", i),
-            )
-        })
-        .collect();
-    let plan = build(&snap, &map, &lost, &HashMap::new());
+    let mut lost = LostRows::default();
+    for i in 0..30 {
+        lost_row(
+            &mut lost,
+            1,
+            &format!("+1212555{i:04}"),
+            "2026-01-02T03:04:05Z",
+            &sid("SM", i),
+        );
+    }
+    let plan = build(&snap, &map, Arc::new(lost), &HashMap::new());
     assert_eq!(codes(&plan, 1), ["opt-outs-lost"]);
     assert_eq!(plan.numbers[0].opt_outs_lost, 30);
     let reseeds: Vec<&Step> = plan
@@ -382,8 +387,10 @@ fn lost_opt_outs_are_counted_and_reseeded_in_chunks_of_25() {
     assert_eq!(reseeds[0].request.form.len(), 1);
     assert_eq!(plan.customers[0].reseed_estimate_seconds, 2);
     assert_eq!(plan.reseed_files.len(), 1);
-    assert_eq!(plan.reseed_files[0].lines.len(), 30);
-    let item: serde_json::Value = serde_json::from_str(&plan.reseed_files[0].lines[0]).unwrap();
+    assert_eq!(plan.reseed_files[0].len(), 30);
+    let lines = plan.reseed_lines(&plan.reseed_files[0]);
+    assert_eq!(lines.len(), 30);
+    let item: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(
         item,
         serde_json::json!({"contact_id": "+12125550000", "correlation_id": format!("{:032x}", 0),
@@ -408,7 +415,7 @@ fn recent_traffic_is_info_and_shell_keys_are_safe() {
             whatsapp: 0,
         },
     );
-    let plan = build(&snap, &map, &[], &traffic);
+    let plan = build(&snap, &map, Default::default(), &traffic);
     assert_eq!(codes(&plan, 1), ["recent-traffic"]);
     let recent = plan.numbers[0]
         .findings
@@ -425,9 +432,18 @@ fn recent_traffic_is_info_and_shell_keys_are_safe() {
 
 #[test]
 fn correlation_ids_are_32_hex_characters() {
-    let mut row = lost_row(1, "+12125550000", "2026-01-02T03:04:05Z", "SMabc");
+    let mut lost = LostRows::default();
+    lost_row(
+        &mut lost,
+        1,
+        "+12125550000",
+        "2026-01-02T03:04:05Z",
+        "SMabc",
+    );
+    let mut row = lost.get(0);
     assert_eq!(correlation_id(&row).len(), 32);
-    row.evidence_message_sid = sid("SM", 255).into();
+    let sid = sid("SM", 255);
+    row.evidence_message_sid = &sid;
     assert_eq!(correlation_id(&row), format!("{:032x}", 255));
 }
 
@@ -444,7 +460,7 @@ fn every_transfer_warns_of_webhook_signatures_and_traffic_keeps_its_history() {
             ..Default::default()
         },
     );
-    let plan = build(&snap, &map, &[], &traffic);
+    let plan = build(&snap, &map, Default::default(), &traffic);
     let n1 = plan
         .numbers
         .iter()
@@ -488,7 +504,7 @@ fn a_us_long_code_leaving_a_campaign_is_blocked_unless_the_mapping_names_a_servi
     if let Some(NumberTarget::Move(t)) = map.targets.get_mut(&sid("PN", 2)) {
         t.messaging_service_sid = Some(named.clone());
     }
-    let plan = build(&snap, &map, &[], &HashMap::new());
+    let plan = build(&snap, &map, Default::default(), &HashMap::new());
     let n1 = plan
         .numbers
         .iter()
@@ -548,7 +564,12 @@ fn identity_and_parent_hosted_handlers_are_named() {
         "https://webhooks.twilio.com/v1/Accounts/{PARENT}/Flows/FW1"
     ));
     let snap = snapshot(vec![a], vec![]);
-    let plan = build(&snap, &moving(&[(1, "A", None)]), &[], &HashMap::new());
+    let plan = build(
+        &snap,
+        &moving(&[(1, "A", None)]),
+        Default::default(),
+        &HashMap::new(),
+    );
     assert_eq!(
         codes(&plan, 1),
         ["parent-hosted-handler", "identity-required"]
@@ -592,7 +613,7 @@ fn parent_services_with_different_settings_give_one_named_service_each() {
     let plan = build(
         &snap,
         &moving(&[(1, customer, None), (2, customer, None)]),
-        &[],
+        Default::default(),
         &HashMap::new(),
     );
     assert!(codes(&plan, 1).contains(&"service-settings-differ"));

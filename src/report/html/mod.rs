@@ -18,7 +18,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::audit::attribution::{month_text, Attribution, BucketKind, Totals};
-use crate::audit::optouts::{Evidence, LostOptOut, OptOutAnalysis};
+use crate::audit::optouts::{Evidence, LostRows, OptOutAnalysis};
 use crate::audit::plan::{NumberPlan, Plan, Severity};
 use crate::audit::usage::Period;
 use crate::model::customer_order;
@@ -35,7 +35,7 @@ const CHART_CUSTOMERS: usize = 6;
 pub struct Page<'a> {
     pub plan: &'a Plan,
     pub analysis: &'a OptOutAnalysis,
-    pub lost: &'a [LostOptOut],
+    pub lost: &'a LostRows,
     pub attribution: &'a Attribution,
     pub period: Period,
     pub customer_files: &'a BTreeMap<String, String>,
@@ -338,7 +338,7 @@ fn compliance(page: &Page<'_>) -> Markup {
     let plan = page.plan;
     // Lost rows per customer, split by scope.
     let mut per_customer: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    for row in page.lost {
+    for row in page.lost.iter() {
         let name = row.target_customer.to_string();
         let entry = per_customer.entry((name.to_lowercase(), name)).or_default();
         if row.scope == "service" {
