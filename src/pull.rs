@@ -487,7 +487,7 @@ impl Pull {
         per_slice: f64,
     ) -> Result<Vec<Slice>> {
         let first_plan = || rest.iter().rev().copied().collect::<Vec<_>>();
-        let (Some(ratio), Some(boundary)) = (
+        let (Some(calibration), Some(boundary)) = (
             slices::calibration(observed, periods, per_slice),
             probes.iter().map(|s| s.start).min(),
         ) else {
@@ -497,15 +497,15 @@ impl Pull {
         let replanned = slices::plan_until(
             state.since,
             boundary,
-            &slices::scaled(periods, ratio),
-            per_slice,
+            &slices::scaled(periods, calibration.ratio),
+            calibration.per_slice,
         );
         let mut all = replanned.clone();
         all.extend(probes.iter().rev().copied());
         let mut saved = state.clone();
         saved.message_slices = all.clone();
         crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
-        self.inner.progress.replanned(all.len() as u64, ratio);
+        self.inner.progress.replanned(all.len() as u64, calibration);
         Ok(replanned)
     }
 
@@ -619,14 +619,14 @@ impl Pull {
             .lock()
             .expect("no panics hold the lock")
             .clone();
-        let gz = match bulk::download_day(&self.inner.client, day).await {
+        let gz = match bulk::download_day(&self.inner.client, day, &self.inner.dir).await {
             Ok(gz) => gz,
             Err(why) => return Ok(Err(why)),
         };
         let mut file = self.open(Resource::Messages, slice.file())?;
         let mut batch = Vec::new();
         let mut failed_write = None;
-        let read = bulk::read_day(&gz, day, price_unit.as_deref(), |record| {
+        let read = bulk::read_day(gz, day, price_unit.as_deref(), |record| {
             batch.push(record);
             if batch.len() >= 1000 {
                 if let Err(e) = file.write_page(std::mem::take(&mut batch)) {
@@ -1296,7 +1296,7 @@ impl Progress {
         }
     }
 
-    fn replanned(&self, total: u64, ratio: f64) {
+    fn replanned(&self, total: u64, calibration: slices::Calibration) {
         let done = self.slices_done.load(Ordering::Relaxed);
         self.slices_total.store(total, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
@@ -1304,7 +1304,8 @@ impl Progress {
             bar.set_position(done);
         }
         self.line(&format!(
-            "messages: {total} slices (the first ones found {ratio:.2} messages per usage count)"
+            "messages: {total} slices of about {:.0} messages (the first ones found {:.2} messages per usage count)",
+            calibration.per_slice, calibration.ratio
         ));
     }
 

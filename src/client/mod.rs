@@ -272,13 +272,13 @@ impl Client {
     /// GET the body of a 2xx answer as bytes (a page is parsed lazily by [`Pager`]), retrying
     /// 429, 5xx and connection errors with backoff.
     pub async fn get_body(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
-        self.get_with(url, Mode::API).await
+        self.get_with(url, Mode::API, None).await
     }
 
     /// Where a Bulk Export day redirects to (a 307 whose body is `{"redirect_to": URL}`, also
     /// in `Location`): the redirect is read, never followed with the credentials.
     pub async fn get_redirect(&self, url: &Url) -> Result<Url, ApiError> {
-        let body = self.get_with(url, Mode::REDIRECT).await?;
+        let body = self.get_with(url, Mode::REDIRECT, None).await?;
         let target = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v.get("redirect_to")?.as_str().map(String::from));
@@ -300,14 +300,32 @@ impl Client {
     /// GET a file from a storage host (where a Bulk Export day redirects) without credentials,
     /// with the same retries; errors show the URL without its query (a signed URL's signature).
     pub async fn get_public(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
-        self.get_with(url, Mode::PUBLIC).await
+        self.get_with(url, Mode::PUBLIC, None).await
     }
 
-    async fn get_with(&self, url: &Url, mode: Mode) -> Result<Vec<u8>, ApiError> {
+    /// [`Client::get_public`] into `file` (emptied before each attempt) instead of memory: a
+    /// Bulk Export day can be gigabytes, and the pull's memory must not grow with it.
+    pub async fn get_public_into(
+        &self,
+        url: &Url,
+        file: &mut std::fs::File,
+    ) -> Result<(), ApiError> {
+        self.get_with(url, Mode::PUBLIC, Some(file)).await.map(drop)
+    }
+
+    async fn get_with(
+        &self,
+        url: &Url,
+        mode: Mode,
+        mut sink: Option<&mut std::fs::File>,
+    ) -> Result<Vec<u8>, ApiError> {
         let config = &self.inner.config;
         let mut retries = 0u32;
         loop {
-            match self.attempt_with(Method::GET, url, None, mode).await {
+            match self
+                .attempt_with(Method::GET, url, None, mode, sink.as_deref_mut())
+                .await
+            {
                 Attempt::Done(result) => return result,
                 Attempt::Retry {
                     reason,
@@ -319,7 +337,7 @@ impl Client {
                             status: None,
                             code: None,
                             message: format!(
-                                "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling: run the same command again later, it resumes",
+                                "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling",
                                 mode.show(url),
                                 retries + 1
                             ),
@@ -408,7 +426,7 @@ impl Client {
     }
 
     async fn attempt(&self, method: Method, url: &Url, form: Option<String>) -> Attempt {
-        self.attempt_with(method, url, form, Mode::API).await
+        self.attempt_with(method, url, form, Mode::API, None).await
     }
 
     async fn attempt_with(
@@ -417,6 +435,7 @@ impl Client {
         url: &Url,
         form: Option<String>,
         mode: Mode,
+        sink: Option<&mut std::fs::File>,
     ) -> Attempt {
         let inner = &self.inner;
         let permit = inner
@@ -451,6 +470,24 @@ impl Client {
         };
         let status = response.status();
         let headers = response.headers().clone();
+        if let (Some(file), true) = (sink, status.is_success()) {
+            return match stream_into(response, file).await {
+                Ok(()) => Attempt::Done(Ok(Vec::new())),
+                Err(StreamError::Transport(reason)) => Attempt::Retry {
+                    reason,
+                    retry_after: None,
+                    status: None,
+                },
+                Err(StreamError::Local(e)) => Attempt::Done(Err(ApiError {
+                    status: None,
+                    code: None,
+                    message: format!(
+                        "GET {}: cannot write the download to a temporary file ({e})",
+                        mode.show(url)
+                    ),
+                })),
+            };
+        }
         let body = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -778,6 +815,31 @@ impl RawPage {
                 "GET {}: unexpected response: {what}",
                 display_url(&self.url)
             ),
+        }
+    }
+}
+
+/// Why streaming a body into a file stopped: the connection (worth another attempt) or the
+/// local file (not).
+enum StreamError {
+    Transport(String),
+    Local(std::io::Error),
+}
+
+/// Writes the body into `file` from its start, chunk by chunk as it arrives.
+async fn stream_into(
+    mut response: reqwest::Response,
+    file: &mut std::fs::File,
+) -> Result<(), StreamError> {
+    use std::io::{Seek, Write};
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .map_err(StreamError::Local)?;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => file.write_all(&chunk).map_err(StreamError::Local)?,
+            Ok(None) => return file.flush().map_err(StreamError::Local),
+            Err(e) => return Err(StreamError::Transport(describe_transport(&e))),
         }
     }
 }

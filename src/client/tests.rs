@@ -411,3 +411,37 @@ fn client_debug_redacts_the_secret() {
     assert!(!shown.contains(TOKEN), "{shown}");
     assert!(shown.contains(AC));
 }
+
+#[tokio::test]
+async fn a_download_goes_to_its_file_whole_after_a_retry_and_without_credentials() {
+    use std::io::{Read, Seek, Write};
+    let server = MockServer::start().await;
+    let p = "/files/2026-03-10.json.gz";
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ResponseTemplate::new(500).set_body_string("busy"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    // Bigger than any one read, so that it arrives in several chunks.
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(content.clone()))
+        .mount(&server)
+        .await;
+    let (client, slept) = client_for(&server, token_creds());
+    // Whatever the file held before is gone: each attempt starts it afresh.
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&vec![b'x'; 400_000]).unwrap();
+    let url = Url::parse(&format!("{}{p}?Signature=s3cr3t", server.uri())).unwrap();
+    client.get_public_into(&url, &mut file).await.unwrap();
+    file.rewind().unwrap();
+    let mut written = Vec::new();
+    file.read_to_end(&mut written).unwrap();
+    assert!(written == content, "{} bytes written", written.len());
+    assert_eq!(slept.lock().unwrap().len(), 1, "the 500 was retried");
+    for request in server.received_requests().await.unwrap() {
+        assert!(!request.headers.contains_key("authorization"));
+    }
+}

@@ -15,7 +15,7 @@ use crate::report::optouts as out;
 /// Export the opt-outs each planned number move would lose, ready to re-seed.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit optouts --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out lost.csv\n  subaudit optouts --all --out all-optouts.csv --opt-out-keyword ARRET,BAJA"
+    after_help = "Example:\n  subaudit optouts --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv --out lost.csv\n  subaudit optouts --all --out all-optouts.csv --opt-out-keyword ARRET,BAJA"
 )]
 pub struct OptoutsArgs {
     #[command(flatten)]

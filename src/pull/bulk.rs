@@ -3,7 +3,7 @@
 //! records are brought back to the shape the Messages list gives.
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
+use std::io::{BufRead, Seek};
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
@@ -207,24 +207,40 @@ async fn create_job(
 }
 
 /// Downloads one day's file: the 307 from the Days resource (with credentials), then the file
-/// where it points (without them). The gzip bytes; [`read_day`] streams its records.
-pub async fn download_day(client: &Client, day: NaiveDate) -> Result<Vec<u8>, String> {
+/// where it points (without them), into an unnamed temporary file in `dir` (gone when
+/// dropped): a busy day's file is gigabytes, so it is never held in memory. [`read_day`]
+/// streams its records.
+pub async fn download_day(
+    client: &Client,
+    day: NaiveDate,
+    dir: &std::path::Path,
+) -> Result<std::fs::File, String> {
     let target = client
         .get_redirect(&days_url(client, &format!("/{day}")))
         .await
         .map_err(|e| e.to_string())?;
-    client.get_public(&target).await.map_err(|e| e.to_string())
+    let mut file = tempfile::tempfile_in(dir)
+        .map_err(|e| format!("cannot make a temporary file in {} ({e})", dir.display()))?;
+    client
+        .get_public_into(&target, &mut file)
+        .await
+        .map_err(|e| e.to_string())?;
+    file.rewind()
+        .map_err(|e| format!("cannot read the download of {day} back ({e})"))?;
+    Ok(file)
 }
 
 /// Each record of a day's file (gzip JSON lines), normalised, in the file's order, to `each`;
 /// the text is decompressed line by line, never whole.
 pub fn read_day(
-    gz: &[u8],
+    gz: impl std::io::Read,
     day: NaiveDate,
     price_unit: Option<&str>,
     mut each: impl FnMut(Value) -> Result<(), String>,
 ) -> Result<(), String> {
-    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(gz));
+    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+        std::io::BufReader::new(gz),
+    ));
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| format!("the file of {day} is not gzip JSON lines ({e})"))?;
         if line.trim().is_empty() {

@@ -10,9 +10,11 @@ use serde_json::Value;
 use super::midnight;
 use crate::time::parse_date;
 
-/// Messages a slice aims at: nine tenths of a page (`PageSize` 1000), so that the spread of
-/// real traffic around the plan's even estimate seldom spills a slice into a second page.
-pub const MESSAGES_PER_SLICE: f64 = 900.0;
+/// Messages a slice aims at, at most: a page (`PageSize` 1000) less a margin, so that real
+/// traffic's spread around the plan's even estimate seldom spills a slice into a second page.
+/// The first slices fetched measure that spread, and the rest aim lower where it is wide
+/// ([`calibration`]).
+pub const MESSAGES_PER_SLICE: f64 = 960.0;
 const SECONDS_PER_DAY: i64 = 86_400;
 
 /// A part of the message window, `start <= t < end`, fetched as one job into one file.
@@ -217,25 +219,81 @@ impl Observed {
     }
 }
 
+/// What the first slices fetched (the probes) tell about the usage counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Observed messages over expected ones.
+    pub ratio: f64,
+    /// The messages the rest of the slices aim at: a page, less a margin for how far one
+    /// slice strays from its estimate, at most what was asked for.
+    pub per_slice: f64,
+}
+
+/// Records a page holds at most (`PageSize` 1000).
+const PAGE: f64 = 1000.0;
+
 /// How much the usage counts over- or understate the messages, from the slices fetched so
 /// far: observed messages over expected ones, where enough were expected to tell (a page's
 /// worth); `None` otherwise. Twilio's usage may count segments, lag, or include messages
 /// the list does not show: the ratio corrects the plan of the rest of the window. It is held
 /// within [1/5, 5]: probes are the newest slices, and a quiet or busy stretch there must not
 /// make the rest of the window one huge slice or thousands of tiny ones.
+///
+/// The margin: a slice that spills into a second page costs a request and a round trip more,
+/// one aimed lower costs more slices. The probes' own ratios scatter about as much as a
+/// slice's estimate strays; the slices aim 2.5 such scatters below a page, so that about one
+/// in a hundred spills (the median absolute deviation measures the scatter, so that one odd
+/// probe, such as today's unfinished day, does not set it).
 pub fn calibration(
     probes: &[(Slice, Observed)],
     periods: &[PeriodCount],
     per_slice: f64,
-) -> Option<f64> {
+) -> Option<Calibration> {
     let (mut expected_total, mut observed_total) = (0.0, 0.0);
+    let mut ratios = Vec::new();
     for (slice, observed) in probes {
         if let Some(e) = expected(slice, periods) {
+            let o = observed.messages(slice);
             expected_total += e;
-            observed_total += observed.messages(slice);
+            observed_total += o;
+            if e >= per_slice / 4.0 && e > 0.0 {
+                ratios.push(o / e);
+            }
         }
     }
-    (expected_total >= per_slice).then(|| (observed_total / expected_total).clamp(0.2, 5.0))
+    if expected_total < per_slice {
+        return None;
+    }
+    let ratio = (observed_total / expected_total).clamp(0.2, 5.0);
+    let scatter = match relative_scatter(&mut ratios) {
+        Some(s) => s,
+        // Too few probes to tell: the margin of the first plan.
+        None => return Some(Calibration { ratio, per_slice }),
+    };
+    let aimed = (PAGE / (1.0 + 2.5 * scatter)).max(PAGE / 4.0);
+    Some(Calibration {
+        ratio,
+        per_slice: aimed.min(per_slice),
+    })
+}
+
+/// The scatter of `values` relative to their median (median absolute deviation, scaled to
+/// a standard deviation); `None` for fewer than four values.
+fn relative_scatter(values: &mut [f64]) -> Option<f64> {
+    if values.len() < 4 {
+        return None;
+    }
+    let median = |v: &mut [f64]| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        (v[(n - 1) / 2] + v[n / 2]) / 2.0
+    };
+    let mid = median(values);
+    if mid <= 0.0 {
+        return None;
+    }
+    let mut deviations: Vec<f64> = values.iter().map(|v| (v - mid).abs()).collect();
+    Some(1.4826 * median(&mut deviations) / mid)
 }
 
 /// The periods with their counts multiplied by `ratio`.
@@ -356,6 +414,49 @@ mod tests {
             plan(day("2026-01-01"), day("2026-01-07"), &[], 1000.0).len(),
             6
         );
+    }
+
+    #[test]
+    fn probes_that_agree_let_the_slices_aim_near_a_page_and_scattered_ones_lower() {
+        // 1000 messages a day by the usage counts; each probe is one day held by one page.
+        let periods = [period("2026-03-01", "2026-03-31", 31_000.0)];
+        let probes = |counts: &[usize]| -> Vec<(Slice, Observed)> {
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, &records)| {
+                    let first = day("2026-03-01") + Days::new(i as u64);
+                    let slice = Slice {
+                        start: midnight(first),
+                        end: midnight(first + Days::new(1)),
+                        bulk: false,
+                    };
+                    let observed = Observed {
+                        records,
+                        more: false,
+                        oldest: None,
+                    };
+                    (slice, observed)
+                })
+                .collect()
+        };
+        // The counts are segments (about 1.7 a message) and the days agree within 1%: the
+        // ratio corrects the counts and the slices aim at the most asked for. One odd day
+        // (today's, unfinished) changes neither much.
+        let mut agreeing: Vec<usize> = (0..16).map(|i| 585 + i % 10).collect();
+        agreeing[0] = 100;
+        let c = calibration(&probes(&agreeing), &periods, 960.0).unwrap();
+        assert!((0.55..0.6).contains(&c.ratio), "{c:?}");
+        assert_eq!(c.per_slice, 960.0);
+        // Days scattered by about 20%: the slices aim well below a page.
+        let scattered: Vec<usize> = (0..16).map(|i| [470, 590, 710][i % 3]).collect();
+        let c = calibration(&probes(&scattered), &periods, 960.0).unwrap();
+        assert!((550.0..800.0).contains(&c.per_slice), "{c:?}");
+        // Never above what was asked for; too few probes to tell keep it.
+        let c = calibration(&probes(&scattered), &periods, 500.0).unwrap();
+        assert_eq!(c.per_slice, 500.0);
+        let c = calibration(&probes(&[470, 710, 590]), &periods, 960.0).unwrap();
+        assert_eq!(c.per_slice, 960.0);
     }
 
     #[test]
