@@ -56,13 +56,44 @@ pub fn ensure_generated(root: &Path) -> Result<PathBuf> {
     let made = staging.path().join("owlie");
     generate(&made, SAMPLE_OPTIONS)?;
     match std::fs::rename(&made, &dir) {
-        Ok(()) => Ok(dir),
+        Ok(()) => {
+            remove_stale_samples(root, &dir);
+            Ok(dir)
+        }
         // Another run finished first: its sample is the same, bytes for bytes.
         Err(_) if dir.join("manifest.json").is_file() => Ok(dir),
         Err(e) => Err(Error::failed(
             format!("cannot move the generated sample to {}", dir.display()),
             e,
         )),
+    }
+}
+
+/// How old another build's sample (or a crashed run's staging folder) must be before a newly
+/// made sample replaces it: long enough that no run still reading it is cut short.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Removes the samples of other builds (and staging folders left by crashed runs) under
+/// `root`, so that the cache holds one sample, not one per build ever run. Best effort: a
+/// folder that cannot be removed is left, and nothing but `sample-*`/`.sample-*` is touched.
+fn remove_stale_samples(root: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with("sample-") || name.starts_with(".sample-");
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        if ours && stale && path != keep && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 

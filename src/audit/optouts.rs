@@ -202,12 +202,16 @@ pub const LOST_HEADER: [&str; 11] = [
     "target_account_sid",
 ];
 
-/// Events per end user, per scope; split by scope kind so that lookups borrow `&str`.
+/// Events per end user, per scope; split by scope kind so that lookups borrow `&str`. Hashed
+/// with foldhash: the keys are the user's own phone numbers and sids, read by the million.
 #[derive(Debug, Default)]
 struct EventIndex {
-    by_service: HashMap<String, HashMap<String, Vec<Event>>>,
-    by_number: HashMap<String, HashMap<String, Vec<Event>>>,
+    by_service: FastMap<String, FastMap<String, Vec<Event>>>,
+    by_number: FastMap<String, FastMap<String, Vec<Event>>>,
 }
+
+type FastMap<K, V> = foldhash::HashMap<K, V>;
+type FastSet<T> = foldhash::HashSet<T>;
 
 impl EventIndex {
     fn events_mut(&mut self, scope: &Scope, end_user: &str) -> &mut Vec<Event> {
@@ -245,15 +249,6 @@ impl EventIndex {
 
     fn is_empty(&self) -> bool {
         self.by_service.is_empty() && self.by_number.is_empty()
-    }
-
-    /// Every end user with events, whatever the scope.
-    fn end_users(&self) -> HashSet<&str> {
-        self.by_service
-            .values()
-            .chain(self.by_number.values())
-            .flat_map(|users| users.keys().map(String::as_str))
-            .collect()
     }
 
     fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
@@ -386,12 +381,12 @@ pub fn finish(
     // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
     if !index.is_empty() {
-        // Pass 1 checked every line whole: pass 2 parses only those whose recipient has
-        // evidence in some scope (a small share), sifted on the raw bytes.
-        let end_users = index.end_users();
+        // Pass 1 checked every line whole: pass 2 parses only those sent into a scope and to
+        // an end user with events (a small share), sifted on the raw bytes.
+        let sieve = ViolationSieve::new(&index);
         let (states, _) = snapshot.fold_messages_sifted(
             Vec::new,
-            |line| may_be_violation(line, &end_users),
+            |line| sieve.may_be_violation(line),
             |found, at, message| {
                 if let Some(v) = check_violation(at, message, &index)? {
                     found.push(v);
@@ -531,26 +526,99 @@ fn add_imported(index: &mut EventIndex, event: &ImportedEvent) {
     });
 }
 
-/// Pass 2's sieve on a raw line that pass 1 read whole (so valid JSON of a message record):
-/// false only when the line cannot be a violation, because its recipient (`to`) has no events
-/// in any scope. A line holding a backslash may spell anything through escapes: always kept.
-/// Otherwise strings are their bytes, so the top-level `"to"` key is one of the places where
-/// `"to"` occurs followed by a colon; a value that is not a string (null) is no recipient.
-fn may_be_violation(line: &[u8], end_users: &HashSet<&str>) -> bool {
-    if memchr::memchr(b'\\', line).is_some() {
-        return true;
+/// Pass 2's sieve on raw lines that pass 1 read whole (so valid JSON of message records):
+/// it turns a line away only when the line cannot be a violation, because its (scope, end
+/// user) has no events. A line holding a backslash may spell anything through escapes: always
+/// kept. Otherwise strings are their bytes, so a top-level key is one of the places where its
+/// quoted name occurs followed by a colon; where a name occurs as a key more than once (a
+/// nested object), the line is kept.
+struct ViolationSieve<'i> {
+    end_users: FastSet<&'i str>,
+    /// (service sid, end user) and (Twilio number, end user) with events.
+    service_pairs: FastSet<(&'i str, &'i str)>,
+    number_pairs: FastSet<(&'i str, &'i str)>,
+    to: memchr::memmem::Finder<'static>,
+    from: memchr::memmem::Finder<'static>,
+    service: memchr::memmem::Finder<'static>,
+}
+
+/// What a line holds under one key, as far as the sieve needs to know.
+enum KeyValue<'l> {
+    Absent,
+    /// The key once, with a string value (None: another value, such as null).
+    Once(Option<&'l str>),
+    Repeated,
+}
+
+impl<'i> ViolationSieve<'i> {
+    fn new(index: &'i EventIndex) -> Self {
+        let pairs = |map: &'i FastMap<String, FastMap<String, Vec<Event>>>| {
+            map.iter()
+                .flat_map(|(scope, users)| users.keys().map(move |u| (scope.as_str(), u.as_str())))
+                .collect::<FastSet<_>>()
+        };
+        let service_pairs = pairs(&index.by_service);
+        let number_pairs = pairs(&index.by_number);
+        let end_users = service_pairs
+            .iter()
+            .chain(&number_pairs)
+            .map(|&(_, user)| user)
+            .collect();
+        ViolationSieve {
+            end_users,
+            service_pairs,
+            number_pairs,
+            to: memchr::memmem::Finder::new(b"\"to\"").into_owned(),
+            from: memchr::memmem::Finder::new(b"\"from\"").into_owned(),
+            service: memchr::memmem::Finder::new(b"\"messaging_service_sid\"").into_owned(),
+        }
     }
-    memchr::memmem::find_iter(line, b"\"to\"").any(|at| {
-        let rest = line[at + 4..].trim_ascii_start();
+
+    fn may_be_violation(&self, line: &[u8]) -> bool {
+        if memchr::memchr(b'\\', line).is_some() {
+            return true;
+        }
+        // The recipient first: most lines go to end users without events.
+        let end_user = match key_value(line, &self.to) {
+            KeyValue::Once(Some(to)) if self.end_users.contains(to) => to,
+            KeyValue::Repeated => return true,
+            _ => return false,
+        };
+        // Step 4's scope, as `MessageRef::service_sid` reads it (an empty sid is none).
+        match key_value(line, &self.service) {
+            KeyValue::Once(Some(service)) if !service.is_empty() => {
+                return self.service_pairs.contains(&(service, end_user))
+            }
+            KeyValue::Repeated => return true,
+            _ => {}
+        }
+        match key_value(line, &self.from) {
+            KeyValue::Once(Some(number)) => self.number_pairs.contains(&(number, end_user)),
+            KeyValue::Once(None) | KeyValue::Absent => false,
+            KeyValue::Repeated => true,
+        }
+    }
+}
+
+/// The value of the key `finder` finds (its quoted name), in a line without backslashes.
+fn key_value<'l>(line: &'l [u8], finder: &memchr::memmem::Finder<'_>) -> KeyValue<'l> {
+    let mut found = KeyValue::Absent;
+    for at in finder.find_iter(line) {
+        let rest = line[at + finder.needle().len()..].trim_ascii_start();
         let Some(rest) = rest.strip_prefix(b":") else {
-            return false;
+            continue; // a string value of that text, not a key
         };
-        let Some(value) = rest.trim_ascii_start().strip_prefix(b"\"") else {
-            return false;
-        };
-        let value = memchr::memchr(b'"', value).map_or(value, |end| &value[..end]);
-        std::str::from_utf8(value).is_ok_and(|to| end_users.contains(to))
-    })
+        if !matches!(found, KeyValue::Absent) {
+            return KeyValue::Repeated;
+        }
+        let value = rest.trim_ascii_start().strip_prefix(b"\"").map(|value| {
+            let value = memchr::memchr(b'"', value).map_or(value, |end| &value[..end]);
+            // The line is UTF-8 and the value is cut next to ASCII quotes.
+            std::str::from_utf8(value).unwrap_or_default()
+        });
+        found = KeyValue::Once(value);
+    }
+    found
 }
 
 fn check_violation(
@@ -927,25 +995,44 @@ mod tests {
     }
 
     #[test]
-    fn the_violation_sieve_keeps_every_line_whose_recipient_has_events() {
-        let users: HashSet<&str> = ["+15550001111"].into_iter().collect();
-        let kept = |line: &str| may_be_violation(line.as_bytes(), &users);
-        assert!(kept(r#"{"sid":"SM1","from":"+1","to":"+15550001111"}"#));
+    fn the_violation_sieve_keeps_every_line_sent_into_a_scope_with_events() {
+        let mut index = EventIndex::default();
+        let user = "+15550001111";
+        index.events_mut(&Scope::Service("MG1".into()), user);
+        index.events_mut(&Scope::Number("+1800".into()), user);
+        let sieve = ViolationSieve::new(&index);
+        let kept = |line: &str| sieve.may_be_violation(line.as_bytes());
+        // Kept: the pair has events (through the service, else through the number).
         assert!(kept(
-            r#"{"sid":"SM1", "to" :  "+15550001111" ,"from":"+1"}"#
+            r#"{"from":"+1","messaging_service_sid":"MG1","to":"+15550001111"}"#
         ));
-        // A nested "to" or a value "to" does not hide the record's own.
         assert!(kept(
-            r#"{"x":{"to":"+1999"},"body":"to","to":"+15550001111"}"#
+            r#"{"from":"+1800","messaging_service_sid":null,"to":"+15550001111"}"#
         ));
-        // An escape may spell the key or the number: kept whatever it says.
+        assert!(kept(
+            r#"{"from":"+1800","messaging_service_sid":"","to":"+15550001111"}"#
+        ));
+        assert!(kept(r#"{"to" :  "+15550001111" ,"from": "+1800"}"#));
+        // A nested key or a value of the key's text does not hide the record's own.
+        assert!(kept(
+            r#"{"x":{"To":"+1"},"body":"to","from":"+1800","to":"+15550001111"}"#
+        ));
+        assert!(kept(
+            r#"{"x":{"from":"+1"},"from":"+1800","to":"+15550001111"}"#
+        ));
+        // An escape may spell a key or a number: kept whatever it says.
         assert!(kept(r#"{"sid":"SM1","\u0074o":"+15550001112"}"#));
         assert!(kept(r#"{"sid":"SM1","body":"say \"hi\"","to":"+1555"}"#));
+        // Turned away: no events for that end user, or not in that scope.
+        assert!(!kept(r#"{"from":"+15550001111","to":"+15550001112"}"#));
         assert!(!kept(
-            r#"{"sid":"SM1","from":"+15550001111","to":"+15550001112"}"#
+            r#"{"from":"+1800","messaging_service_sid":"MG2","to":"+15550001111"}"#
         ));
-        assert!(!kept(r#"{"sid":"SM1","to":null,"body":"+15550001111"}"#));
-        assert!(!kept(r#"{"sid":"SM1","body":"to","to":"+1555000111"}"#));
+        assert!(!kept(r#"{"from":"+1801","to":"+15550001111"}"#));
+        assert!(!kept(r#"{"from":null,"to":"+15550001111"}"#));
+        assert!(!kept(r#"{"to":"+15550001111"}"#));
+        assert!(!kept(r#"{"to":null,"body":"+15550001111"}"#));
+        assert!(!kept(r#"{"body":"to","to":"+1555000111"}"#));
         assert!(!kept(r#"{"sid":"SM1"}"#));
     }
 

@@ -337,7 +337,7 @@ impl Client {
                             status: None,
                             code: None,
                             message: format!(
-                                "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling: run the same command again later, it resumes",
+                                "GET {} failed after {} attempts (last: {reason}); Twilio or the network is struggling",
                                 mode.show(url),
                                 retries + 1
                             ),

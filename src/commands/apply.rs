@@ -15,13 +15,14 @@ use crate::migrate::{self, ApplyOptions, LoadedPlan, Outcome};
 /// Run a migration plan: journaled beside the plan, resumable, never a blind retry of a write.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  export TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=...   # the parent's credentials\n  \
+    after_help = "Example:\n  # the parent's credentials:\n  export TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=...\n  \
 subaudit apply --plan report/plan.json --dry-run\n  \
-subaudit apply --plan report/plan.json --customer \"Falcon Flights\" --set C_FALCON_FLIGHTS_BUNDLE_SID=BU...\n\n\
-Run the same command again after a failure or an interruption: it resumes from the journal\n\
-(plan.journal.jsonl beside the plan) and reads Twilio's state before every write.\n\
-Exit codes: 0 every selected customer done, 1 a request failed, 2 bad input, 3 work left\n\
-(blocked numbers, missing placeholders)."
+subaudit apply --plan report/plan.json --customer \"Falcon Flights\" \\\n      --set C_FALCON_FLIGHTS_BUNDLE_SID=BU...\n\n\
+Run the same command again after a failure or an interruption: it resumes from\n\
+the journal (plan.journal.jsonl beside the plan) and reads Twilio's state\n\
+before every write.\n\
+Exit codes: 0 every selected customer done, 1 a request failed, 2 bad input,\n\
+3 work left (blocked numbers, missing placeholders)."
 )]
 pub struct ApplyArgs {
     /// The plan.json that `subaudit plan` or `subaudit audit` wrote.

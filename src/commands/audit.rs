@@ -14,7 +14,7 @@ use crate::report;
 /// Run the whole audit on a snapshot and write every report into one folder.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/"
+    after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv --out report/"
 )]
 pub struct AuditArgs {
     #[command(flatten)]

@@ -14,7 +14,8 @@ use crate::exit_code;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  export TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=...\n  subaudit doctor\n\n\
-Exit codes: 0 every check passed, 1 a check failed or the API could not be reached (one line: nothing was checked),\n2 credentials missing or malformed."
+Exit codes: 0 every check passed, 1 a check failed or the API could not be\n\
+reached (one line: nothing was checked), 2 credentials missing or malformed."
 )]
 pub struct DoctorArgs {
     #[command(flatten)]

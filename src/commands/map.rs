@@ -15,8 +15,9 @@ use crate::report::{self, proposal as out};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  subaudit map --snapshot sample-data/owlie --out mapping.proposed.csv\n  subaudit plan --map mapping.proposed.csv --out plan.json\n\n\
-Columns: number,customer,subaccount_sid (the mapping file's), then number_sid,friendly_name,reason,confidence.\n\
-Numbers without a customer are listed at the end as comment lines (# ...): the mapping reader skips them."
+Columns: number,customer,subaccount_sid (the mapping file's), then\n\
+number_sid,friendly_name,reason,confidence. Numbers without a customer are\n\
+listed at the end as comment lines (# ...): the mapping reader skips them."
 )]
 pub struct MapArgs {
     #[command(flatten)]

@@ -30,8 +30,9 @@ use crate::snapshot::{OpenOptions, Snapshot};
     long_about = "Audit a Twilio parent account before its numbers move into per-customer subaccounts: \
 the opt-outs each move would lose, a graded migration plan, usage per customer.\n\n\
 Works offline on a snapshot folder (default: sample-data/owlie).",
-    after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/\n\n\
-Exit codes: 0 ok, 1 runtime or API failure, 2 bad input or usage, 3 --fail-on matched."
+    after_help = "Example:\n  subaudit audit --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv --out report/\n\n\
+Exit codes: 0 ok, 1 runtime or API failure, 2 bad input or usage,\n\
+3 --fail-on matched."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -14,7 +14,7 @@ use crate::report::plan as out;
 /// Build the migration plan: each number's target, its findings, the API steps in a safe order.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit plan --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out plan.json\n  subaudit plan --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out plan/plan.json --fail-on blocker\n\n\
+    after_help = "Example:\n  subaudit plan --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv --out plan.json\n  subaudit plan --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv \\\n      --out plan/plan.json --fail-on blocker\n\n\
 Writes plan.json, and plan.csv and plan.sh beside it (named after --out).\n\
 Exit code 3 when --fail-on matches, after writing the outputs."
 )]

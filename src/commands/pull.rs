@@ -94,7 +94,8 @@ impl TwilioArgs {
     after_help = "Example:\n  export TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=...\n  \
 subaudit pull --out snapshots/2026-11-27 --since 2025-11-01\n\n\
 Run the same command again after an interruption: it resumes where it stopped.\n\
-Resources: accounts, incoming_phone_numbers, messaging_services, messaging_service_phone_numbers, a2p_campaigns, messages, usage_records."
+Resources: accounts, incoming_phone_numbers, messaging_services,\n\
+messaging_service_phone_numbers, a2p_campaigns, messages, usage_records."
 )]
 pub struct PullArgs {
     /// Snapshot folder to write (created; an unfinished pull there is resumed).
@@ -217,7 +218,14 @@ pub fn run(args: PullArgs) -> Result<i32> {
             poll: Duration::from_millis(args.bulk_poll_ms.max(1)),
         },
     };
-    execute(&args.out, state, manifest, client, tuning, args.quiet)?;
+    execute(&args.out, state, manifest, client, tuning, args.quiet).map_err(|e| match e {
+        // Twilio or the network kept failing: what is fetched is kept, and the same command
+        // picks up from there.
+        Error::Api(api) if api.status.is_none() => Error::Runtime(format!(
+            "{api}; run the same command again later: it resumes"
+        )),
+        other => other,
+    })?;
     if !args.quiet {
         print!("{}", next_steps(&args.out));
     }

@@ -17,8 +17,9 @@ use crate::report::usage as out;
 /// Summarise usage per account and attribute the parent's messages to the target customers.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  subaudit usage --snapshot sample-data/owlie --map sample-data/owlie/mapping.csv --out report/usage_summary.csv\n  subaudit usage --start 2026-01-01 --end 2026-03-31 --category sms,mms,totalprice --out q1/usage_summary.csv\n\n\
-usage_pivot.csv, usage_attribution.csv and usage_straddling.csv are written beside --out."
+    after_help = "Example:\n  subaudit usage --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv \\\n      --out report/usage_summary.csv\n  subaudit usage --start 2026-01-01 --end 2026-03-31 \\\n      --category sms,mms,totalprice --out q1/usage_summary.csv\n\n\
+usage_pivot.csv, usage_attribution.csv and usage_straddling.csv are written\n\
+beside --out."
 )]
 pub struct UsageArgs {
     #[command(flatten)]
@@ -82,7 +83,9 @@ pub fn print(report: &UsageReport, top: usize) {
         eprintln!("warning: {w}");
     }
     use crate::plural;
-    println!(
+    use crate::report::table::{terminal_width, wrap};
+    let width = terminal_width();
+    let header = format!(
         "Usage over {}: {} from {} ({} crossing the period left out); {} of {} in the period",
         report.summary.period.describe(),
         plural(
@@ -99,8 +102,12 @@ pub fn print(report: &UsageReport, top: usize) {
         report.attribution.messages_in_period,
         plural(report.attribution.messages_read, "message", "messages"),
     );
+    println!("{}", wrap(&header, width));
     println!("{}", out::top_customers_table(&report.attribution, top));
-    println!("{}", out::reconciliation_line(&report.attribution));
+    println!(
+        "{}",
+        wrap(&out::reconciliation_line(&report.attribution), width)
+    );
 }
 
 pub fn run(args: UsageArgs) -> Result<i32> {
@@ -128,6 +135,12 @@ pub fn run(args: UsageArgs) -> Result<i32> {
         staging.commit()?;
     }
     print(&report, args.options.top);
-    println!("Usage reports written beside {}", args.out.display());
+    println!(
+        "{}",
+        crate::report::table::wrap(
+            &format!("Usage reports written beside {}", args.out.display()),
+            crate::report::table::terminal_width()
+        )
+    );
     Ok(exit_code::OK)
 }

@@ -14,8 +14,9 @@ use crate::snapshot::{OpenOptions, Snapshot};
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  subaudit apply --plan report/plan.json\n  \
 subaudit pull --out after/\n  \
-subaudit verify --plan report/plan.json --snapshot after/ --out report/verify.csv\n\n\
-Exit codes: 0 every applied number is ok, 2 bad input, 3 a number is not as planned.")]
+subaudit verify --plan report/plan.json --snapshot after/ \\\n      --out report/verify.csv\n\n\
+Exit codes: 0 every applied number is ok, 2 bad input, 3 a number is not as\n\
+planned.")]
 pub struct VerifyArgs {
     /// The plan.json that was applied (its journal, plan.journal.jsonl, sits beside it).
     #[arg(long, value_name = "FILE")]

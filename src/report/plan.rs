@@ -488,33 +488,26 @@ fn request_command(st: &Step) -> String {
 }
 
 /// The terminal summary per customer: numbers moving, blockers, warnings, opt-outs lost; then
-/// the numbers that stay (conflicts, unmapped) and the totals.
+/// the numbers that stay (conflicts, unmapped) and the totals. Fitted to the terminal: names
+/// wrap between words, and "blocked" then "warnings" are left out when it is still too narrow.
 pub fn summary_table(plan: &Plan) -> comfy_table::Table {
-    let mut table = super::table::new_table(
-        &[
-            "customer",
-            "target account",
-            "numbers moving",
-            "blocked",
-            "blockers",
-            "warnings",
-            "opt-outs lost",
-        ],
-        &[
-            "numbers moving",
-            "blocked",
-            "blockers",
-            "warnings",
-            "opt-outs lost",
-        ],
-    );
+    const HEADER: [&str; 7] = [
+        "customer",
+        "target account",
+        "numbers moving",
+        "blocked",
+        "blockers",
+        "warnings",
+        "opt-outs lost",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
     for c in &plan.customers {
         let account = match &c.account_sid {
             Some(sid) if c.account_status == "active" => super::table::short_sid(sid),
             Some(sid) => format!("{} ({})", super::table::short_sid(sid), c.account_status),
             None => "(to create)".to_string(),
         };
-        table.add_row(vec![
+        rows.push(vec![
             c.customer.clone(),
             account,
             c.numbers_moving.to_string(),
@@ -530,7 +523,7 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
         .filter(|n| n.action == crate::audit::plan::Action::Stay && n.blocked)
         .collect();
     if !conflicts.is_empty() {
-        table.add_row(vec![
+        rows.push(vec![
             "(mapping conflict: stays)".to_string(),
             numbers_text(conflicts.len()),
             "0".to_string(),
@@ -554,18 +547,15 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
         .filter(|n| n.action == crate::audit::plan::Action::Stay && !n.blocked)
         .count();
     if unmapped > 0 {
-        table.add_row(vec![
+        let mut row = vec![
             "(unmapped: stays in parent)".to_string(),
             numbers_text(unmapped),
-            "0".to_string(),
-            "0".to_string(),
-            "0".to_string(),
-            "0".to_string(),
-            "0".to_string(),
-        ]);
+        ];
+        row.extend(std::iter::repeat_n("0".to_string(), 5));
+        rows.push(row);
     }
-    let sum = plan.summary.clone();
-    table.add_row(vec![
+    let sum = &plan.summary;
+    rows.push(vec![
         "total".to_string(),
         format!("{} customers", plan.customers.len()),
         sum.moving.to_string(),
@@ -574,8 +564,13 @@ pub fn summary_table(plan: &Plan) -> comfy_table::Table {
         sum.warnings.to_string(),
         sum.opt_outs_lost.to_string(),
     ]);
-    super::table::keep_words_whole(&mut table);
-    table
+    super::table::wrapping_table(
+        &HEADER,
+        &HEADER[2..],
+        &rows,
+        &[3, 5],
+        super::table::terminal_width(),
+    )
 }
 
 fn numbers_text(n: usize) -> String {

@@ -4,12 +4,33 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+
 use super::table::{fitting_table, short_sid, terminal_width, wrap};
 use crate::audit::attribution::BucketKind;
 use crate::audit::plan::Severity;
 use crate::audit::Audit;
 use crate::model::customer_order;
 use crate::plural;
+
+/// The snapshot's window as a reader counts it: whole UTC days, both ends included, like every
+/// date flag (the manifest's `until` is the exclusive instant after the last day); an instant
+/// that is not a midnight is shown as it is.
+fn window_text(since: &str, until: &str) -> String {
+    let parse = |t: &str| DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc));
+    let midnight = |t: &DateTime<Utc>| t.time() == chrono::NaiveTime::MIN;
+    match (parse(since), parse(until)) {
+        (Ok(from), Ok(to)) if midnight(&from) && midnight(&to) && to > from => {
+            let last = (to - chrono::Duration::days(1)).date_naive();
+            format!(
+                "{} to {} (UTC, both days included)",
+                from.date_naive(),
+                last
+            )
+        }
+        _ => format!("from {since} until {until} (excluded)"),
+    }
+}
 
 /// The summary text, `top` customers by name (the others counted), fitted to the terminal.
 pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
@@ -23,11 +44,10 @@ pub fn audit_summary(audit: &Audit, out_dir: &Path, top: usize) -> String {
         text.push('\n');
     };
     say(format!(
-        "subaudit audit of {} ({}), messages {} to {}",
+        "subaudit audit of {} ({}), messages {}",
         plan.parent_friendly_name,
         short_sid(&plan.parent_account_sid),
-        plan.window.since,
-        plan.window.until
+        window_text(&plan.window.since, &plan.window.until)
     ));
     say(format!(
         "{}: {} moving, {} blocked, {} staying; {}, {}",

@@ -113,22 +113,53 @@ pub fn fitting_table(
     droppable: &[usize],
     width: u16,
 ) -> Table {
+    fit(header, numeric, rows, droppable, width, false)
+}
+
+/// Like [`fitting_table`], but cells may wrap between words: columns are left out only while
+/// the table, its cells wrapped, would still be wider than `width` (no word is ever split).
+pub fn wrapping_table(
+    header: &[&str],
+    numeric: &[&str],
+    rows: &[Vec<String>],
+    droppable: &[usize],
+    width: u16,
+) -> Table {
+    fit(header, numeric, rows, droppable, width, true)
+}
+
+fn fit(
+    header: &[&str],
+    numeric: &[&str],
+    rows: &[Vec<String>],
+    droppable: &[usize],
+    width: u16,
+    wrap_cells: bool,
+) -> Table {
     let mut keep: Vec<usize> = (0..header.len()).collect();
-    let build = |keep: &[usize], arrangement: ContentArrangement| {
+    let build = |keep: &[usize], dynamic: bool| {
         let names: Vec<&str> = keep.iter().map(|i| header[*i]).collect();
         let mut table = new_table(&names, numeric);
-        table.set_content_arrangement(arrangement);
+        table.set_content_arrangement(if dynamic {
+            ContentArrangement::Dynamic
+        } else {
+            ContentArrangement::Disabled
+        });
         for row in rows {
             table.add_row(
                 keep.iter()
                     .map(|i| row.get(*i).cloned().unwrap_or_default()),
             );
         }
+        if dynamic {
+            table.set_width(width);
+            keep_words_whole(&mut table);
+        }
         table
     };
     for drop in droppable.iter().copied().chain(std::iter::once(usize::MAX)) {
-        let natural = build(&keep, ContentArrangement::Disabled).to_string();
-        let widest = natural
+        let widest = build(&keep, wrap_cells)
+            .to_string()
             .lines()
             .map(|l| l.chars().count())
             .max()
@@ -138,10 +169,7 @@ pub fn fitting_table(
         }
         keep.retain(|i| *i != drop);
     }
-    let mut table = build(&keep, ContentArrangement::Dynamic);
-    table.set_width(width);
-    keep_words_whole(&mut table);
-    table
+    build(&keep, true)
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ use crate::error::{Error, Result};
     name = "twilio-sim",
     version,
     about = "Serve a subaudit snapshot through Twilio's REST endpoints (a test and demo tool)",
-    after_help = "Example:\n  twilio-sim --snapshot sample-data/owlie --addr 127.0.0.1:0 --auth-token test-token\n  \
+    after_help = "Example:\n  twilio-sim --snapshot sample-data/owlie --addr 127.0.0.1:0 \\\n      --auth-token test-token\n  \
 subaudit pull --twilio-base-url http://127.0.0.1:PORT --out /tmp/pulled\n\n\
 Prints the bound address (http://HOST:PORT) on the first line of stdout."
 )]

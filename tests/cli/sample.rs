@@ -193,3 +193,45 @@ fn without_snapshot_outside_the_repository_the_demo_sample_is_generated_and_anno
         .success();
     assert!(!String::from_utf8_lossy(&given.get_output().stderr).contains("demo sample"));
 }
+
+/// Making the demo sample clears what earlier builds left in the cache: another build's
+/// sample and a crashed run's staging folder, once they are ten minutes old. A recent one (a
+/// run may still read it) and anything not named like a sample stay.
+#[test]
+fn a_new_demo_sample_clears_older_builds_samples_from_the_cache() {
+    let work = TempDir::new().unwrap();
+    let cache = TempDir::new().unwrap();
+    let root = cache.path().join("subaudit");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let old = |name: &str| {
+        let dir = root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("manifest.json"), "{}").unwrap();
+        fs::File::open(&dir)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        dir
+    };
+    let old_sample = old("sample-0.0.1-00000000deadbeef");
+    let crashed = old(".sample-Ab12Cd");
+    let kept_other = old("notes");
+    let recent = root.join("sample-0.0.2-00000000feedface");
+    fs::create_dir_all(&recent).unwrap();
+    subaudit(work.path())
+        .env("XDG_CACHE_HOME", cache.path())
+        .args(["optouts", "--all"])
+        .assert()
+        .success();
+    assert!(!old_sample.exists() && !crashed.exists());
+    assert!(kept_other.exists() && recent.exists());
+    let samples = fs::read_dir(&root)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy().to_string();
+            name.starts_with("sample-") && e.as_ref().unwrap().path() != recent
+        })
+        .count();
+    assert_eq!(samples, 1, "the new sample alone besides the recent one");
+}

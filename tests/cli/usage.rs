@@ -369,7 +369,7 @@ fn attribution_and_reconciliation_match_the_hand_worked_totals() {
         "{total}"
     );
     assert!(
-        run.stdout.contains("Parent sms+mms usage 0.09900 USD; priced messages 0.09110 USD; difference 0.00790 USD (1 message without a price)"),
+        unwrapped(&run.stdout).contains("Parent sms+mms usage 0.09900 USD; priced messages 0.09110 USD; difference 0.00790 USD (1 message without a price)"),
         "{}",
         run.stdout
     );
@@ -602,18 +602,27 @@ fn sample_usage_files() {
     insta::assert_snapshot!("sample_usage_attribution", read("usage_attribution.csv"));
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
-        stdout.contains("Parent sms+mms usage 87.62850 USD; priced messages 87.18190 USD; difference 0.44660 USD (239 messages without a price)"),
+        unwrapped(&stdout).contains("Parent sms+mms usage 87.62850 USD; priced messages 87.18190 USD; difference 0.44660 USD (239 messages without a price)"),
         "{stdout}"
     );
 }
 
-/// At 80 columns the plan's header and summary lines wrap between words: no line is wider,
-/// and the parent's sid is abbreviated, never broken.
+/// The terminal's prose lines joined again where they were wrapped at its width.
+fn unwrapped(stdout: &str) -> String {
+    stdout.replace('\n', " ")
+}
+
+/// At 80 columns `plan` and `usage` fit: the header and summary lines wrap between words, the
+/// tables wrap names between words or leave columns out, no line is wider, and the parent's
+/// sid is abbreviated, never broken.
 #[test]
-fn plan_lines_fit_80_columns() {
+fn plan_and_usage_fit_80_columns() {
     let dir = tempfile::tempdir().unwrap();
     let sample = repo_root().join("sample-data/owlie");
-    for args in [vec!["plan", "--out", "p/plan.json"]] {
+    for args in [
+        vec!["plan", "--out", "p/plan.json"],
+        vec!["usage", "--out", "u/usage_summary.csv"],
+    ] {
         let out = subaudit(dir.path())
             .args(&args)
             .arg("--snapshot")
@@ -624,9 +633,7 @@ fn plan_lines_fit_80_columns() {
             .assert()
             .success();
         let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-        // The header and summary lines (plan's findings table is not fitted yet).
-        let table = |l: &str| l.starts_with(['┌', '│', '├', '╞', '└', '╰']);
-        for line in stdout.lines().filter(|l| !table(l)) {
+        for line in stdout.lines() {
             assert!(
                 line.chars().count() <= 80,
                 "{args:?}: {line:?} is wider than 80"
