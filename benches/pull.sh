@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `subaudit pull`: the project's generator writes a snapshot of N messages over
 # 13 months, `twilio-sim` serves it with added latency per request, and `subaudit pull` fetches
-# it back at its default settings. Reports wall time and peak RSS (GNU time) against the bound
+# it back at its default settings. Reports wall time, peak RSS and CPU time (GNU time) and the load average against the bound
 # pages x latency / concurrency, where pages is the fewest that can hold the data
 # (ceil(messages / 1000) plus the small resources), and checks the pulled message count.
 # With PEERS naming the folder of the peers (not part of this project), the same run then
@@ -36,15 +36,15 @@ flag=(--concurrency "$conc")
 [ "$conc" = default ] && { flag=(); conc=16; }
 rm -rf "$work/pulled"
 TWILIO_ACCOUNT_SID=$parent TWILIO_AUTH_TOKEN=bench-token SUBAUDIT_TWILIO_BASE_URL=$url \
-  /usr/bin/time -f '%e %M' -o "$work/time.txt" \
+  /usr/bin/time -f '%e %M %U %S' -o "$work/time.txt" \
   "$bin/subaudit" pull --out "$work/pulled" --since "$since" --until "$until" "${flag[@]}" > /dev/null 2> "$work/pull.err"
-read -r wall rss_kb < "$work/time.txt"
+read -r wall rss_kb user sys < "$work/time.txt"
 kill $sim 2>/dev/null || true
 
 # Requests: the pull's own count (its last line); the bound's pages: the fewest that hold the
 # messages, plus the small resources (accounts, numbers, services and their two lists each,
 # usage per account).
-python3 - "$work/pulled/manifest.json" "$wall" "$rss_kb" "$latency" "$conc" "$n" "$work/pull.err" <<'PY'
+python3 - "$work/pulled/manifest.json" "$wall" "$rss_kb" "$latency" "$conc" "$n" "$work/pull.err" "$user" "$sys" <<'PY'
 import json, math, re, sys
 m = json.load(open(sys.argv[1])); wall = float(sys.argv[2]); rss = int(sys.argv[3]) / 1024
 latency, conc, n = int(sys.argv[4]) / 1000, int(sys.argv[5]), sys.argv[6]
@@ -62,6 +62,10 @@ print(f"requests             {made} made; fewest pages {pages} ({math.ceil(messa
 print(f"bound                {bound:.2f}s = {pages} x {latency*1000:.0f} ms / {conc}")
 print(f"pull wall time       {wall:.2f}s ({wall / bound:.2f} x bound)")
 print(f"pull peak RSS        {rss:.0f} MiB")
+# Wall time near the CPU time means the pull waited on the processor, not on the latency.
+cpu = float(sys.argv[8]) + float(sys.argv[9])
+print(f"pull CPU             {cpu:.2f}s ({sys.argv[8]} user, {sys.argv[9]} sys)")
+print(f"load average         {open('/proc/loadavg').read().split()[0]} at the end")
 PY
 
 if [ -n "${PEERS:-}" ]; then
