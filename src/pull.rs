@@ -266,6 +266,9 @@ struct PullInner {
     sub_tokens: Mutex<Vec<(String, String)>>,
     /// The account's currency (from its usage records) for Bulk Export's records.
     price_unit: Mutex<Option<String>>,
+    /// The parent's own usage records, when the slices were planned from them in this run:
+    /// the usage resource takes them instead of asking again.
+    parent_usage: Mutex<Option<Vec<Value>>>,
     /// Changes made to `manifest` (bumped under its lock), and the change the file on disk
     /// holds (its lock is held while writing it): completions that land while one write is
     /// under way are saved by the next single write, not by one write each.
@@ -292,6 +295,7 @@ impl Pull {
                 progress: Progress::new(quiet, stats),
                 sub_tokens: Mutex::new(Vec::new()),
                 price_unit: Mutex::new(price_unit),
+                parent_usage: Mutex::new(None),
                 manifest_changes: AtomicU64::new(0),
                 manifest_saved: Mutex::new(0),
             }),
@@ -675,18 +679,7 @@ impl Pull {
                 self.inner.dir.display()
             )));
         }
-        let url = self.list_url(
-            Product::Api,
-            &format!(
-                "/2010-04-01/Accounts/{}/Usage/Records/Monthly.json",
-                self.parent()
-            ),
-            &[
-                ("StartDate", &state.since.to_string()),
-                ("EndDate", &(state.until - Days::new(1)).to_string()),
-                ("IncludeSubaccounts", "false"),
-            ],
-        );
+        let url = self.usage_url(self.parent());
         let (periods, price_unit) = match self
             .inner
             .client
@@ -694,14 +687,20 @@ impl Pull {
             .collect_all()
             .await
         {
-            Ok(records) => (
-                slices::message_counts(&records),
-                records
+            Ok(records) => {
+                let counts = slices::message_counts(&records);
+                let unit = records
                     .iter()
                     .filter_map(|r| r.get("price_unit")?.as_str())
                     .map(|u| u.trim().to_ascii_uppercase())
-                    .find(|u| !u.is_empty()),
-            ),
+                    .find(|u| !u.is_empty());
+                *self
+                    .inner
+                    .parent_usage
+                    .lock()
+                    .expect("no panics hold the lock") = Some(records);
+                (counts, unit)
+            }
             Err(e) => {
                 self.inner.progress.line(&format!(
                     "usage records unavailable ({e}): the messages are fetched a day at a time"
@@ -990,9 +989,14 @@ impl Pull {
     /// (`IncludeSubaccounts=false`: the parent's figures would otherwise include theirs).
     async fn fetch_usage(&self, accounts: &[Value]) -> Result<()> {
         let client = &self.inner.client;
-        let start = self.inner.state.since.to_string();
-        let end = (self.inner.state.until - Days::new(1)).to_string();
         let parent = self.parent().to_string();
+        let mut parent_usage = self
+            .inner
+            .parent_usage
+            .lock()
+            .expect("no panics hold the lock")
+            .take();
+        let mut by_account = BTreeMap::new();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, account) in accounts.iter().enumerate() {
             let Some(sid) = account.get("sid").and_then(Value::as_str) else {
@@ -1002,21 +1006,17 @@ impl Pull {
             if sid != parent && owner.is_some_and(|o| o != parent) {
                 continue;
             }
+            if sid == parent {
+                if let Some(records) = parent_usage.take() {
+                    by_account.insert(i, records);
+                    continue;
+                }
+            }
             let closed = account.get("status").and_then(Value::as_str) == Some("closed");
-            let url = self.list_url(
-                Product::Api,
-                &format!("/2010-04-01/Accounts/{sid}/Usage/Records/Monthly.json"),
-                &[
-                    ("StartDate", &start),
-                    ("EndDate", &end),
-                    ("IncludeSubaccounts", "false"),
-                ],
-            );
-            let pager = client.pages(url, "usage_records");
+            let pager = client.pages(self.usage_url(sid), "usage_records");
             let sid = sid.to_string();
             tasks.spawn(async move { (i, sid, closed, pager.collect_all().await) });
         }
-        let mut by_account = BTreeMap::new();
         while let Some(joined) = tasks.join_next().await {
             let (i, sid, closed, result) =
                 joined.map_err(|e| Error::failed("a pull task failed", e))?;
@@ -1041,6 +1041,21 @@ impl Pull {
             file.write_page(records)?;
         }
         self.complete(vec![file]).await
+    }
+
+    /// An account's own monthly usage records over the window (`IncludeSubaccounts=false`:
+    /// the parent's figures would otherwise include its subaccounts').
+    fn usage_url(&self, sid: &str) -> Url {
+        let state = &self.inner.state;
+        self.list_url(
+            Product::Api,
+            &format!("/2010-04-01/Accounts/{sid}/Usage/Records/Monthly.json"),
+            &[
+                ("StartDate", &state.since.to_string()),
+                ("EndDate", &(state.until - Days::new(1)).to_string()),
+                ("IncludeSubaccounts", "false"),
+            ],
+        )
     }
 
     fn open(&self, resource: Resource, path: String) -> Result<PartFile> {

@@ -145,12 +145,15 @@ struct Service {
     name: &'static str,
 }
 
-/// Per-month totals for the parent's usage records, in units of 0.00001 USD.
+/// Per-month totals for the parent's usage records, prices in units of 0.00001 USD. A usage
+/// record's `count` is the number of messages and its `usage` the segments billed (Twilio's
+/// spec: count = "the number of usage events", usage = "the amount of usage").
 #[derive(Default, Clone, Copy)]
 struct MonthTotals {
-    sms_segments: i64,
+    /// Inbound messages (one segment each here).
     sms_in: i64,
     sms_out: i64,
+    sms_out_segments: i64,
     sms_in_price: i64,
     sms_out_price: i64,
     mms: i64,
@@ -451,8 +454,8 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                         totals.mms += 1;
                         totals.mms_price += billed;
                     } else {
-                        totals.sms_segments += segments;
-                        totals.sms_out += segments;
+                        totals.sms_out += 1;
+                        totals.sms_out_segments += segments;
                         totals.sms_out_price += billed;
                     }
                 }
@@ -494,7 +497,6 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                 let totals = months
                     .entry((reply_at.year(), reply_at.month()))
                     .or_default();
-                totals.sms_segments += 1;
                 totals.sms_in += 1;
                 totals.sms_in_price += PRICE_SMS;
                 writer.write(Resource::Messages, reply)?;
@@ -524,9 +526,9 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
         let parent_rows = [
             (
                 "sms",
-                totals.sms_segments,
+                totals.sms_in + totals.sms_out,
                 "messages",
-                totals.sms_segments,
+                totals.sms_in + totals.sms_out_segments,
                 "segments",
                 sms_price,
             ),
@@ -542,7 +544,7 @@ pub fn generate(out: &Path, options: SampleOptions) -> Result<SampleSummary> {
                 "sms-outbound",
                 totals.sms_out,
                 "messages",
-                totals.sms_out,
+                totals.sms_out_segments,
                 "segments",
                 totals.sms_out_price,
             ),

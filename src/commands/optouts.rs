@@ -86,21 +86,29 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     };
     let rows = std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
 
-    if to_stdout {
+    let runs = if to_stdout {
         use std::io::Write;
         let bytes = output::csv_bytes(&LOST_HEADER, rows.iter())?;
         std::io::stdout()
             .write_all(&bytes)
             .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
+        None
     } else {
         output::create_parent_dir(&args.out)?;
-        out::write_lost(&args.out, &rows)?;
-    }
+        Some(out::write_lost(&args.out, &rows)?)
+    };
     if let Some(dir) = &args.per_customer {
         // The folder is replaced whole: no file of an earlier run lingers.
         let (parent, name) = output::split_file_path(dir)?;
         let mut staging = output::Staging::new(&parent)?;
-        out::write_per_customer(&staging.path(&name), &mapping.moving_customers(), &rows)?;
+        // The per-customer files hold the same rows: copied from the CSV just written.
+        let written = runs.as_ref().map(|runs| (args.out.as_path(), runs));
+        out::write_per_customer(
+            &staging.path(&name),
+            &mapping.moving_customers(),
+            &rows,
+            written,
+        )?;
         // The suppression lists say which opt-outs the plan re-seeds: they need the plan.
         let moving_rows = if args.all {
             std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, false))

@@ -33,27 +33,41 @@ pub fn entry_names() -> Vec<&'static str> {
     ]
 }
 
+/// The result of a scoped thread; its panic goes on in the caller.
+fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Writes every report of an audit into `dir` as one unit (see [`Staging`]): the opt-out
 /// files, the plan, the usage files and `report.html`. A failure leaves the previous set as
 /// it was. Returns the names written.
 pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
     let mut staging = Staging::new(dir)?;
-    optouts::write_lost(&staging.path(optouts::LOST_FILE), &audit.lost)?;
-    let customer_files = optouts::write_per_customer(
-        &staging.path(optouts::PER_CUSTOMER_DIR),
-        &audit.customers,
-        &audit.lost,
-    )?;
-    plan::write_suppression(&staging.path(optouts::PER_CUSTOMER_DIR), &audit.plan)?;
-    optouts::write_possible(&staging.path(optouts::POSSIBLE_FILE), &audit.analysis)?;
-    optouts::write_violations(&staging.path(optouts::VIOLATIONS_FILE), &audit.analysis)?;
-    plan::stage(&mut staging, "plan", &audit.plan)?;
-    usage::stage(
-        &mut staging,
-        usage::SUMMARY_FILE,
-        audit.snapshot,
-        &audit.usage,
-    )?;
+    let lost_file = staging.path(optouts::LOST_FILE);
+    let per_customer = staging.path(optouts::PER_CUSTOMER_DIR);
+    let (lost, customers) = (&*audit.lost, &audit.customers);
+    // The big files are written side by side: writing them waits on the disk (each file is
+    // synced before it is renamed) more than on the cores.
+    let customer_files = std::thread::scope(|scope| -> Result<_> {
+        let lost_files = scope.spawn(|| -> Result<_> {
+            let runs = optouts::write_lost(&lost_file, lost)?;
+            optouts::write_per_customer(&per_customer, customers, lost, Some((&lost_file, &runs)))
+        });
+        let suppression = scope.spawn(|| plan::write_suppression(&per_customer, &audit.plan));
+        optouts::write_possible(&staging.path(optouts::POSSIBLE_FILE), &audit.analysis)?;
+        optouts::write_violations(&staging.path(optouts::VIOLATIONS_FILE), &audit.analysis)?;
+        plan::stage(&mut staging, "plan", &audit.plan)?;
+        usage::stage(
+            &mut staging,
+            usage::SUMMARY_FILE,
+            audit.snapshot,
+            &audit.usage,
+        )?;
+        join(suppression)?;
+        join(lost_files)
+    })?;
     let names = staging.names().to_vec();
     let files: Vec<&str> = names.iter().map(String::as_str).collect();
     let page = html::render(&html::Page {
