@@ -68,9 +68,11 @@ for n in "${sizes[@]}"; do
   # The same snapshot with its messages compressed (zstd level 3, as `pull --compress` writes
   # them; the manifest's messages.jsonl is read from messages.jsonl.zst): ratio and read cost.
   zsnap="$work/owlie-$n-zst"
-  if [ ! -f "$zsnap/messages.jsonl.zst" ] && command -v zstd > /dev/null; then
+  if { [ ! -f "$zsnap/messages.jsonl.zst" ] || [ ! -f "$zsnap/manifest.json" ]; } \
+    && command -v zstd > /dev/null; then
     mkdir -p "$zsnap"
-    find "$snap" -maxdepth 1 -type f ! -name messages.jsonl -exec cp {} "$zsnap/" \;
+    # "$snap/": the snapshot folder may be a symbolic link (a shared copy of the data).
+    find "$snap/" -maxdepth 1 -type f ! -name messages.jsonl -exec cp {} "$zsnap/" \;
     measure "zstd -3 messages (compress by hand)" zstd -3 -q -f -o "$zsnap/messages.jsonl.zst" \
       "$snap/messages.jsonl"
   fi

@@ -687,16 +687,13 @@ pub fn build(
             (Action::Stay, _) if n.blocked => 1,
             _ => 2,
         };
-        (
-            group(a),
-            a.target_customer.as_deref().map(str::to_lowercase),
-            &a.phone_number,
-        )
-            .cmp(&(
-                group(b),
-                b.target_customer.as_deref().map(str::to_lowercase),
-                &b.phone_number,
-            ))
+        group(a)
+            .cmp(&group(b))
+            .then_with(|| match (&a.target_customer, &b.target_customer) {
+                (Some(x), Some(y)) => crate::model::customer_order(x, y),
+                (x, y) => x.is_some().cmp(&y.is_some()),
+            })
+            .then_with(|| a.phone_number.cmp(&b.phone_number))
     });
 
     service_settings_differ(snapshot, &mut numbers);
@@ -769,7 +766,7 @@ fn customer_keys(mapping: &ResolvedMapping) -> BTreeMap<(String, Option<String>)
         }
     }
     let mut ordered: Vec<_> = ids.into_iter().collect();
-    ordered.sort_by(|a, b| (a.0.to_lowercase(), &a.1).cmp(&(b.0.to_lowercase(), &b.1)));
+    ordered.sort_by(|a, b| crate::model::customer_order(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
     let mut used = BTreeSet::new();
     let mut out = BTreeMap::new();
     for id in ordered {
@@ -921,7 +918,7 @@ fn customer_plans(
         })
         .collect();
     out.sort_by(|a, b| {
-        (a.customer.to_lowercase(), &a.key).cmp(&(b.customer.to_lowercase(), &b.key))
+        crate::model::customer_order(&a.customer, &b.customer).then_with(|| a.key.cmp(&b.key))
     });
     out
 }
