@@ -72,19 +72,7 @@ fn a_failed_plan_leaves_no_folder_and_no_file() {
 #[test]
 fn a_plan_that_cannot_be_placed_keeps_the_previous_plan_files() {
     let dir = setup();
-    let plan = |dir: &tempfile::TempDir| {
-        subaudit(dir.path())
-            .args([
-                "plan",
-                "--snapshot",
-                "snap",
-                "--map",
-                "map.csv",
-                "--out",
-                "out/plan.json",
-            ])
-            .assert()
-    };
+    let plan = |dir: &tempfile::TempDir| on_snap(dir.path(), "plan", "out/plan.json", &[]).assert();
     plan(&dir).success();
     fs::remove_file(dir.path().join("out/plan.sh")).unwrap();
     fs::create_dir(dir.path().join("out/plan.sh")).unwrap();
@@ -99,19 +87,9 @@ fn a_plan_that_cannot_be_placed_keeps_the_previous_plan_files() {
 fn a_device_output_is_written_in_place_never_replaced() {
     use std::os::unix::fs::FileTypeExt;
     let dir = setup();
-    run(
-        dir.path(),
-        &[
-            "optouts",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "/dev/null",
-        ],
-    )
-    .success();
+    on_snap(dir.path(), "optouts", "/dev/null", &[])
+        .assert()
+        .success();
     run(
         dir.path(),
         &["usage", "--snapshot", "snap", "--out", "/dev/null"],
@@ -133,19 +111,9 @@ fn a_device_output_is_written_in_place_never_replaced() {
         let fifo = fifo.clone();
         std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
     };
-    run(
-        dir.path(),
-        &[
-            "optouts",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "lost.fifo",
-        ],
-    )
-    .success();
+    on_snap(dir.path(), "optouts", "lost.fifo", &[])
+        .assert()
+        .success();
     let text = reader.join().unwrap();
     assert!(text.starts_with("end_user,twilio_number,"), "{text}");
     assert!(text.contains("+12065552001"), "{text}");

@@ -46,17 +46,7 @@ pub fn setup() -> TempDir {
 }
 
 pub fn audit(dir: &TempDir) -> assert_cmd::assert::Assert {
-    subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-        ])
-        .assert()
+    on_snap(dir.path(), "audit", "report", &[]).assert()
 }
 
 #[test]
@@ -179,29 +169,11 @@ fn a_number_the_parent_does_not_hold_is_named() {
 fn an_unwritable_output_folder_fails_before_any_work() {
     let dir = setup();
     fs::write(dir.path().join("afile"), "x").unwrap();
-    subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "afile/report",
-        ])
+    on_snap(dir.path(), "audit", "afile/report", &[])
         .assert()
         .code(BAD_INPUT)
         .stderr(contains("afile/report: cannot write the output there"));
-    subaudit(dir.path())
-        .args([
-            "optouts",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "afile/lost.csv",
-        ])
+    on_snap(dir.path(), "optouts", "afile/lost.csv", &[])
         .assert()
         .code(BAD_INPUT)
         .stderr(contains("afile/lost.csv"));

@@ -218,19 +218,9 @@ fn bad_rows_exit_2_listing_every_problem_and_nothing_is_written() {
     );
     let dir = setup(&b, &[("bad.csv", &first), ("second.csv", &second)]);
     // A report from an earlier run stays exactly as it was.
-    run(
-        dir.path(),
-        &[
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-        ],
-    )
-    .success();
+    on_snap(dir.path(), "audit", "report", &[])
+        .assert()
+        .success();
     let before = tree(&dir.path().join("report"));
     let expected = [
         "bad.csv:2: time: \"2026-01-05 12:00\" is not an RFC 3339 time",
@@ -321,20 +311,13 @@ fn imported_opt_outs_are_re_seeded_by_the_plan() {
     let b = snapshot();
     let evidence = format!("{EVIDENCE_HEADER}2025-06-01T12:00:00Z,{U2},{N1},,opt-out,\n");
     let dir = setup(&b, &[("ev.csv", &evidence)]);
-    run(
+    on_snap(
         dir.path(),
-        &[
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "plan/plan.json",
-            "--evidence",
-            "ev.csv",
-        ],
+        "plan",
+        "plan/plan.json",
+        &["--evidence", "ev.csv"],
     )
+    .assert()
     .success();
     let reseed: Vec<_> = fs::read_dir(dir.path().join("plan/reseed"))
         .unwrap()
@@ -416,24 +399,12 @@ fn audit_cites_imported_rows_in_its_files_summary_and_page() {
         sid("MG", 1)
     );
     let dir = setup(&b, &[("ev.csv", &evidence)]);
-    run(
-        dir.path(),
-        &[
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-            "--evidence",
-            "ev.csv",
-        ],
-    )
-    .success()
-    .stdout(contains(
-        "2 events from your own records added (--evidence)",
-    ));
+    on_snap(dir.path(), "audit", "report", &["--evidence", "ev.csv"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "2 events from your own records added (--evidence)",
+        ));
     let report = dir.path().join("report");
     let lost = fs::read_to_string(report.join("optouts_lost.csv")).unwrap();
     assert!(lost.contains(",imported,ev.csv:2,Heron,"), "{lost}");

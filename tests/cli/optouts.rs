@@ -59,16 +59,7 @@ fn lost_csv(b: &SnapshotBuilder, mapping: &str, extra: &[&str]) -> String {
     let dir = TempDir::new().unwrap();
     b.write(&dir.path().join("snap"));
     fs::write(dir.path().join("map.csv"), mapping).unwrap();
-    subaudit(dir.path())
-        .args([
-            "optouts",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "lost.csv",
-        ])
+    on_snap(dir.path(), "optouts", "lost.csv", &[])
         .args(extra)
         .assert()
         .success();
@@ -634,16 +625,7 @@ fn audit_writes_possible_opt_outs_violations_and_per_customer_files() {
         "number,customer\n+14155550101,Acme & Co\n+14155550102,Beta\n",
     )
     .unwrap();
-    subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "out/report",
-        ])
+    on_snap(dir.path(), "audit", "out/report", &[])
         .assert()
         .success()
         .stdout(contains("Acme & Co"))
@@ -704,16 +686,7 @@ fn per_customer_files_split_the_lost_rows_and_stale_files_go() {
     .unwrap();
     fs::create_dir_all(dir.path().join("report/optouts")).unwrap();
     fs::write(dir.path().join("report/optouts/Old.csv"), "stale").unwrap();
-    subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-        ])
+    on_snap(dir.path(), "audit", "report", &[])
         .assert()
         .success();
     let all = read_csv(&dir.path().join("report/optouts_lost.csv"));
@@ -822,16 +795,7 @@ fn customers_sort_case_folded_in_every_output() {
         format!("number,customer,subaccount_sid\n{N1},beta Pets,\n{N2},Carrot Co,\n{N3},Alpha Dental,\n"),
     )
     .unwrap();
-    let out = subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-        ])
+    let out = on_snap(dir.path(), "audit", "report", &[])
         .assert()
         .success();
     let expected = ["Alpha Dental", "beta Pets", "Carrot Co"];

@@ -172,16 +172,7 @@ fn every_finding_code_is_raised_by_a_hand_made_snapshot() {
     let (builder, map) = every_risk();
     builder.write(&dir.path().join("snap"));
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
-    let out = subaudit(dir.path())
-        .args([
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "out/plan.json",
-        ])
+    let out = on_snap(dir.path(), "plan", "out/plan.json", &[])
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
@@ -463,16 +454,7 @@ fn bad_mapping_lines_are_reported_with_their_numbers_and_nothing_is_written() {
         "number,customer,subaccount_sid,messaging_service_sid\n+14155550009,A,,\n+14155550002,B,,\n+14155550001,C,,MG12\n+14155550001,D,{PARENT},\n",
     );
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
-    let out = subaudit(dir.path())
-        .args([
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "out/plan.json",
-        ])
+    let out = on_snap(dir.path(), "plan", "out/plan.json", &[])
         .assert()
         .code(BAD_INPUT);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
@@ -503,18 +485,7 @@ fn audit_writes_the_plan_beside_the_opt_out_outputs() {
     let (builder, map) = every_risk();
     builder.write(&dir.path().join("snap"));
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
-    let out = subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-            "--fail-on",
-            "blocker",
-        ])
+    let out = on_snap(dir.path(), "audit", "report", &["--fail-on", "blocker"])
         .assert()
         .code(FINDINGS);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
@@ -534,17 +505,7 @@ fn audit_writes_the_plan_beside_the_opt_out_outputs() {
     let plan = read_json(&dir.path().join("report/plan.json"));
     assert_eq!(codes(&plan, &sid("PN", 11)), ["mapping-conflict"]);
     // With --all the opt-out export lists more, but the plan still counts only moving numbers.
-    subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "all",
-            "--all",
-        ])
+    on_snap(dir.path(), "audit", "all", &["--all"])
         .assert()
         .success();
     let all = read_json(&dir.path().join("all/plan.json"));
@@ -673,16 +634,7 @@ fn small_fixture_plan_files_match_their_snapshots() {
     let (builder, map) = small_fixture();
     builder.write(&dir.path().join("snap"));
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
-    subaudit(dir.path())
-        .args([
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "plan.json",
-        ])
+    on_snap(dir.path(), "plan", "plan.json", &[])
         .assert()
         .success();
     bash_syntax_ok(&dir.path().join("plan.sh"));
@@ -735,16 +687,7 @@ fn run_plan_sh_against(failing: Option<&'static str>) -> std::process::Output {
     let (builder, map) = small_fixture();
     builder.write(&dir.path().join("snap"));
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
-    subaudit(dir.path())
-        .args([
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "out/plan.json",
-        ])
+    on_snap(dir.path(), "plan", "out/plan.json", &[])
         .assert()
         .success();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -817,16 +760,7 @@ fn a_well_formed_sid_of_no_subaccount_blocks_only_its_number() {
         "number,customer,subaccount_sid\n+14155550101,Falcon Flights,{stranger}\n+14155550102,Heron Health,\n"
     );
     std::fs::write(dir.path().join("map.csv"), map).unwrap();
-    subaudit(dir.path())
-        .args([
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "plan.json",
-        ])
+    on_snap(dir.path(), "plan", "plan.json", &[])
         .assert()
         .success();
     let plan = read_json(&dir.path().join("plan.json"));

@@ -42,16 +42,7 @@ fn steps<'a>(plan: &'a Value, kind: &str) -> Vec<&'a Value> {
 fn plan_of(dir: &Path, builder: &SnapshotBuilder, map: &str) -> Value {
     builder.write(&dir.join("snap"));
     std::fs::write(dir.join("map.csv"), map).unwrap();
-    subaudit(dir)
-        .args([
-            "plan",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "out/plan.json",
-        ])
+    on_snap(dir, "plan", "out/plan.json", &[])
         .assert()
         .success();
     read_json(&dir.join("out/plan.json"))
@@ -498,16 +489,7 @@ fn suppression_lists_say_what_the_reseed_sends_and_why_not() {
     );
     b.write(&dir.path().join("snap"));
     std::fs::write(dir.path().join("map.csv"), map_to_falcon(&[1, 2, 3])).unwrap();
-    subaudit(dir.path())
-        .args([
-            "audit",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "report",
-        ])
+    on_snap(dir.path(), "audit", "report", &[])
         .assert()
         .success();
 
@@ -630,20 +612,14 @@ fn suppression_lists_say_what_the_reseed_sends_and_why_not() {
     assert_eq!(lost[0].len(), 11);
 
     // `optouts --per-customer` writes the same list.
-    subaudit(dir.path())
-        .args([
-            "optouts",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "lost.csv",
-            "--per-customer",
-            "per",
-        ])
-        .assert()
-        .success();
+    on_snap(
+        dir.path(),
+        "optouts",
+        "lost.csv",
+        &["--per-customer", "per"],
+    )
+    .assert()
+    .success();
     assert_eq!(
         std::fs::read(dir.path().join("per/Falcon_Flights.suppression.csv")).unwrap(),
         std::fs::read(

@@ -298,3 +298,20 @@ pub fn spawn_twilio_sim(
     );
     (child, line.trim().to_string())
 }
+
+/// `subaudit COMMAND --snapshot snap --map map.csv --out OUT EXTRA...` in `dir`: a command on
+/// the hand-made snapshot (`snap`) and mapping (`map.csv`) that the topic tests lay out there.
+pub fn on_snap(dir: &Path, command: &str, out: &str, extra: &[&str]) -> Command {
+    let mut cmd = subaudit(dir);
+    cmd.args([
+        command,
+        "--snapshot",
+        "snap",
+        "--map",
+        "map.csv",
+        "--out",
+        out,
+    ])
+    .args(extra);
+    cmd
+}
