@@ -67,9 +67,9 @@ pub fn write_record(
     if let Some(plain) = plain(raw) {
         return match plain.body.filter(|_| drops_bodies && plain.outbound) {
             Some(body) => {
-                out.write_all(raw[..body.start].as_bytes())?;
+                out.write_all(&raw.as_bytes()[..body.start])?;
                 out.write_all(b"null")?;
-                out.write_all(raw[body.end..].as_bytes())?;
+                out.write_all(&raw.as_bytes()[body.end..])?;
                 out.write_all(b"\n")
             }
             None => {
