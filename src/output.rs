@@ -15,32 +15,150 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Lets `fill` write the file's content into a temporary file beside `path`, then renames it
-/// into place; on any error the temporary file is removed and `path` is untouched.
+/// into place; on any error the temporary file is removed and `path` is untouched. The data
+/// is on the disk (synced) before the rename, so a crash never leaves a half-written file
+/// under the name; a big file is sent to the disk while it is being written
+/// ([`AtomicFile`]), so that the final sync waits only for its tail.
 pub fn write_atomic_with(
     path: &Path,
-    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut AtomicFile) -> std::io::Result<()>,
 ) -> Result<()> {
     if is_special_file(path) {
         // A device or a FIFO (`--out /dev/null`, `--out >(gzip)`): written in place, never
         // renamed over, which would replace the device with a regular file.
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(|e| Error::write(path, e))?;
-        return fill(&mut file).map_err(|e| Error::write(path, e));
+        let mut out = AtomicFile::new(file, false);
+        return fill(&mut out).map_err(|e| Error::write(path, e));
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
-    fill(temp.as_file_mut()).map_err(|e| Error::write(path, e))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| Error::write(path, e))?;
-    temp.persist(path)
+    let temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
+    let (file, temp_path) = temp.into_parts();
+    let mut out = AtomicFile::new(file, true);
+    // On an error `temp_path` is dropped with the file: the temporary file is removed.
+    let written = fill(&mut out).and_then(|()| out.finish());
+    written.map_err(|e| Error::write(path, e))?;
+    temp_path
+        .persist(path)
         .map_err(|e| Error::write(path, e.error))?;
     Ok(())
+}
+
+/// Bytes written to an [`AtomicFile`] between two syncs started in the background.
+const SYNC_AHEAD_BYTES: u64 = 32 << 20;
+
+/// The file a [`write_atomic_with`] fill writes. Every [`SYNC_AHEAD_BYTES`] it asks a helper
+/// thread to sync what has been written so far (on a second handle of the same file), so that
+/// the disk works while the rest is rendered and written; [`AtomicFile::finish`] waits for the
+/// helper, then syncs the tail. A small file never starts the helper.
+pub struct AtomicFile {
+    file: std::fs::File,
+    sync_ahead: bool,
+    unsynced: u64,
+    helper: Option<SyncHelper>,
+}
+
+struct SyncHelper {
+    wake: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl AtomicFile {
+    fn new(file: std::fs::File, sync_ahead: bool) -> AtomicFile {
+        AtomicFile {
+            file,
+            sync_ahead,
+            unsynced: 0,
+            helper: None,
+        }
+    }
+
+    /// Copies `len` bytes of `from` at its position into the file (in the kernel, where it
+    /// can: no bytes pass through this process).
+    pub fn copy_from(&mut self, from: &mut std::fs::File, len: u64) -> std::io::Result<u64> {
+        use std::io::Read;
+        let mut copied = 0;
+        while copied < len {
+            let part = (len - copied).min(SYNC_AHEAD_BYTES);
+            let n = std::io::copy(&mut (&mut *from).take(part), &mut self.file)?;
+            copied += n;
+            self.wrote(n)?;
+            if n < part {
+                break;
+            }
+        }
+        Ok(copied)
+    }
+
+    fn wrote(&mut self, n: u64) -> std::io::Result<()> {
+        self.unsynced += n;
+        if self.sync_ahead && self.unsynced >= SYNC_AHEAD_BYTES {
+            self.unsynced = 0;
+            self.start_sync()?;
+        }
+        Ok(())
+    }
+
+    fn start_sync(&mut self) -> std::io::Result<()> {
+        if self.helper.is_none() {
+            let file = self.file.try_clone()?;
+            // One wake-up may wait: a sync asked for while one runs covers everything so far.
+            let (wake, asked) = std::sync::mpsc::sync_channel::<()>(1);
+            let thread = std::thread::Builder::new()
+                .name("sync-ahead".into())
+                .spawn(move || {
+                    while asked.recv().is_ok() {
+                        file.sync_data()?;
+                    }
+                    Ok(())
+                })?;
+            self.helper = Some(SyncHelper { wake, thread });
+        }
+        if let Some(helper) = &self.helper {
+            // Full: a sync is already asked for and will cover these bytes too. Gone: the
+            // helper failed; `finish` reports its error.
+            let _ = helper.wake.try_send(());
+        }
+        Ok(())
+    }
+
+    /// Waits for the helper's syncs, then syncs the whole file.
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(SyncHelper { wake, thread }) = self.helper.take() {
+            drop(wake);
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        self.file.sync_all()
+    }
+}
+
+impl std::io::Write for AtomicFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(bytes)?;
+        self.wrote(n as u64)?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // On an error: the helper ends with its channel; its result no longer matters.
+        if let Some(SyncHelper { wake, thread }) = self.helper.take() {
+            drop(wake);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// True when `path` exists (after symlinks) and is neither a regular file nor a folder: a
@@ -385,6 +503,92 @@ pub fn check_out_file(path: &Path) -> Result<()> {
     check_writable(path, &dir)
 }
 
+/// The bytes for which the csv crate's writer, with the default settings every CSV of the
+/// project is written with, quotes a field: the delimiter, the quote, CR and LF. Nothing else
+/// (not a leading space, not non-ASCII text).
+const CSV_NEEDS_QUOTES: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b',' as usize] = true;
+    table[b'"' as usize] = true;
+    table[b'\r' as usize] = true;
+    table[b'\n' as usize] = true;
+    table
+};
+
+/// Appends one CSV field to `out` exactly as `csv::Writer` writes it: as is, or quoted (a
+/// quote doubled) when it holds a byte of [`CSV_NEEDS_QUOTES`]. For the files of millions of
+/// rows, which are rendered into big buffers without serde and a writer call per field.
+pub fn push_csv_field(out: &mut Vec<u8>, field: &[u8]) {
+    if !field.iter().any(|&b| CSV_NEEDS_QUOTES[b as usize]) {
+        out.extend_from_slice(field);
+        return;
+    }
+    out.push(b'"');
+    for part in field.split_inclusive(|&b| b == b'"') {
+        out.extend_from_slice(part);
+        if part.last() == Some(&b'"') {
+            out.push(b'"');
+        }
+    }
+    out.push(b'"');
+}
+
+/// Appends one CSV record and its line end (`\n`) to `out`, byte for byte as
+/// `csv::Writer::write_record` (and `serialize` of a struct of these fields) writes it. A
+/// record with no bytes at all (no field, or one empty field) is written `""`, as the csv crate
+/// does, so that it still reads back as a record.
+pub fn push_csv_record<F: AsRef<[u8]>>(out: &mut Vec<u8>, fields: &[F]) {
+    match fields {
+        [] => out.extend_from_slice(b"\"\"\n"),
+        [only] if only.as_ref().is_empty() => out.extend_from_slice(b"\"\"\n"),
+        _ => {
+            for (i, field) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_csv_field(out, field.as_ref());
+            }
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Appends `text` as a JSON string to `out`, byte for byte as serde_json writes it: `"` and
+/// `\` escaped, control characters as `\b \t \n \f \r` or `\u00XX` (lowercase hex), anything
+/// else (DEL, non-ASCII) as is. For the re-seed files of millions of lines.
+pub fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..i]);
+        plain = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]),
+        }
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
+}
+
 /// Serializes rows to CSV in memory, with a header even when there are no rows.
 pub fn csv_bytes<R: Serialize>(
     header: &[&str],
@@ -607,6 +811,166 @@ mod tests {
         assert!(err.to_string().contains("a folder is in the way"), "{err}");
         assert_eq!(read(&dir.path().join("a.csv")), "old a");
         assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
+    }
+
+    /// Awkward fields: separators, quotes, line ends, empty, spaces, non-ASCII, and mixes.
+    const AWKWARD: [&str; 22] = [
+        "",
+        " ",
+        "plain",
+        " leading space",
+        "trailing space ",
+        "a,b",
+        ",",
+        "\"",
+        "\"\"",
+        "say \"hi\"",
+        "\"quoted\"",
+        "line\nbreak",
+        "\r",
+        "cr\r\nlf",
+        "\n",
+        "tab\there",
+        "Ärzte & Co.",
+        "日本語,テキスト",
+        "emoji 🙂 \"x\"",
+        "#comment",
+        "semi;colon",
+        "back\\slash'quote",
+    ];
+
+    fn csv_crate(records: &[Vec<&str>]) -> Vec<u8> {
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_writer(Vec::new());
+        for record in records {
+            writer.write_record(record).unwrap();
+        }
+        writer.into_inner().unwrap()
+    }
+
+    fn ours(records: &[Vec<&str>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for record in records {
+            push_csv_record(&mut out, record);
+        }
+        out
+    }
+
+    #[test]
+    fn the_csv_encoder_writes_every_awkward_field_as_the_csv_crate_does() {
+        // Each field alone, in first, middle and last place, and every pair.
+        let mut records: Vec<Vec<&str>> = Vec::new();
+        for a in AWKWARD {
+            records.push(vec![a]);
+            records.push(vec![a, "x"]);
+            records.push(vec!["x", a, "y"]);
+            records.push(vec!["x", a]);
+            for b in AWKWARD {
+                records.push(vec![a, b]);
+            }
+        }
+        records.push(vec![]);
+        records.push(vec!["", ""]);
+        records.push(AWKWARD.to_vec());
+        for record in &records {
+            assert_eq!(
+                String::from_utf8_lossy(&ours(std::slice::from_ref(record))),
+                String::from_utf8_lossy(&csv_crate(std::slice::from_ref(record))),
+                "record {record:?}"
+            );
+        }
+        // And as one whole file.
+        assert_eq!(ours(&records), csv_crate(&records));
+    }
+
+    #[test]
+    fn the_csv_encoder_matches_serde_serialization_of_a_row() {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            a: &'a str,
+            b: &'a str,
+            c: String,
+        }
+        let mut expected = Vec::new();
+        let mut ours_bytes = Vec::new();
+        for (i, a) in AWKWARD.iter().enumerate() {
+            let b = AWKWARD[(i * 7 + 3) % AWKWARD.len()];
+            let c = format!("{a}{b}");
+            write_csv_to(
+                &mut expected,
+                &["a", "b", "c"],
+                [Row { a, b, c: c.clone() }],
+            )
+            .unwrap();
+            push_csv_record(&mut ours_bytes, &["a", "b", "c"]);
+            push_csv_record(&mut ours_bytes, &[*a, b, c.as_str()]);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&ours_bytes),
+            String::from_utf8_lossy(&expected)
+        );
+    }
+
+    #[test]
+    fn the_json_string_encoder_writes_what_serde_json_writes() {
+        let mut texts: Vec<String> = AWKWARD.iter().map(|t| t.to_string()).collect();
+        texts.extend((0u8..=0x7f).map(|b| format!("a{}b", b as char)));
+        texts.push("\\\"\u{2028}\u{7f}\u{0}".to_string());
+        texts.push("+15550001111".to_string());
+        for text in &texts {
+            let mut ours = Vec::new();
+            push_json_str(&mut ours, text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// A fill that writes more than two sync-ahead steps, then maybe fails.
+    fn big_fill(fail: bool) -> impl FnOnce(&mut AtomicFile) -> std::io::Result<()> {
+        move |file| {
+            use std::io::Write;
+            let block = vec![b'x'; 1 << 20];
+            for _ in 0..(2 * SYNC_AHEAD_BYTES / (1 << 20) + 3) {
+                file.write_all(&block)?;
+            }
+            if fail {
+                return Err(std::io::Error::other("disk full"));
+            }
+            file.write_all(b"end")
+        }
+    }
+
+    #[test]
+    fn a_big_file_synced_ahead_lands_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        std::fs::write(&path, "old").unwrap();
+        write_atomic_with(&path, big_fill(false)).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, 2 * SYNC_AHEAD_BYTES + (3 << 20) + 3);
+        assert!(bytes.ends_with(b"xend"));
+        assert_eq!(entries(dir.path()), ["big.csv"]);
+    }
+
+    #[test]
+    fn a_failure_mid_write_leaves_the_old_file_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        std::fs::write(&path, "old").unwrap();
+        let err = write_atomic_with(&path, big_fill(true)).unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(err.to_string().contains("big.csv"), "{err}");
+        assert_eq!(read(&path), "old");
+        assert_eq!(entries(dir.path()), ["big.csv"]);
+        // A new file: nothing at all is left.
+        let new = dir.path().join("new.csv");
+        write_atomic_with(&new, big_fill(true)).unwrap_err();
+        assert_eq!(entries(dir.path()), ["big.csv"]);
     }
 
     #[cfg(unix)]

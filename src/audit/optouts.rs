@@ -915,6 +915,22 @@ impl LostRows {
     /// Row `i` (0-based, in the file's order).
     pub fn get(&self, i: usize) -> LostOptOut<'_> {
         let (target, text) = self.rows[i];
+        self.compose(target, text)
+    }
+
+    /// The rows in order as pairs of indices (target, opt-out): rows that share an index share
+    /// the fields that come from it, so that a writer can render those fields once.
+    pub fn pairs(&self) -> &[(u32, u32)] {
+        &self.rows
+    }
+
+    /// How many targets (a number and where it goes) and opt-outs the pairs index.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.targets.len(), self.texts.len())
+    }
+
+    /// The row of target `target` and opt-out `text` (indices as in [`LostRows::pairs`]).
+    pub fn compose(&self, target: u32, text: u32) -> LostOptOut<'_> {
         let (target, text) = (&self.targets[target as usize], &self.texts[text as usize]);
         LostOptOut {
             end_user: &text.end_user,

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::opt_outs_and_traffic;
-use crate::audit::optouts::{analyze, lost_opt_outs, LOST_HEADER};
+use crate::audit::optouts::{analyze, lost_opt_outs};
 use crate::error::Result;
 use crate::exit_code;
 use crate::output;
@@ -87,10 +87,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let rows = std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
 
     let runs = if to_stdout {
-        use std::io::Write;
-        let bytes = output::csv_bytes(&LOST_HEADER, rows.iter())?;
-        std::io::stdout()
-            .write_all(&bytes)
+        out::write_lost_to(&mut std::io::stdout().lock(), &rows)
             .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
         None
     } else {

@@ -2,7 +2,7 @@
 //! `optout_violations.csv`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::ops::Range;
 use std::path::Path;
 
@@ -11,7 +11,8 @@ use crate::audit::optouts::{
 };
 use crate::error::{Error, Result};
 use crate::output::{
-    csv_bytes, customer_file_stems, is_special_file, write_atomic_with, write_csv,
+    csv_bytes, customer_file_stems, is_special_file, push_csv_field, push_csv_record,
+    write_atomic_with, write_csv,
 };
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
@@ -23,55 +24,167 @@ pub const VIOLATIONS_FILE: &str = "optout_violations.csv";
 /// The per-customer files copy them from there instead of rendering the rows again.
 pub type CustomerRuns = HashMap<String, Vec<Range<u64>>>;
 
-/// Counts the bytes written through it; its flush leaves the inner writer's buffer alone.
-struct Counted<W: Write> {
-    inner: W,
-    at: u64,
+/// How many bytes of rows are rendered before they are handed to the file in one write.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// One part of a row per index, in two pieces (the fields of a lost row interleave those of
+/// its opt-out and of its target), rendered as CSV once for every row that shares it.
+#[derive(Default)]
+struct Pieces {
+    bytes: Vec<u8>,
+    /// Where each index's first piece ends and its second ends (the next one starts there).
+    ends: Vec<[usize; 2]>,
 }
 
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(bytes)?;
-        self.at += n as u64;
-        Ok(n)
+impl Pieces {
+    fn push(&mut self, first: &[&str], second: &[&str], last_ends_row: bool) {
+        for field in first {
+            push_csv_field(&mut self.bytes, field.as_bytes());
+            self.bytes.push(b',');
+        }
+        let mid = self.bytes.len();
+        for (i, field) in second.iter().enumerate() {
+            push_csv_field(&mut self.bytes, field.as_bytes());
+            let ends_row = last_ends_row && i + 1 == second.len();
+            self.bytes.push(if ends_row { b'\n' } else { b',' });
+        }
+        self.ends.push([mid, self.bytes.len()]);
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    fn get(&self, i: u32) -> (&[u8], &[u8]) {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1][1] };
+        let [mid, end] = self.ends[i];
+        (&self.bytes[start..mid], &self.bytes[mid..end])
+    }
+}
+
+/// `optouts_lost.csv` rendered without serde, byte for byte as `csv::Writer` writes it: the
+/// fields of each opt-out and of each target are rendered once (a service's opt-out stands on
+/// every number of the service, so rows run to millions while opt-outs and numbers stay few),
+/// and a row is four copies into a big buffer.
+struct LostCsv<'a> {
+    rows: &'a LostRows,
+    /// Per opt-out: `end_user,` then `scope,` ... `evidence_message_sid,`.
+    texts: Pieces,
+    /// Per target: `twilio_number,twilio_number_sid,` then `target_customer,target_account_sid\n`.
+    targets: Pieces,
+}
+
+impl<'a> LostCsv<'a> {
+    fn new(rows: &'a LostRows) -> LostCsv<'a> {
+        let (targets, texts) = rows.counts();
+        let mut csv = LostCsv {
+            rows,
+            texts: Pieces::default(),
+            targets: Pieces::default(),
+        };
+        if targets == 0 || texts == 0 {
+            return csv;
+        }
+        for text in 0..texts as u32 {
+            let row = rows.compose(0, text);
+            csv.texts.push(
+                &[row.end_user],
+                &[
+                    row.scope,
+                    row.messaging_service_sid,
+                    row.opted_out_at,
+                    row.keyword,
+                    row.evidence,
+                    row.evidence_message_sid,
+                ],
+                false,
+            );
+        }
+        for target in 0..targets as u32 {
+            let row = rows.compose(target, 0);
+            csv.targets.push(
+                &[row.twilio_number, row.twilio_number_sid],
+                &[row.target_customer, row.target_account_sid],
+                true,
+            );
+        }
+        csv
+    }
+
+    fn push_row(&self, (target, text): (u32, u32), out: &mut Vec<u8>) {
+        let (user, opt_out) = self.texts.get(text);
+        let (number, customer) = self.targets.get(target);
+        out.extend_from_slice(user);
+        out.extend_from_slice(number);
+        out.extend_from_slice(opt_out);
+        out.extend_from_slice(customer);
+    }
+
+    /// Writes the header and the rows `which` (indices, in order) to `out`, in writes of
+    /// about [`CHUNK_BYTES`]. With `runs`, records where each customer's rows lie.
+    fn write(
+        &self,
+        out: &mut impl Write,
+        which: impl Iterator<Item = usize>,
+        mut runs: Option<&mut CustomerRuns>,
+    ) -> std::io::Result<()> {
+        let pairs = self.rows.pairs();
+        let mut buf = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+        push_csv_record(&mut buf, &LOST_HEADER);
+        let mut flushed = 0u64;
+        // The run being written: its target, customer and first byte.
+        let mut current: Option<(u32, &str, u64)> = None;
+        for i in which {
+            let pair = pairs[i];
+            if let Some(runs) = runs.as_deref_mut() {
+                let at = flushed + buf.len() as u64;
+                match current {
+                    Some((target, _, _)) if target == pair.0 => {}
+                    _ => {
+                        let customer = self.rows.compose(pair.0, pair.1).target_customer;
+                        current = match current {
+                            Some((_, same, start)) if same == customer => {
+                                Some((pair.0, same, start))
+                            }
+                            Some((_, before, start)) => {
+                                add_run(runs, before, start..at);
+                                Some((pair.0, customer, at))
+                            }
+                            None => Some((pair.0, customer, at)),
+                        };
+                    }
+                }
+            }
+            self.push_row(pair, &mut buf);
+            if buf.len() >= CHUNK_BYTES {
+                out.write_all(&buf)?;
+                flushed += buf.len() as u64;
+                buf.clear();
+            }
+        }
+        if let (Some(runs), Some((_, customer, start))) = (runs, current) {
+            add_run(runs, customer, start..flushed + buf.len() as u64);
+        }
+        out.write_all(&buf)
+    }
+}
+
+fn add_run(runs: &mut CustomerRuns, customer: &str, run: Range<u64>) {
+    match runs.get_mut(customer).and_then(|r| r.last_mut()) {
+        Some(last) if last.end == run.start => last.end = run.end,
+        _ => runs.entry(customer.to_string()).or_default().push(run),
     }
 }
 
 /// Writes `optouts_lost.csv` and tells where each customer's rows went.
 pub fn write_lost(path: &Path, rows: &LostRows) -> Result<CustomerRuns> {
+    let csv = LostCsv::new(rows);
     let mut runs = CustomerRuns::new();
-    write_atomic_with(path, |file| {
-        let out = Counted {
-            inner: std::io::BufWriter::with_capacity(1 << 16, file),
-            at: 0,
-        };
-        let mut csv = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        csv.write_record(LOST_HEADER)?;
-        // Flushed after each row (into the buffered file): the count is the row's end.
-        csv.flush()?;
-        for row in rows.iter() {
-            let at = csv.get_ref().at;
-            csv.serialize(row)?;
-            csv.flush()?;
-            let end = csv.get_ref().at;
-            match runs.get_mut(row.target_customer).and_then(|r| r.last_mut()) {
-                Some(run) if run.end == at => run.end = end,
-                _ => runs
-                    .entry(row.target_customer.to_string())
-                    .or_default()
-                    .push(at..end),
-            }
-        }
-        let mut out = csv.into_inner().map_err(|e| e.into_error())?;
-        out.inner.flush()
-    })?;
+    write_atomic_with(path, |file| csv.write(file, 0..rows.len(), Some(&mut runs)))?;
     Ok(runs)
+}
+
+/// Writes `optouts_lost.csv`'s content to `out` (standard output, say).
+pub fn write_lost_to(out: &mut impl Write, rows: &LostRows) -> std::io::Result<()> {
+    LostCsv::new(rows).write(out, 0..rows.len(), None)?;
+    out.flush()
 }
 
 pub fn write_possible(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
@@ -108,7 +221,7 @@ pub fn write_per_customer(
                 let mut from = std::fs::File::open(lost_file)?;
                 for run in own {
                     from.seek(std::io::SeekFrom::Start(run.start))?;
-                    let copied = std::io::copy(&mut (&mut from).take(run.end - run.start), out)?;
+                    let copied = out.copy_from(&mut from, run.end - run.start)?;
                     if copied != run.end - run.start {
                         return Err(std::io::Error::other(format!(
                             "{} ended before byte {}",
@@ -131,17 +244,96 @@ pub fn write_per_customer(
             .or_default()
             .push(i as u32);
     }
+    let csv = LostCsv::new(rows);
     for (customer, stem) in customer_file_stems(customers) {
         let name = format!("{stem}.csv");
         let own = by_customer
             .get(customer.as_str())
             .map_or(&[][..], Vec::as_slice);
-        write_csv(
-            &dir.join(&name),
-            &LOST_HEADER,
-            own.iter().map(|&i| rows.get(i as usize)),
-        )?;
+        write_atomic_with(&dir.join(&name), |file| {
+            csv.write(file, own.iter().map(|&i| i as usize), None)
+        })?;
         names.insert(customer, name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::optouts::LostOptOut;
+
+    /// Rows with awkward text in every field, two customers interleaved with the unmapped.
+    fn awkward_rows() -> LostRows {
+        let texts = [
+            "",
+            " x",
+            "a,b",
+            "say \"no\"",
+            "l\nf",
+            "c\r\n",
+            "Ärzte",
+            "+15550001111",
+        ];
+        let customers = ["Falcon, Inc.", "", "Ärzte \"A\""];
+        let mut rows = LostRows::default();
+        for i in 0..40 {
+            let t = |k: usize| texts[(i * 3 + k * 5) % texts.len()];
+            rows.push(LostOptOut {
+                end_user: t(0),
+                twilio_number: t(1),
+                twilio_number_sid: t(2),
+                scope: if i % 2 == 0 { "number" } else { "service" },
+                messaging_service_sid: t(3),
+                opted_out_at: t(4),
+                keyword: t(5),
+                evidence: "inbound-keyword",
+                evidence_message_sid: t(6),
+                target_customer: customers[(i / 4) % customers.len()],
+                target_account_sid: t(7),
+            });
+        }
+        rows
+    }
+
+    #[test]
+    fn the_lost_file_and_the_per_customer_files_are_what_the_csv_crate_writes() {
+        let rows = awkward_rows();
+        let dir = tempfile::tempdir().unwrap();
+        let lost = dir.path().join(LOST_FILE);
+        let runs = write_lost(&lost, &rows).unwrap();
+        let expected = csv_bytes(&LOST_HEADER, rows.iter()).unwrap();
+        assert_eq!(
+            String::from_utf8(std::fs::read(&lost).unwrap()).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        let mut stdout = Vec::new();
+        write_lost_to(&mut stdout, &rows).unwrap();
+        assert_eq!(stdout, std::fs::read(&lost).unwrap());
+        // Copied from the written file, and rendered (as for standard output): the same bytes.
+        let customers: Vec<String> = ["Falcon, Inc.", "Ärzte \"A\"", "Nobody"]
+            .map(String::from)
+            .to_vec();
+        let copied = dir.path().join("copied");
+        let rendered = dir.path().join("rendered");
+        let names = write_per_customer(&copied, &customers, &rows, Some((&lost, &runs))).unwrap();
+        assert_eq!(
+            names,
+            write_per_customer(&rendered, &customers, &rows, None).unwrap()
+        );
+        for (customer, name) in &names {
+            let own = rows.iter().filter(|r| r.target_customer == customer);
+            let expected = csv_bytes(&LOST_HEADER, own).unwrap();
+            assert_eq!(
+                std::fs::read(copied.join(name)).unwrap(),
+                expected,
+                "{name}"
+            );
+            assert_eq!(
+                std::fs::read(rendered.join(name)).unwrap(),
+                expected,
+                "{name}"
+            );
+        }
+    }
 }

@@ -12,7 +12,11 @@ use crate::audit::plan::{
     RESEED_DIR, SUPPRESSION_HEADER,
 };
 use crate::error::Result;
-use crate::output::{write_atomic, write_atomic_with, write_csv, write_json, Staging};
+use std::io::Write as _;
+
+use crate::output::{
+    push_csv_record, write_atomic, write_atomic_with, write_csv, write_json, Staging,
+};
 
 pub const JSON_FILE: &str = "plan.json";
 pub const CSV_FILE: &str = "plan.csv";
@@ -602,11 +606,18 @@ pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
             // Two subaccounts under one customer name share the customer's files.
             continue;
         }
-        write_csv(
-            &dir.join(name),
-            &SUPPRESSION_HEADER,
-            plan.suppression_rows(&c.customer),
-        )?;
+        write_atomic_with(&dir.join(name), |out| {
+            let mut lines = Vec::with_capacity(1 << 20);
+            push_csv_record(&mut lines, &SUPPRESSION_HEADER);
+            for row in plan.suppression_rows(&c.customer) {
+                row.push_csv(&mut lines);
+                if lines.len() >= 1 << 20 {
+                    out.write_all(&lines)?;
+                    lines.clear();
+                }
+            }
+            out.write_all(&lines)
+        })?;
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub use request::{
 };
 use steps::build_steps;
 pub use steps::{reseed_seconds, service_settings, RESEED_DIR};
-pub use traffic::{recent_since, Traffic, TrafficScan, RECENT_DAYS};
+pub use traffic::{recent_since, Traffic, TrafficCounts, TrafficScan, RECENT_DAYS};
 
 /// The folder of the per-customer opt-out files, beside plan.json in a report folder.
 pub const SUPPRESSION_DIR: &str = "optouts";
@@ -451,6 +451,27 @@ pub struct SuppressionRow<'a> {
     pub reason: std::borrow::Cow<'a, str>,
 }
 
+impl SuppressionRow<'_> {
+    /// Appends the row as a CSV record, byte for byte as `csv::Writer` serializes it.
+    pub fn push_csv(&self, out: &mut Vec<u8>) {
+        crate::output::push_csv_record(
+            out,
+            &[
+                self.sender,
+                self.end_user,
+                self.opted_out_at,
+                self.scope,
+                self.twilio_number,
+                self.target_sender_id,
+                self.target_sender_name,
+                &self.correlation_id,
+                self.reseeded,
+                &self.reason,
+            ],
+        );
+    }
+}
+
 /// Whether a suppression entry is re-seeded, and why not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reseeded {
@@ -622,16 +643,18 @@ impl Plan {
         file: &ReseedFile,
         out: &mut impl std::io::Write,
     ) -> std::io::Result<()> {
-        let mut line = Vec::with_capacity(256);
+        let senders: Vec<String> = file.senders.iter().map(Template::to_string).collect();
+        let mut lines = Vec::with_capacity(1 << 20);
         for &(sender, row) in &file.items {
-            line.clear();
-            let sender = file.senders[sender as usize].to_string();
-            steps::write_consent_item(&mut line, &self.lost.get(row as usize), &sender)
-                .map_err(std::io::Error::other)?;
-            line.push(b'\n');
-            out.write_all(&line)?;
+            let row = self.lost.get(row as usize);
+            steps::write_consent_item(&mut lines, &row, &senders[sender as usize]);
+            lines.push(b'\n');
+            if lines.len() >= 1 << 20 {
+                out.write_all(&lines)?;
+                lines.clear();
+            }
         }
-        Ok(())
+        out.write_all(&lines)
     }
 
     /// The lines of a re-seed file, each without its line end.

@@ -7,26 +7,12 @@ fn field(name: &'static str, value: Template) -> FormField {
     FormField { name, value }
 }
 
-/// A Consents Bulk item as one line of a re-seed file (without its line end), in the
-/// order of its fields. The sender may be the placeholder of the customer's new service
-/// (`${C_X_SERVICE_SID}`), known only at run time.
-#[derive(Serialize)]
-struct ConsentItem<'a> {
-    contact_id: &'a str,
-    correlation_id: &'a str,
-    sender_id: &'a str,
-    status: &'static str,
-    source: &'static str,
-    date_of_consent: &'a str,
-}
-
 /// Writes the Consents item of `row` for `sender` (one line of a re-seed file, without its
-/// line end) to `out`.
-pub(super) fn write_consent_item(
-    out: &mut Vec<u8>,
-    row: &LostOptOut<'_>,
-    sender: &str,
-) -> serde_json::Result<()> {
+/// line end) to `out`: a JSON object with the fields in this order, as serde_json writes it
+/// (rendered by hand: the files run to millions of lines). The sender may be the placeholder
+/// of the customer's new service (`${C_X_SERVICE_SID}`), known only at run time.
+pub(super) fn write_consent_item(out: &mut Vec<u8>, row: &LostOptOut<'_>, sender: &str) {
+    use crate::output::push_json_str;
     // Only the opt-out keyword is the end user's own message; a 21610 failure is Twilio's
     // record of an opt-out whose source it does not tell.
     let source = if row.evidence == "inbound-keyword" {
@@ -34,25 +20,38 @@ pub(super) fn write_consent_item(
     } else {
         "others"
     };
-    serde_json::to_writer(
-        out,
-        &ConsentItem {
-            contact_id: row.end_user,
-            correlation_id: &correlation_id(row),
-            sender_id: sender,
-            status: "opt-out",
-            source,
-            date_of_consent: row.opted_out_at,
-        },
-    )
+    out.extend_from_slice(b"{\"contact_id\":");
+    push_json_str(out, row.end_user);
+    out.extend_from_slice(b",\"correlation_id\":");
+    match sid_correlation_id(row.evidence_message_sid) {
+        Some(hex) => {
+            out.push(b'"');
+            out.extend(hex.bytes().map(|b| b.to_ascii_lowercase()));
+            out.push(b'"');
+        }
+        None => push_json_str(out, &correlation_id(row)),
+    }
+    out.extend_from_slice(b",\"sender_id\":");
+    push_json_str(out, sender);
+    out.extend_from_slice(b",\"status\":\"opt-out\",\"source\":");
+    push_json_str(out, source);
+    out.extend_from_slice(b",\"date_of_consent\":");
+    push_json_str(out, row.opted_out_at);
+    out.push(b'}');
+}
+
+/// The 32 hex digits of a message sid (`SM` and 32 hex digits), in any case.
+fn sid_correlation_id(sid: &str) -> Option<&str> {
+    (sid.len() == 34 && sid.is_char_boundary(2) && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| &sid[2..])
 }
 
 /// 32 hex characters, unique per item: the evidence message's sid digits, which trace the
 /// item back to the message that proved the opt-out; a hash where the sid has another shape.
 pub(super) fn correlation_id(row: &LostOptOut<'_>) -> String {
     let sid = row.evidence_message_sid;
-    if sid.len() == 34 && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
-        return sid[2..].to_ascii_lowercase();
+    if let Some(hex) = sid_correlation_id(sid) {
+        return hex.to_ascii_lowercase();
     }
     // FNV-1a, twice with different seeds: stable across versions, unlike std's hasher.
     let text = format!("{}|{}|{}", row.end_user, row.twilio_number, sid);

@@ -431,6 +431,107 @@ fn recent_traffic_is_info_and_shell_keys_are_safe() {
 }
 
 #[test]
+fn consent_items_are_rendered_as_serde_json_renders_them() {
+    #[derive(serde::Serialize)]
+    struct ConsentItem<'a> {
+        contact_id: &'a str,
+        correlation_id: &'a str,
+        sender_id: &'a str,
+        status: &'static str,
+        source: &'static str,
+        date_of_consent: &'a str,
+    }
+    let mut lost = LostRows::default();
+    lost_row(
+        &mut lost,
+        1,
+        "+12125550000",
+        "2026-01-02T03:04:05Z",
+        "SMabc",
+    );
+    let base = lost.get(0);
+    let upper = format!("SM{}", "AB12".repeat(8));
+    let users = ["+12125550000", "whatsapp:+4915\"1\\2", "ID\u{1}\n\t\u{7f}é"];
+    let sids = [
+        "SMabc",
+        upper.as_str(),
+        "ev.csv:3",
+        "SÄ1234567890123456789012345678901",
+    ];
+    for (i, (user, sid)) in users.iter().flat_map(|u| sids.map(|s| (u, s))).enumerate() {
+        let mut row = base;
+        row.end_user = user;
+        row.evidence_message_sid = sid;
+        if i % 2 == 1 {
+            row.evidence = "error-21610";
+        }
+        let sender = if i % 3 == 0 {
+            "${C_X_SERVICE_SID}"
+        } else {
+            "+1\"800"
+        };
+        let mut ours = Vec::new();
+        super::steps::write_consent_item(&mut ours, &row, sender);
+        let expected = serde_json::to_string(&ConsentItem {
+            contact_id: row.end_user,
+            correlation_id: &correlation_id(&row),
+            sender_id: sender,
+            status: "opt-out",
+            source: if row.evidence == "inbound-keyword" {
+                "opt-out-message"
+            } else {
+                "others"
+            },
+            date_of_consent: row.opted_out_at,
+        })
+        .unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), expected);
+    }
+}
+
+#[test]
+fn suppression_rows_render_as_the_csv_crate_serializes_them() {
+    let awkward = [
+        "",
+        " a",
+        "x,y",
+        "say \"no\"",
+        "l\nf",
+        "c\r",
+        "Ärzte & Co.",
+        "plain",
+    ];
+    let mut expected = Vec::new();
+    let mut ours = Vec::new();
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(&mut expected);
+    for (i, text) in awkward.iter().enumerate() {
+        let other = awkward[(i * 3 + 1) % awkward.len()];
+        let row = SuppressionRow {
+            sender: text,
+            end_user: other,
+            opted_out_at: "2026-01-02T03:04:05Z",
+            scope: "service",
+            twilio_number: other,
+            target_sender_id: "${C_X_SERVICE_SID}",
+            target_sender_name: text,
+            correlation_id: format!("{text}{other}"),
+            reseeded: "no",
+            reason: (*text).into(),
+        };
+        writer.serialize(&row).unwrap();
+        row.push_csv(&mut ours);
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    assert_eq!(
+        String::from_utf8(ours).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
+}
+
+#[test]
 fn correlation_ids_are_32_hex_characters() {
     let mut lost = LostRows::default();
     lost_row(
