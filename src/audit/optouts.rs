@@ -234,14 +234,21 @@ impl EventIndex {
         }
     }
 
-    /// Adds another worker's events (order is restored by sorting afterwards).
+    /// Adds another worker's events (order is restored by sorting afterwards). The smaller
+    /// map goes into the larger one: the first worker's index is taken whole.
     fn merge(&mut self, other: EventIndex) {
-        for (mine, theirs) in [
+        for (mine, mut theirs) in [
             (&mut self.by_service, other.by_service),
             (&mut self.by_number, other.by_number),
         ] {
-            for (scope, users) in theirs {
+            if mine.len() < theirs.len() {
+                std::mem::swap(mine, &mut theirs);
+            }
+            for (scope, mut users) in theirs {
                 let into = mine.entry(scope).or_default();
+                if into.len() < users.len() {
+                    std::mem::swap(into, &mut users);
+                }
                 for (user, events) in users {
                     into.entry(user).or_default().extend(events);
                 }
@@ -268,18 +275,28 @@ impl EventIndex {
         services.chain(numbers)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
-        let services = self.by_service.iter().flat_map(|(s, users)| {
-            users
-                .iter()
-                .map(move |(u, e)| (Scope::Service(s.clone()), u.as_str(), e))
-        });
-        let numbers = self.by_number.iter().flat_map(|(n, users)| {
-            users
-                .iter()
-                .map(move |(u, e)| (Scope::Number(n.clone()), u.as_str(), e))
-        });
-        services.chain(numbers)
+    /// Step 5 for every (scope, end user): the opt-outs in force, sorted by scope then end
+    /// user. Only those are cloned out of the index.
+    fn opt_outs(&self) -> Vec<OptOut> {
+        let in_force = |map: &FastMap<String, FastMap<String, Vec<Event>>>,
+                        scope: fn(String) -> Scope| {
+            map.iter()
+                .flat_map(|(key, users)| {
+                    users.iter().filter_map(move |(end_user, list)| {
+                        opt_out_in_force(list).map(|began| OptOut {
+                            scope: scope(key.clone()),
+                            end_user: end_user.clone(),
+                            began: began.clone(),
+                        })
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut opt_outs = in_force(&self.by_service, Scope::Service);
+        opt_outs.extend(in_force(&self.by_number, Scope::Number));
+        // (scope, end user) is unique: an unstable sort gives the one order.
+        opt_outs.sort_unstable_by(|a, b| (&a.scope, &a.end_user).cmp(&(&b.scope, &b.end_user)));
+        opt_outs
     }
 }
 
@@ -459,17 +476,7 @@ pub fn finish(
         }
     }
 
-    let mut opt_outs: Vec<OptOut> = index
-        .iter()
-        .filter_map(|(scope, end_user, list)| {
-            opt_out_in_force(list).map(|began| OptOut {
-                scope,
-                end_user: end_user.to_string(),
-                began: began.clone(),
-            })
-        })
-        .collect();
-    opt_outs.sort_by(|a, b| (&a.scope, &a.end_user).cmp(&(&b.scope, &b.end_user)));
+    let opt_outs = index.opt_outs();
 
     // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
