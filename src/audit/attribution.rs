@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
@@ -145,6 +146,14 @@ pub fn month_text(month: i32) -> String {
 /// Parses a message price exactly into 10^-PRICE_SCALE units. Returns the units and the
 /// number of decimals the text had.
 pub fn price_units(text: &str) -> std::result::Result<(i64, u32), String> {
+    match plain_price_units(text) {
+        Some(plain) => Ok(plain),
+        None => any_price_units(text),
+    }
+}
+
+/// `price_units` for any text: through an exact Decimal.
+fn any_price_units(text: &str) -> std::result::Result<(i64, u32), String> {
     let value = super::usage::parse_amount(text).ok_or_else(|| {
         format!(
             "price {text:?} is not a decimal number (expected text such as \"-0.00790\", or null)"
@@ -167,6 +176,39 @@ pub fn price_units(text: &str) -> std::result::Result<(i64, u32), String> {
         ));
     }
     Ok((units as i64, value.scale().min(PRICE_SCALE)))
+}
+
+/// The usual price text (`-0.00790`: a sign, at most 7 integer digits, at most PRICE_SCALE
+/// decimals, nothing else) read straight into units: a Decimal per message costs more than
+/// the rest of the attribution. Anything else, errors included, takes the general path.
+fn plain_price_units(text: &str) -> Option<(i64, u32)> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let (int, frac) = match digits.iter().position(|&b| b == b'.') {
+        Some(dot) if dot + 1 < digits.len() => (&digits[..dot], &digits[dot + 1..]),
+        Some(_) => return None,
+        None => (digits, &[][..]),
+    };
+    if int.is_empty() || int.len() > 7 || frac.len() > PRICE_SCALE as usize {
+        return None;
+    }
+    let mut units: i64 = 0;
+    for &digit in int.iter().chain(frac) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        units = units * 10 + i64::from(digit - b'0');
+    }
+    let scale = frac.len() as u32;
+    units *= 10i64.pow(PRICE_SCALE - scale);
+    if units > MAX_PRICE_UNITS * 10i64.pow(PRICE_SCALE) {
+        return None;
+    }
+    Some((if negative { -units } else { units }, scale))
 }
 
 /// Converts a sum of units back to a decimal with `scale` decimals (exact: no price had more).
@@ -349,7 +391,7 @@ pub fn attribute(
 pub struct AttributionScan<'a> {
     period: Period,
     buckets: Vec<Bucket>,
-    by_phone: HashMap<&'a str, u32>,
+    by_phone: foldhash::HashMap<&'a str, u32>,
 }
 
 impl<'a> AttributionScan<'a> {
@@ -361,7 +403,7 @@ impl<'a> AttributionScan<'a> {
             .filter(|(_, b)| b.kind == BucketKind::Customer)
             .map(|(i, b)| (b.name.as_str(), i as u32))
             .collect();
-        let mut by_phone: HashMap<&str, u32> = HashMap::new();
+        let mut by_phone = foldhash::HashMap::default();
         for number in &snapshot.numbers {
             let bucket = match mapping.target(&number.sid) {
                 Some(NumberTarget::Move(t)) => customer_index[t.customer.as_str()],
@@ -384,7 +426,18 @@ impl<'a> AttributionScan<'a> {
         at: LineRef<'_>,
         m: &MessageRef<'_>,
     ) -> Result<()> {
-        let time = at.event_time(m)?;
+        self.visit_at(w, at, m, at.event_time(m)?)
+    }
+
+    /// `visit` with the message's event time already read (`audit` reads it once for all
+    /// its stages).
+    pub fn visit_at(
+        &self,
+        w: &mut AttributionWorker,
+        at: LineRef<'_>,
+        m: &MessageRef<'_>,
+        time: DateTime<Utc>,
+    ) -> Result<()> {
         let day = time.date_naive();
         if !self.period.contains(day) {
             return Ok(());
@@ -679,6 +732,68 @@ mod tests {
         assert!(err.contains("7 decimals"), "{err}");
         assert!(price_units("abc").unwrap_err().contains("not a decimal"));
         assert!(price_units("-2000000").unwrap_err().contains("beyond"));
+    }
+
+    #[test]
+    fn the_plain_price_reading_agrees_with_the_exact_one() {
+        let mut texts: Vec<String> = [
+            "-0.00790",
+            "0.0079",
+            "+0.5",
+            "-0",
+            "0",
+            "+0",
+            "7",
+            "-1234567",
+            "1234567.123456",
+            "-1000000",
+            "1000000.000000",
+            "1000000.000001",
+            "-1000000.1",
+            "12345678",
+            "0.1234567",
+            "-0.0000001",
+            "1.",
+            ".5",
+            "-.5",
+            "",
+            "-",
+            "+",
+            "1.2.3",
+            " 1.5",
+            "1.5 ",
+            "1,5",
+            "1e3",
+            "0x10",
+            "--1",
+            "+-1",
+            "00000001.5",
+            "0001",
+            "1.50",
+            "-0.000",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        // Every sign, integer part and decimal part of a few shapes.
+        for sign in ["", "-", "+"] {
+            for int in ["0", "1", "09", "123", "9999999"] {
+                for frac in ["", ".0", ".5", ".00790", ".123456", ".1234560", ".999999"] {
+                    texts.push(format!("{sign}{int}{frac}"));
+                }
+            }
+        }
+        for text in &texts {
+            if let Some(plain) = plain_price_units(text) {
+                assert_eq!(Ok(plain), any_price_units(text), "{text:?}");
+            }
+        }
+        assert_eq!(plain_price_units("-0.00790"), Some((-7900, 5)));
+        assert_eq!(
+            plain_price_units("1000000.000001"),
+            None,
+            "beyond the limit"
+        );
     }
 
     #[test]

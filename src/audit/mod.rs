@@ -19,7 +19,7 @@ use crate::audit::evidence::ImportedEvent;
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::ResolvedMapping;
 use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostRows, OptOutAnalysis};
-use crate::audit::plan::{Plan, Traffic, TrafficScan};
+use crate::audit::plan::{Plan, Traffic, TrafficCounts, TrafficScan};
 use crate::audit::usage::Period;
 use crate::audit::usage_report::{UsageRecords, UsageReport};
 use crate::error::Result;
@@ -68,14 +68,16 @@ pub fn run<'a>(
         || {
             (
                 EvidenceScan::default(),
-                HashMap::new(),
+                TrafficCounts::default(),
                 AttributionWorker::default(),
             )
         },
         |(evidence, traffic, attribution), at, message| {
             evidence.visit(at, message, &options.keywords)?;
-            traffic_scan.visit(traffic, message);
-            attribution_scan.visit(attribution, at, message)
+            // The time is read once for both: attribution needs it of every message.
+            let time = at.event_time(message)?;
+            traffic_scan.visit(traffic, message, || Some(time));
+            attribution_scan.visit_at(attribution, at, message, time)
         },
     )?;
     let (mut evidence, mut traffic, mut attribution) = (Vec::new(), Vec::new(), Vec::new());
@@ -85,7 +87,7 @@ pub fn run<'a>(
         attribution.push(a);
     }
     let analysis = optouts::finish(snapshot, evidence, messages_read, &options.imported)?;
-    let traffic = TrafficScan::merge(traffic);
+    let traffic = traffic_scan.merge(traffic);
     let attribution = attribution_scan.finish(
         snapshot,
         attribution,
@@ -136,13 +138,13 @@ pub fn opt_outs_and_traffic(
 ) -> Result<(OptOutAnalysis, HashMap<String, Traffic>)> {
     let traffic_scan = TrafficScan::new(snapshot);
     let (parts, messages_read) = snapshot.fold_messages(
-        || (EvidenceScan::default(), HashMap::new()),
+        || (EvidenceScan::default(), TrafficCounts::default()),
         |(evidence, traffic), at, message| {
-            traffic_scan.visit(traffic, message);
+            traffic_scan.visit_message(traffic, message);
             evidence.visit(at, message, keywords)
         },
     )?;
     let (evidence, traffic): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
     let analysis = optouts::finish(snapshot, evidence, messages_read, imported)?;
-    Ok((analysis, TrafficScan::merge(traffic)))
+    Ok((analysis, traffic_scan.merge(traffic)))
 }

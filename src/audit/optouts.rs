@@ -1,9 +1,11 @@
 //! The opt-out engine: docs/opt-out-rule.md, steps 3 to 7.
 //!
 //! One streaming pass over the messages collects the evidence events (inbound keywords and
-//! 21610 failures, a small share of all messages) and the possible opt-outs; the states are
-//! derived per (scope, end user); a second streaming pass finds the outbound messages sent
-//! into an opt-out (violations), reading only the messages whose scope holds events.
+//! 21610 failures, a small share of all messages), the possible opt-outs, and where each
+//! outbound message that could be a violation sits (8 bytes each); the states are derived per
+//! (scope, end user); then only the outbound messages whose (scope, end user) holds events are
+//! read again, in place, to find those sent into an opt-out (violations). Compressed messages
+//! have no place to read at: there a second streaming pass sifts them all.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -251,6 +253,21 @@ impl EventIndex {
         self.by_service.is_empty() && self.by_number.is_empty()
     }
 
+    /// Every (service, Twilio number, end user) with events, as [`EventIndex::events`]
+    /// takes them (the number is empty for a service scope).
+    fn iter_keys(&self) -> impl Iterator<Item = (Option<&str>, &str, &str)> {
+        let services = self.by_service.iter().flat_map(|(s, users)| {
+            users
+                .keys()
+                .map(move |u| (Some(s.as_str()), "", u.as_str()))
+        });
+        let numbers = self
+            .by_number
+            .iter()
+            .flat_map(|(n, users)| users.keys().map(move |u| (None, n.as_str(), u.as_str())));
+        services.chain(numbers)
+    }
+
     fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
         let services = self.by_service.iter().flat_map(|(s, users)| {
             users
@@ -313,6 +330,11 @@ pub struct EvidenceScan {
     index: EventIndex,
     possible: Vec<PossibleOptOut>,
     events: u64,
+    /// The messages that could be violations, as [`Candidate`]s.
+    candidates: Vec<u64>,
+    /// A message that could be a violation had no position to read it again at (a
+    /// compressed file): pass 2 reads the messages again instead.
+    unseekable: bool,
 }
 
 impl EvidenceScan {
@@ -329,8 +351,75 @@ impl EvidenceScan {
             &mut self.index,
             &mut self.possible,
             &mut self.events,
-        )
+        )?;
+        if let Some((service, number, end_user)) = violation_key(message) {
+            match at
+                .position
+                .and_then(|p| Candidate::new(p, service, number, end_user))
+            {
+                Some(candidate) if !self.unseekable => self.candidates.push(candidate.0),
+                Some(_) => {}
+                None => {
+                    self.unseekable = true;
+                    self.candidates = Vec::new();
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// A message that could be a violation, in 8 bytes (held by the million): where its line
+/// starts (`LineRef::position`, low 36 bits) and a 28-bit hash of the (scope, end user) it
+/// would be looked up under (high bits). After pass 1 only those whose hash is one of a
+/// (scope, end user) with events are read again, and checked exactly: a hash collision
+/// costs one line read in vain, never a wrong answer.
+#[derive(Debug, Clone, Copy)]
+struct Candidate(u64);
+
+const POSITION_BITS: u32 = 36;
+
+impl Candidate {
+    /// None when the position does not fit (64 GiB of messages and more).
+    fn new(position: u64, service: Option<&str>, number: &str, end_user: &str) -> Option<Self> {
+        (position >> POSITION_BITS == 0)
+            .then(|| Candidate(key_hash(service, number, end_user) | position))
+    }
+    fn hash(self) -> u64 {
+        self.0 & !((1 << POSITION_BITS) - 1)
+    }
+    fn position(self) -> u64 {
+        self.0 & ((1 << POSITION_BITS) - 1)
+    }
+}
+
+/// The hash of a (scope, end user), as [`EventIndex::events`] looks it up (the service when
+/// there is one, else the number), in the bits above a [`Candidate`]'s position.
+fn key_hash(service: Option<&str>, number: &str, end_user: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = foldhash::fast::FixedState::default().build_hasher();
+    let (tag, scope) = match service {
+        Some(service) => (0, service),
+        None => (1, number),
+    };
+    hasher.write_u8(tag);
+    hasher.write(scope.as_bytes());
+    hasher.write_u8(0xff);
+    hasher.write(end_user.as_bytes());
+    hasher.finish() & !((1 << POSITION_BITS) - 1)
+}
+
+/// The key a message would be checked under as a violation (`check_violation`'s conditions):
+/// (service, Twilio number, end user) of an outbound message that is not a 21610 failure.
+fn violation_key<'m>(message: &'m MessageRef<'_>) -> Option<(Option<&'m str>, &'m str, &'m str)> {
+    if !message.is_outbound() || message.error_code == Some(ERROR_UNSUBSCRIBED) {
+        return None;
+    }
+    let (Some(end_user), Some(twilio_number)) = (message.to.as_deref(), message.from.as_deref())
+    else {
+        return None;
+    };
+    Some((message.service_sid(), twilio_number, end_user))
 }
 
 /// Merges the workers' evidence and the imported events, derives the states, and runs
@@ -344,10 +433,14 @@ pub fn finish(
     let mut index = EventIndex::default();
     let mut possible = Vec::new();
     let mut events = 0u64;
+    let mut candidates = Vec::with_capacity(parts.len());
+    let mut unseekable = false;
     for part in parts {
         index.merge(part.index);
         possible.extend(part.possible);
         events += part.events;
+        unseekable |= part.unseekable;
+        candidates.push(part.candidates);
     }
     for event in imported {
         add_imported(&mut index, event);
@@ -380,9 +473,37 @@ pub fn finish(
 
     // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
-    if !index.is_empty() {
-        // Pass 1 checked every line whole: pass 2 parses only those sent into a scope and to
-        // an end user with events (a small share), sifted on the raw bytes.
+    if index.is_empty() {
+        // Nothing to look up.
+    } else if !unseekable && snapshot.messages_are_seekable()? {
+        // Pass 1 noted every message that could be a violation: read again only the lines
+        // whose (scope, end user) has events (a small share), in file order.
+        let keys: FastSet<u64> = index
+            .iter_keys()
+            .map(|(service, number, end_user)| key_hash(service, number, end_user))
+            .collect();
+        let mut positions: Vec<u64> = Vec::new();
+        for part in candidates {
+            positions.extend(
+                part.into_iter()
+                    .map(Candidate)
+                    .filter(|c| keys.contains(&c.hash()))
+                    .map(Candidate::position),
+            );
+        }
+        positions.sort_unstable();
+        let states = snapshot.fold_messages_at(&positions, Vec::new, |found, at, message| {
+            if let Some(v) = check_violation(at, message, &index)? {
+                found.push(v);
+            }
+            Ok(())
+        })?;
+        violations = states.into_iter().flatten().collect();
+    } else {
+        drop(candidates);
+        // Compressed messages cannot be read at a place: pass 1 checked every line whole,
+        // pass 2 reads them all again but parses only those sent into a scope and to an end
+        // user with events (a small share), sifted on the raw bytes.
         let sieve = ViolationSieve::new(&index);
         let (states, _) = snapshot.fold_messages_sifted(
             Vec::new,
@@ -1179,5 +1300,182 @@ mod tests {
             "the second file's opt-in is last"
         );
         assert_eq!(opt_out_in_force(&events[..3]).unwrap().sid, "ev0.csv:9");
+    }
+}
+
+/// The violations found by reading candidates again in place, against the sifted second read
+/// that compressed messages take.
+#[cfg(test)]
+mod one_read_tests {
+    use super::*;
+    use crate::snapshot::{DataWriter, OpenOptions, Resource, SnapshotWriter, Window};
+    use std::io::Write;
+
+    const SVC: &str = "MG00000000000000000000000000000001";
+
+    fn message(sid: &str, dir: &str, from: &str, to: &str, service: &str, extra: &str) -> String {
+        let service = if service.is_empty() {
+            "null".to_string()
+        } else {
+            format!("\"{service}\"")
+        };
+        format!(
+            "{{\"sid\":\"{sid}\",\"direction\":\"{dir}\",\"from\":\"{from}\",\"to\":\"{to}\",\"messaging_service_sid\":{service},{extra}}}\n"
+        )
+    }
+
+    fn at(minute: u32, body: &str) -> String {
+        format!("\"date_sent\":\"Mon, 05 Jan 2026 10:{minute:02}:00 +0000\",\"status\":\"delivered\",\"body\":\"{body}\"")
+    }
+
+    /// Writes a snapshot whose messages are `lines` exactly (compressed when asked).
+    fn snapshot(dir: &std::path::Path, lines: &[String], compress: bool) -> Snapshot {
+        let window = Window {
+            since: "2026-01-01T00:00:00Z".parse().unwrap(),
+            until: "2026-02-01T00:00:00Z".parse().unwrap(),
+        };
+        let parent = format!("AC{:032}", 1);
+        let mut writer = SnapshotWriter::create(dir, &parent, window, true).unwrap();
+        let account = serde_json::json!({"sid": parent, "friendly_name": "Parent", "status": "active", "type": "Full"});
+        writer.write(Resource::Accounts, account).unwrap();
+        let records = lines.iter().filter(|l| !l.trim().is_empty()).count();
+        for _ in 0..records {
+            writer
+                .write(Resource::Messages, serde_json::json!({"sid": "SMx"}))
+                .unwrap();
+        }
+        writer.finish("test").unwrap();
+        let text = lines.concat();
+        std::fs::remove_file(dir.join("messages.jsonl")).unwrap();
+        let name = if compress {
+            "messages.jsonl.zst"
+        } else {
+            "messages.jsonl"
+        };
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let mut out = DataWriter::new(file, compress).unwrap();
+        out.write_all(text.as_bytes()).unwrap();
+        out.finish().unwrap();
+        Snapshot::open(dir, OpenOptions::default()).unwrap()
+    }
+
+    fn violations(lines: &[String], compress: bool) -> Result<Vec<Violation>> {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = snapshot(dir.path(), lines, compress);
+        assert_eq!(snap.messages_are_seekable().unwrap(), !compress);
+        let keywords = Keywords::new(&[], &[]).unwrap();
+        Ok(analyze(&snap, &keywords, &[])?.violations)
+    }
+
+    #[test]
+    fn reading_candidates_again_finds_what_the_sifted_read_finds() {
+        let (n1, u1, u2, u3) = (
+            "+18005550001",
+            "+15550000001",
+            "+15550000002",
+            "+15550000003",
+        );
+        let mut lines = vec![
+            message("SM01", "inbound", u1, n1, "", &at(1, "stop")),
+            // Sent into the number-scope opt-out, twice in the log (fetched twice).
+            message("SM02", "outbound-api", n1, u1, "", &at(2, "hello")),
+            message("SM02", "outbound-api", n1, u1, "", &at(2, "hello")),
+            // A 21610 failure is the block working, not a violation.
+            message(
+                "SM03",
+                "outbound-api",
+                n1,
+                u1,
+                "",
+                &format!("{},\"error_code\":21610", at(3, "")),
+            ),
+            // The service scope, with the end user spelled through escapes.
+            message("SM04", "inbound", u2, "+18005550009", SVC, &at(4, " Stop ")),
+            message(
+                "SM05",
+                "outbound-api",
+                "+18005550008",
+                "+1555000000\\u0032",
+                SVC,
+                &at(5, "a \\\"quoted\\\" body"),
+            ),
+            // No events for this end user.
+            message("SM06", "outbound-api", n1, u3, "", &at(6, "hi")),
+        ];
+        // Many lines between, so that the later ones sit in other blocks and spans.
+        for n in 0..3000 {
+            lines.push(message(
+                &format!("SMf{n:05}"),
+                "outbound-api",
+                n1,
+                u3,
+                "",
+                &at(7, "filler"),
+            ));
+            if n % 1000 == 0 {
+                lines.push("\n".to_string());
+            }
+        }
+        // A long line sent into the opt-out (longer than a read-again span's tail).
+        let long = "y".repeat(10_000);
+        lines.push(message("SM07", "outbound-api", n1, u1, "", &at(8, &long)));
+        lines.push(message("SM08", "inbound", u1, n1, "", &at(9, "START")));
+        lines.push(message(
+            "SM09",
+            "outbound-api",
+            n1,
+            u1,
+            "",
+            &at(10, "after opt-in"),
+        ));
+        // The last line, without a line break, sent into the service's opt-out.
+        let last = message(
+            "SM10",
+            "outbound-api",
+            "+18005550007",
+            u2,
+            SVC,
+            &at(11, "last"),
+        );
+        lines.push(last.trim_end().to_string());
+
+        let plain = violations(&lines, false).unwrap();
+        let sifted = violations(&lines, true).unwrap();
+        assert_eq!(plain, sifted);
+        let sids: Vec<&str> = plain.iter().map(|v| v.message_sid.as_str()).collect();
+        assert_eq!(sids, ["SM02", "SM05", "SM07", "SM10"]);
+        assert_eq!(plain[1].end_user, u2);
+        assert_eq!(plain[1].evidence_message_sid, "SM04");
+    }
+
+    #[test]
+    fn a_candidate_read_again_with_a_bad_time_names_its_line() {
+        let (n1, u1) = ("+18005550001", "+15550000001");
+        let mut lines = vec![message("SM01", "inbound", u1, n1, "", &at(1, "STOP"))];
+        for n in 0..50 {
+            lines.push(message(
+                &format!("SMf{n:03}"),
+                "outbound-api",
+                n1,
+                "+1555",
+                "",
+                &at(2, "x"),
+            ));
+        }
+        lines.push(message(
+            "SM02",
+            "outbound-api",
+            n1,
+            u1,
+            "",
+            "\"date_sent\":\"yesterday\"",
+        ));
+        for compress in [false, true] {
+            let err = violations(&lines, compress).unwrap_err().to_string();
+            assert!(
+                err.contains(":52: message time \"yesterday\""),
+                "{compress}: {err}"
+            );
+        }
     }
 }

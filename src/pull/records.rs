@@ -63,6 +63,21 @@ pub fn write_record(
     raw: &str,
     keep_outbound_bodies: bool,
 ) -> std::io::Result<()> {
+    let drops_bodies = resource == Resource::Messages && !keep_outbound_bodies;
+    if let Some(plain) = plain(raw) {
+        return match plain.body.filter(|_| drops_bodies && plain.outbound) {
+            Some(body) => {
+                out.write_all(&raw.as_bytes()[..body.start])?;
+                out.write_all(b"null")?;
+                out.write_all(&raw.as_bytes()[body.end..])?;
+                out.write_all(b"\n")
+            }
+            None => {
+                out.write_all(raw.as_bytes())?;
+                out.write_all(b"\n")
+            }
+        };
+    }
     let members: Members = match serde_json::from_str(raw) {
         Ok(m) => m,
         // Not an object, or a name with escapes: the general path.
@@ -77,8 +92,7 @@ pub fn write_record(
     if general {
         return write_value(out, resource, raw, keep_outbound_bodies);
     }
-    let drop_body = resource == Resource::Messages
-        && !keep_outbound_bodies
+    let drop_body = drops_bodies
         && members.iter().any(|(k, v)| {
             *k == "direction"
                 && serde_json::from_str::<Cow<str>>(v.get())
@@ -108,6 +122,111 @@ pub fn write_record(
         }
     }
     out.write_all(b"}\n")
+}
+
+/// What [`plain`] found in a record whose text is already its line.
+#[derive(Debug, PartialEq)]
+struct Plain {
+    /// The place of the top-level `body` value, when there is one and it is not a container.
+    body: Option<std::ops::Range<usize>>,
+    /// The top-level `direction` is a string starting with `outbound`.
+    outbound: bool,
+}
+
+/// Whether a record's text is, byte for byte, what parsing and serializing it again writes,
+/// read in one pass without building anything: no white space between tokens, strings
+/// without escapes, integers that fit 64 bits ([`copies_through`]), and at no depth an
+/// `auth_token` or a repeated member name. Twilio's records are written that way, so they
+/// are copied through whole (the outbound body nulled in place). `None` for anything else
+/// (including text that is not JSON): the member by member path takes it.
+fn plain(raw: &str) -> Option<Plain> {
+    let bytes = raw.as_bytes();
+    // Each open container: an object's member names so far, or `None` for an array.
+    let mut open: Vec<Option<Vec<&str>>> = Vec::new();
+    let mut expect_name = false;
+    let mut member: Option<&str> = None;
+    let mut found = Plain {
+        body: None,
+        outbound: false,
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_top = open.len() == 1;
+        match bytes[i] {
+            b'{' | b'[' => {
+                if open.is_empty() && (i > 0 || bytes[i] != b'{') {
+                    return None;
+                }
+                if at_top && member == Some("body") {
+                    return None;
+                }
+                let object = bytes[i] == b'{';
+                open.push(object.then(Vec::new));
+                expect_name = object;
+                i += 1;
+            }
+            b'}' | b']' => {
+                open.pop()?;
+                expect_name = false;
+                i += 1;
+                if open.is_empty() {
+                    return (i == bytes.len()).then_some(found);
+                }
+            }
+            b',' => {
+                expect_name = matches!(open.last(), Some(Some(_)));
+                i += 1;
+            }
+            b':' => i += 1,
+            b'"' => {
+                let end = i + 1 + memchr::memchr2(b'"', b'\\', &bytes[i + 1..])?;
+                if bytes[end] == b'\\' {
+                    return None;
+                }
+                let text = &raw[i + 1..end];
+                if expect_name {
+                    let names = open.last_mut()?.as_mut()?;
+                    if text == "auth_token" || names.contains(&text) {
+                        return None;
+                    }
+                    names.push(text);
+                    if at_top {
+                        member = Some(text);
+                    }
+                    expect_name = false;
+                } else if at_top {
+                    match member {
+                        Some("body") => found.body = Some(i..end + 1),
+                        Some("direction") => found.outbound = text.starts_with("outbound"),
+                        _ => {}
+                    }
+                }
+                i = end + 1;
+            }
+            b'n' | b't' | b'f' | b'-' | b'0'..=b'9' => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(
+                        |b| !matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'E'),
+                    )
+                    .map_or(bytes.len(), |n| i + n);
+                let token = &raw[i..end];
+                let exact = match bytes[i] {
+                    b'n' | b't' | b'f' => matches!(token, "null" | "true" | "false"),
+                    _ => token.bytes().any(|b| b.is_ascii_digit()) && copies_through(token),
+                };
+                if !exact {
+                    return None;
+                }
+                if at_top && member == Some("body") {
+                    found.body = Some(i..end);
+                }
+                i = end;
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn invalid(e: serde_json::Error) -> std::io::Error {
@@ -159,7 +278,54 @@ mod tests {
         r#"{"sid":"SM6","body":"ünïcødé ✓","direction":"outbound-reply","flag":true,"other":false}"#,
         r#"{"sid":"SM7","direction":null,"body":"kept"}"#,
         r#"{}"#,
+        // Written as Twilio writes them (the copied-through path): nested objects and
+        // arrays, every kind of scalar, the body before or after the direction.
+        r#"{"account_sid":"AC1","body":"Your code is 42","direction":"outbound-api","error_code":null,"num_media":"0","price":"-0.00790","flag":true,"n":-12,"subresource_uris":{"media":"/M.json","list":[1,[],{},null]},"uri":"/x"}"#,
+        r#"{"direction":"outbound-reply","sid":"SM9","body":"late body"}"#,
+        r#"{"direction":"inbound","body":"STOP","error_code":21610}"#,
+        r#"{"body":12,"direction":"outbound-api"}"#,
+        r#"{"body":null,"direction":"outbound-api"}"#,
+        // Close to it, but not: a repeated name in a nested object, a secret in an array, a
+        // float or a big number nested, an object for a body, a number that is not one.
+        r#"{"sid":"SM10","x":{"a":1,"a":2},"direction":"inbound"}"#,
+        r#"{"sid":"SM11","x":[{"auth_token":"s"}],"direction":"inbound"}"#,
+        r#"{"sid":"SM12","x":{"p":1.50},"y":[123456789012345678901],"direction":"inbound"}"#,
+        r#"{"sid":"SM13","body":{"text":"hi"},"direction":"outbound-api"}"#,
+        r#"{"sid":"SM14","x":[1,2 ],"direction":"inbound"}"#,
     ];
+
+    #[test]
+    fn records_written_as_twilio_writes_them_are_copied_through_whole() {
+        // A message as the list returns it takes the one-pass path, its outbound body found.
+        let message = RECORDS[10];
+        let found = plain(message).expect("copied through");
+        assert!(found.outbound);
+        assert_eq!(&message[found.body.unwrap()], r#""Your code is 42""#);
+        for text in [RECORDS[13], RECORDS[14]] {
+            let body = plain(text).unwrap().body.unwrap();
+            assert_eq!(&text[body.clone()], &text[8..body.end], "{text}");
+        }
+        assert!(plain(RECORDS[7]).is_some_and(|p| p.outbound));
+        // Whatever serializing again would change, or a secret, takes the member path.
+        for text in &RECORDS[..7] {
+            assert_eq!(plain(text), None, "{text}");
+        }
+        for text in &RECORDS[15..] {
+            assert_eq!(plain(text), None, "{text}");
+        }
+        let not_json = [
+            "",
+            "[]",
+            "{",
+            r#"{"a":nul}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1}x"#,
+            r#"{"a":"x"}{"b":1}"#,
+        ];
+        for text in not_json {
+            assert_eq!(plain(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn lines_are_those_of_the_value_path_byte_for_byte() {

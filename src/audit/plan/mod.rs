@@ -34,7 +34,7 @@ pub use request::{
 };
 use steps::build_steps;
 pub use steps::{reseed_seconds, service_settings, RESEED_DIR};
-pub use traffic::{recent_since, Traffic, TrafficScan, RECENT_DAYS};
+pub use traffic::{recent_since, Traffic, TrafficCounts, TrafficScan, RECENT_DAYS};
 
 /// The folder of the per-customer opt-out files, beside plan.json in a report folder.
 pub const SUPPRESSION_DIR: &str = "optouts";

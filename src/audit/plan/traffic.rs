@@ -34,31 +34,43 @@ pub fn recent_since(snapshot: &Snapshot) -> DateTime<Utc> {
 pub struct TrafficScan<'a> {
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-    by_phone: HashMap<&'a str, &'a str>,
+    /// Each of the parent's numbers by phone number, as an index into `sids` and into a
+    /// worker's [`TrafficCounts`]: counting allocates nothing per message.
+    by_phone: foldhash::HashMap<&'a str, u32>,
+    sids: Vec<&'a str>,
 }
+
+/// One worker's counts, one slot per number of [`TrafficScan`].
+#[derive(Debug, Default)]
+pub struct TrafficCounts(Vec<Traffic>);
 
 impl<'a> TrafficScan<'a> {
     pub fn new(snapshot: &'a Snapshot) -> Self {
+        let sids: Vec<&str> = snapshot.numbers.iter().map(|n| n.sid.as_str()).collect();
         TrafficScan {
             since: recent_since(snapshot),
             until: snapshot.manifest.window.until,
             by_phone: snapshot
                 .numbers
                 .iter()
-                .map(|n| (n.phone_number.as_str(), n.sid.as_str()))
+                .enumerate()
+                .map(|(i, n)| (n.phone_number.as_str(), i as u32))
                 .collect(),
+            sids,
         }
     }
 
     /// Counts one message on the numbers it is on (a `whatsapp:` address counts for its
-    /// number too), and as recent if it is.
+    /// number too), and as recent if it is. `time` gives the message's event time (None: it
+    /// has none readable); it is asked only for a message on one of the numbers.
     pub fn visit(
         &self,
-        out: &mut HashMap<String, Traffic>,
+        out: &mut TrafficCounts,
         message: &crate::model::MessageRef<'_>,
+        time: impl FnOnce() -> Option<DateTime<Utc>>,
     ) {
         // Look the numbers up before parsing the time: most lines are cheap to skip.
-        let mut ours: [Option<(&str, bool)>; 2] = [None, None];
+        let mut ours: [Option<(u32, bool)>; 2] = [None, None];
         for (slot, address) in ours
             .iter_mut()
             .zip([message.from.as_deref(), message.to.as_deref()])
@@ -68,20 +80,20 @@ impl<'a> TrafficScan<'a> {
                 Some(bare) => (bare, true),
                 None => (address, false),
             };
-            if let Some(pn) = self.by_phone.get(bare) {
-                *slot = Some((pn, whatsapp));
+            if let Some(&number) = self.by_phone.get(bare) {
+                *slot = Some((number, whatsapp));
             }
         }
         if ours.iter().all(Option::is_none) {
             return;
         }
         // A message without a readable time cannot be placed: not recent.
-        let recent = message
-            .event_time_text()
-            .and_then(parse_twilio_time)
-            .filter(|t| *t >= self.since && *t < self.until);
-        for (pn, whatsapp) in ours.into_iter().flatten() {
-            let entry = out.entry(pn.to_string()).or_default();
+        let recent = time().filter(|t| *t >= self.since && *t < self.until);
+        if out.0.is_empty() {
+            out.0 = vec![Traffic::default(); self.sids.len()];
+        }
+        for (number, whatsapp) in ours.into_iter().flatten() {
+            let entry = &mut out.0[number as usize];
             entry.total += 1;
             entry.whatsapp += u64::from(whatsapp);
             if let Some(t) = recent {
@@ -91,18 +103,29 @@ impl<'a> TrafficScan<'a> {
         }
     }
 
-    /// Adds up the workers' counts.
-    pub fn merge(parts: Vec<HashMap<String, Traffic>>) -> HashMap<String, Traffic> {
-        let mut out: HashMap<String, Traffic> = HashMap::new();
+    /// `visit` reading the message's time itself.
+    pub fn visit_message(&self, out: &mut TrafficCounts, message: &crate::model::MessageRef<'_>) {
+        self.visit(out, message, || {
+            message.event_time_text().and_then(parse_twilio_time)
+        });
+    }
+
+    /// Adds up the workers' counts, by PN sid, for the numbers with at least one message.
+    pub fn merge(&self, parts: Vec<TrafficCounts>) -> HashMap<String, Traffic> {
+        let mut sums = vec![Traffic::default(); self.sids.len()];
         for part in parts {
-            for (pn, t) in part {
-                let entry = out.entry(pn).or_default();
-                entry.messages += t.messages;
-                entry.last = entry.last.max(t.last);
-                entry.total += t.total;
-                entry.whatsapp += t.whatsapp;
+            for (sum, t) in sums.iter_mut().zip(part.0) {
+                sum.messages += t.messages;
+                sum.last = sum.last.max(t.last);
+                sum.total += t.total;
+                sum.whatsapp += t.whatsapp;
             }
         }
-        out
+        self.sids
+            .iter()
+            .zip(sums)
+            .filter(|(_, t)| t.total > 0)
+            .map(|(sid, t)| (sid.to_string(), t))
+            .collect()
     }
 }
