@@ -834,34 +834,53 @@ pub fn services_by_number(snapshot: &Snapshot) -> HashMap<String, Vec<String>> {
     out
 }
 
-/// The opt-outs a number loses when it leaves the parent (step 6): those scoped to the number,
-/// and those of every parent service it sits in; one per end user, the earliest-begun
-/// standing (same time: the number scope).
-fn lost_for_number<'a>(
+/// Step 6 for one number: the opt-outs it loses, one per end user, in the order of the end
+/// users, appended to `out` as indices into `opt_outs`. The number's own scope and each of its
+/// parent services' scopes hold their opt-outs sorted by end user (`by_scope`), so they are
+/// merged in one pass; where several scopes hold the same end user, the opt-out that began
+/// first stands (on a tie, the one listed first: the number's own, then the services in order).
+fn lost_for_number(
     number: &IncomingPhoneNumber,
     services: &[String],
-    opt_outs: &'a [OptOut],
+    opt_outs: &[OptOut],
     by_scope: &BTreeMap<&Scope, Vec<usize>>,
-) -> BTreeMap<&'a str, usize> {
-    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
+    out: &mut Vec<usize>,
+) {
     let number_scope = Scope::Number(number.phone_number.clone());
-    let scopes =
-        std::iter::once(number_scope).chain(services.iter().map(|s| Scope::Service(s.clone())));
-    for scope in scopes {
-        for &i in by_scope.get(&scope).into_iter().flatten() {
-            let opt_out = &opt_outs[i];
-            chosen
-                .entry(opt_out.end_user.as_str())
-                .and_modify(|current| {
-                    // Strictly earlier only: on a tie the one seen first (the number) stands.
-                    if opt_out.began.time < opt_outs[*current].began.time {
-                        *current = i;
-                    }
-                })
-                .or_insert(i);
-        }
+    let service_scopes: Vec<Scope> = services.iter().map(|s| Scope::Service(s.clone())).collect();
+    let lists: Vec<&[usize]> = std::iter::once(&number_scope)
+        .chain(&service_scopes)
+        .filter_map(|scope| by_scope.get(scope))
+        .map(Vec::as_slice)
+        .filter(|list| !list.is_empty())
+        .collect();
+    if let [only] = lists[..] {
+        out.extend_from_slice(only);
+        return;
     }
-    chosen
+    let user = |i: usize| opt_outs[i].end_user.as_str();
+    let mut at = vec![0; lists.len()];
+    loop {
+        // The next end user: the least at the heads of the lists.
+        let next = lists
+            .iter()
+            .zip(&at)
+            .filter_map(|(list, &k)| list.get(k).map(|&i| user(i)))
+            .min();
+        let Some(next) = next else { break };
+        let mut chosen: Option<usize> = None;
+        for (list, k) in lists.iter().zip(at.iter_mut()) {
+            while let Some(&i) = list.get(*k).filter(|&&i| user(i) == next) {
+                *k += 1;
+                // Strictly earlier only: on a tie the one seen first stands.
+                match chosen {
+                    Some(c) if opt_outs[i].began.time >= opt_outs[c].began.time => {}
+                    _ => chosen = Some(i),
+                }
+            }
+        }
+        out.extend(chosen);
+    }
 }
 
 /// The text of one opt-out, made once and shared by every row that cites it.
@@ -1002,6 +1021,12 @@ pub fn lost_opt_outs(
     for (i, opt_out) in opt_outs.iter().enumerate() {
         by_scope.entry(&opt_out.scope).or_default().push(i);
     }
+    // Each scope's opt-outs by end user (the engine lists them so; made sure, it is cheap).
+    for list in by_scope.values_mut() {
+        if !list.is_sorted_by_key(|&i| &opt_outs[i].end_user) {
+            list.sort_by(|&a, &b| opt_outs[a].end_user.cmp(&opt_outs[b].end_user));
+        }
+    }
     let memberships = services_by_number(snapshot);
     let empty = || Box::<str>::from("");
     // Each source with the target of its rows, in the order the rows were always listed.
@@ -1064,6 +1089,7 @@ pub fn lost_opt_outs(
     let mut text_of: Vec<u32> = vec![u32::MAX; opt_outs.len()];
     let mut texts: Vec<OptOutText> = Vec::new();
     let mut rows: Vec<(u32, u32)> = Vec::new();
+    let mut chosen: Vec<usize> = Vec::new();
     let mut start = 0;
     while start < sources.len() {
         let key = |i: usize| (&sources[i].0.customer, &sources[i].0.number);
@@ -1073,15 +1099,14 @@ pub fn lost_opt_outs(
         let first = rows.len();
         for (target, (_, source)) in sources.iter().enumerate().take(end).skip(start) {
             // The opt-outs of each source, by end user (a number's are one per end user).
-            let chosen: Vec<usize> = match source {
+            chosen.clear();
+            match source {
                 RowSource::Number(number, services) => {
-                    lost_for_number(number, services, opt_outs, &by_scope)
-                        .into_values()
-                        .collect()
+                    lost_for_number(number, services, opt_outs, &by_scope, &mut chosen)
                 }
-                RowSource::Unheld(indices) => indices.to_vec(),
+                RowSource::Unheld(indices) => chosen.extend_from_slice(indices),
             };
-            for i in chosen {
+            for &i in &chosen {
                 if text_of[i] == u32::MAX {
                     text_of[i] = texts.len() as u32;
                     texts.push(OptOutText::of(&opt_outs[i]));
@@ -1178,6 +1203,49 @@ mod tests {
         assert!(!kept(r#"{"to":null,"body":"+15550001111"}"#));
         assert!(!kept(r#"{"body":"to","to":"+1555000111"}"#));
         assert!(!kept(r#"{"sid":"SM1"}"#));
+    }
+
+    #[test]
+    fn a_number_loses_one_opt_out_per_end_user_the_earliest_across_its_scopes() {
+        let number = IncomingPhoneNumber {
+            phone_number: "+15550000001".into(),
+            ..Default::default()
+        };
+        let services = ["MG1".to_string(), "MG2".to_string()];
+        // (scope, end user, began): users spread over the scopes, some in several.
+        let spec: [(Scope, &str, i64); 9] = [
+            (Scope::Number(number.phone_number.clone()), "+2", 5),
+            (Scope::Number(number.phone_number.clone()), "+4", 1),
+            (Scope::Service("MG1".into()), "+1", 3),
+            (Scope::Service("MG1".into()), "+2", 5),
+            (Scope::Service("MG1".into()), "+4", 0),
+            (Scope::Service("MG2".into()), "+2", 4),
+            (Scope::Service("MG2".into()), "+3", 9),
+            (Scope::Service("MG2".into()), "+4", 0),
+            (Scope::Service("MG9".into()), "+0", 0),
+        ];
+        let opt_outs: Vec<OptOut> = spec
+            .iter()
+            .enumerate()
+            .map(|(i, (scope, user, at))| OptOut {
+                scope: scope.clone(),
+                end_user: user.to_string(),
+                began: event(*at, &format!("SM{i}"), EventKind::OptOut),
+            })
+            .collect();
+        let mut by_scope: BTreeMap<&Scope, Vec<usize>> = BTreeMap::new();
+        for (i, o) in opt_outs.iter().enumerate() {
+            by_scope.entry(&o.scope).or_default().push(i);
+        }
+        let mut lost = Vec::new();
+        lost_for_number(&number, &services, &opt_outs, &by_scope, &mut lost);
+        // +1 only MG1; +2 MG2 is earlier; +3 only MG2; +4 MG1 and MG2 tie at 0, earlier than
+        // the number's: MG1, listed first. MG9 is not the number's.
+        assert_eq!(lost, [2, 5, 6, 4]);
+        // A number in no service: its own, as they are.
+        let mut lost = Vec::new();
+        lost_for_number(&number, &[], &opt_outs, &by_scope, &mut lost);
+        assert_eq!(lost, [0, 1]);
     }
 
     #[test]
