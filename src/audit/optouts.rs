@@ -1,9 +1,11 @@
 //! The opt-out engine: docs/opt-out-rule.md, steps 3 to 7.
 //!
 //! One streaming pass over the messages collects the evidence events (inbound keywords and
-//! 21610 failures, a small share of all messages) and the possible opt-outs; the states are
-//! derived per (scope, end user); a second streaming pass finds the outbound messages sent
-//! into an opt-out (violations), reading only the messages whose scope holds events.
+//! 21610 failures, a small share of all messages), the possible opt-outs, and where each
+//! outbound message that could be a violation sits (8 bytes each); the states are derived per
+//! (scope, end user); then only the outbound messages whose (scope, end user) holds events are
+//! read again, in place, to find those sent into an opt-out (violations). Compressed messages
+//! have no place to read at: there a second streaming pass sifts them all.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -232,14 +234,21 @@ impl EventIndex {
         }
     }
 
-    /// Adds another worker's events (order is restored by sorting afterwards).
+    /// Adds another worker's events (order is restored by sorting afterwards). The smaller
+    /// map goes into the larger one: the first worker's index is taken whole.
     fn merge(&mut self, other: EventIndex) {
-        for (mine, theirs) in [
+        for (mine, mut theirs) in [
             (&mut self.by_service, other.by_service),
             (&mut self.by_number, other.by_number),
         ] {
-            for (scope, users) in theirs {
+            if mine.len() < theirs.len() {
+                std::mem::swap(mine, &mut theirs);
+            }
+            for (scope, mut users) in theirs {
                 let into = mine.entry(scope).or_default();
+                if into.len() < users.len() {
+                    std::mem::swap(into, &mut users);
+                }
                 for (user, events) in users {
                     into.entry(user).or_default().extend(events);
                 }
@@ -251,18 +260,43 @@ impl EventIndex {
         self.by_service.is_empty() && self.by_number.is_empty()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Vec<Event>)> {
+    /// Every (service, Twilio number, end user) with events, as [`EventIndex::events`]
+    /// takes them (the number is empty for a service scope).
+    fn iter_keys(&self) -> impl Iterator<Item = (Option<&str>, &str, &str)> {
         let services = self.by_service.iter().flat_map(|(s, users)| {
             users
-                .iter()
-                .map(move |(u, e)| (Scope::Service(s.clone()), u.as_str(), e))
+                .keys()
+                .map(move |u| (Some(s.as_str()), "", u.as_str()))
         });
-        let numbers = self.by_number.iter().flat_map(|(n, users)| {
-            users
-                .iter()
-                .map(move |(u, e)| (Scope::Number(n.clone()), u.as_str(), e))
-        });
+        let numbers = self
+            .by_number
+            .iter()
+            .flat_map(|(n, users)| users.keys().map(move |u| (None, n.as_str(), u.as_str())));
         services.chain(numbers)
+    }
+
+    /// Step 5 for every (scope, end user): the opt-outs in force, sorted by scope then end
+    /// user. Only those are cloned out of the index.
+    fn opt_outs(&self) -> Vec<OptOut> {
+        let in_force = |map: &FastMap<String, FastMap<String, Vec<Event>>>,
+                        scope: fn(String) -> Scope| {
+            map.iter()
+                .flat_map(|(key, users)| {
+                    users.iter().filter_map(move |(end_user, list)| {
+                        opt_out_in_force(list).map(|began| OptOut {
+                            scope: scope(key.clone()),
+                            end_user: end_user.clone(),
+                            began: began.clone(),
+                        })
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut opt_outs = in_force(&self.by_service, Scope::Service);
+        opt_outs.extend(in_force(&self.by_number, Scope::Number));
+        // (scope, end user) is unique: an unstable sort gives the one order.
+        opt_outs.sort_unstable_by(|a, b| (&a.scope, &a.end_user).cmp(&(&b.scope, &b.end_user)));
+        opt_outs
     }
 }
 
@@ -313,6 +347,11 @@ pub struct EvidenceScan {
     index: EventIndex,
     possible: Vec<PossibleOptOut>,
     events: u64,
+    /// The messages that could be violations, as [`Candidate`]s.
+    candidates: Vec<u64>,
+    /// A message that could be a violation had no position to read it again at (a
+    /// compressed file): pass 2 reads the messages again instead.
+    unseekable: bool,
 }
 
 impl EvidenceScan {
@@ -329,8 +368,75 @@ impl EvidenceScan {
             &mut self.index,
             &mut self.possible,
             &mut self.events,
-        )
+        )?;
+        if let Some((service, number, end_user)) = violation_key(message) {
+            match at
+                .position
+                .and_then(|p| Candidate::new(p, service, number, end_user))
+            {
+                Some(candidate) if !self.unseekable => self.candidates.push(candidate.0),
+                Some(_) => {}
+                None => {
+                    self.unseekable = true;
+                    self.candidates = Vec::new();
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// A message that could be a violation, in 8 bytes (held by the million): where its line
+/// starts (`LineRef::position`, low 36 bits) and a 28-bit hash of the (scope, end user) it
+/// would be looked up under (high bits). After pass 1 only those whose hash is one of a
+/// (scope, end user) with events are read again, and checked exactly: a hash collision
+/// costs one line read in vain, never a wrong answer.
+#[derive(Debug, Clone, Copy)]
+struct Candidate(u64);
+
+const POSITION_BITS: u32 = 36;
+
+impl Candidate {
+    /// None when the position does not fit (64 GiB of messages and more).
+    fn new(position: u64, service: Option<&str>, number: &str, end_user: &str) -> Option<Self> {
+        (position >> POSITION_BITS == 0)
+            .then(|| Candidate(key_hash(service, number, end_user) | position))
+    }
+    fn hash(self) -> u64 {
+        self.0 & !((1 << POSITION_BITS) - 1)
+    }
+    fn position(self) -> u64 {
+        self.0 & ((1 << POSITION_BITS) - 1)
+    }
+}
+
+/// The hash of a (scope, end user), as [`EventIndex::events`] looks it up (the service when
+/// there is one, else the number), in the bits above a [`Candidate`]'s position.
+fn key_hash(service: Option<&str>, number: &str, end_user: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = foldhash::fast::FixedState::default().build_hasher();
+    let (tag, scope) = match service {
+        Some(service) => (0, service),
+        None => (1, number),
+    };
+    hasher.write_u8(tag);
+    hasher.write(scope.as_bytes());
+    hasher.write_u8(0xff);
+    hasher.write(end_user.as_bytes());
+    hasher.finish() & !((1 << POSITION_BITS) - 1)
+}
+
+/// The key a message would be checked under as a violation (`check_violation`'s conditions):
+/// (service, Twilio number, end user) of an outbound message that is not a 21610 failure.
+fn violation_key<'m>(message: &'m MessageRef<'_>) -> Option<(Option<&'m str>, &'m str, &'m str)> {
+    if !message.is_outbound() || message.error_code == Some(ERROR_UNSUBSCRIBED) {
+        return None;
+    }
+    let (Some(end_user), Some(twilio_number)) = (message.to.as_deref(), message.from.as_deref())
+    else {
+        return None;
+    };
+    Some((message.service_sid(), twilio_number, end_user))
 }
 
 /// Merges the workers' evidence and the imported events, derives the states, and runs
@@ -344,10 +450,14 @@ pub fn finish(
     let mut index = EventIndex::default();
     let mut possible = Vec::new();
     let mut events = 0u64;
+    let mut candidates = Vec::with_capacity(parts.len());
+    let mut unseekable = false;
     for part in parts {
         index.merge(part.index);
         possible.extend(part.possible);
         events += part.events;
+        unseekable |= part.unseekable;
+        candidates.push(part.candidates);
     }
     for event in imported {
         add_imported(&mut index, event);
@@ -366,23 +476,41 @@ pub fn finish(
         }
     }
 
-    let mut opt_outs: Vec<OptOut> = index
-        .iter()
-        .filter_map(|(scope, end_user, list)| {
-            opt_out_in_force(list).map(|began| OptOut {
-                scope,
-                end_user: end_user.to_string(),
-                began: began.clone(),
-            })
-        })
-        .collect();
-    opt_outs.sort_by(|a, b| (&a.scope, &a.end_user).cmp(&(&b.scope, &b.end_user)));
+    let opt_outs = index.opt_outs();
 
     // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
     let mut violations = Vec::new();
-    if !index.is_empty() {
-        // Pass 1 checked every line whole: pass 2 parses only those sent into a scope and to
-        // an end user with events (a small share), sifted on the raw bytes.
+    if index.is_empty() {
+        // Nothing to look up.
+    } else if !unseekable && snapshot.messages_are_seekable()? {
+        // Pass 1 noted every message that could be a violation: read again only the lines
+        // whose (scope, end user) has events (a small share), in file order.
+        let keys: FastSet<u64> = index
+            .iter_keys()
+            .map(|(service, number, end_user)| key_hash(service, number, end_user))
+            .collect();
+        let mut positions: Vec<u64> = Vec::new();
+        for part in candidates {
+            positions.extend(
+                part.into_iter()
+                    .map(Candidate)
+                    .filter(|c| keys.contains(&c.hash()))
+                    .map(Candidate::position),
+            );
+        }
+        positions.sort_unstable();
+        let states = snapshot.fold_messages_at(&positions, Vec::new, |found, at, message| {
+            if let Some(v) = check_violation(at, message, &index)? {
+                found.push(v);
+            }
+            Ok(())
+        })?;
+        violations = states.into_iter().flatten().collect();
+    } else {
+        drop(candidates);
+        // Compressed messages cannot be read at a place: pass 1 checked every line whole,
+        // pass 2 reads them all again but parses only those sent into a scope and to an end
+        // user with events (a small share), sifted on the raw bytes.
         let sieve = ViolationSieve::new(&index);
         let (states, _) = snapshot.fold_messages_sifted(
             Vec::new,
@@ -706,34 +834,53 @@ pub fn services_by_number(snapshot: &Snapshot) -> HashMap<String, Vec<String>> {
     out
 }
 
-/// The opt-outs a number loses when it leaves the parent (step 6): those scoped to the number,
-/// and those of every parent service it sits in; one per end user, the earliest-begun
-/// standing (same time: the number scope).
-fn lost_for_number<'a>(
+/// Step 6 for one number: the opt-outs it loses, one per end user, in the order of the end
+/// users, appended to `out` as indices into `opt_outs`. The number's own scope and each of its
+/// parent services' scopes hold their opt-outs sorted by end user (`by_scope`), so they are
+/// merged in one pass; where several scopes hold the same end user, the opt-out that began
+/// first stands (on a tie, the one listed first: the number's own, then the services in order).
+fn lost_for_number(
     number: &IncomingPhoneNumber,
     services: &[String],
-    opt_outs: &'a [OptOut],
+    opt_outs: &[OptOut],
     by_scope: &BTreeMap<&Scope, Vec<usize>>,
-) -> BTreeMap<&'a str, usize> {
-    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
+    out: &mut Vec<usize>,
+) {
     let number_scope = Scope::Number(number.phone_number.clone());
-    let scopes =
-        std::iter::once(number_scope).chain(services.iter().map(|s| Scope::Service(s.clone())));
-    for scope in scopes {
-        for &i in by_scope.get(&scope).into_iter().flatten() {
-            let opt_out = &opt_outs[i];
-            chosen
-                .entry(opt_out.end_user.as_str())
-                .and_modify(|current| {
-                    // Strictly earlier only: on a tie the one seen first (the number) stands.
-                    if opt_out.began.time < opt_outs[*current].began.time {
-                        *current = i;
-                    }
-                })
-                .or_insert(i);
-        }
+    let service_scopes: Vec<Scope> = services.iter().map(|s| Scope::Service(s.clone())).collect();
+    let lists: Vec<&[usize]> = std::iter::once(&number_scope)
+        .chain(&service_scopes)
+        .filter_map(|scope| by_scope.get(scope))
+        .map(Vec::as_slice)
+        .filter(|list| !list.is_empty())
+        .collect();
+    if let [only] = lists[..] {
+        out.extend_from_slice(only);
+        return;
     }
-    chosen
+    let user = |i: usize| opt_outs[i].end_user.as_str();
+    let mut at = vec![0; lists.len()];
+    loop {
+        // The next end user: the least at the heads of the lists.
+        let next = lists
+            .iter()
+            .zip(&at)
+            .filter_map(|(list, &k)| list.get(k).map(|&i| user(i)))
+            .min();
+        let Some(next) = next else { break };
+        let mut chosen: Option<usize> = None;
+        for (list, k) in lists.iter().zip(at.iter_mut()) {
+            while let Some(&i) = list.get(*k).filter(|&&i| user(i) == next) {
+                *k += 1;
+                // Strictly earlier only: on a tie the one seen first stands.
+                match chosen {
+                    Some(c) if opt_outs[i].began.time >= opt_outs[c].began.time => {}
+                    _ => chosen = Some(i),
+                }
+            }
+        }
+        out.extend(chosen);
+    }
 }
 
 /// The text of one opt-out, made once and shared by every row that cites it.
@@ -874,6 +1021,12 @@ pub fn lost_opt_outs(
     for (i, opt_out) in opt_outs.iter().enumerate() {
         by_scope.entry(&opt_out.scope).or_default().push(i);
     }
+    // Each scope's opt-outs by end user (the engine lists them so; made sure, it is cheap).
+    for list in by_scope.values_mut() {
+        if !list.is_sorted_by_key(|&i| &opt_outs[i].end_user) {
+            list.sort_by(|&a, &b| opt_outs[a].end_user.cmp(&opt_outs[b].end_user));
+        }
+    }
     let memberships = services_by_number(snapshot);
     let empty = || Box::<str>::from("");
     // Each source with the target of its rows, in the order the rows were always listed.
@@ -936,6 +1089,7 @@ pub fn lost_opt_outs(
     let mut text_of: Vec<u32> = vec![u32::MAX; opt_outs.len()];
     let mut texts: Vec<OptOutText> = Vec::new();
     let mut rows: Vec<(u32, u32)> = Vec::new();
+    let mut chosen: Vec<usize> = Vec::new();
     let mut start = 0;
     while start < sources.len() {
         let key = |i: usize| (&sources[i].0.customer, &sources[i].0.number);
@@ -945,15 +1099,14 @@ pub fn lost_opt_outs(
         let first = rows.len();
         for (target, (_, source)) in sources.iter().enumerate().take(end).skip(start) {
             // The opt-outs of each source, by end user (a number's are one per end user).
-            let chosen: Vec<usize> = match source {
+            chosen.clear();
+            match source {
                 RowSource::Number(number, services) => {
-                    lost_for_number(number, services, opt_outs, &by_scope)
-                        .into_values()
-                        .collect()
+                    lost_for_number(number, services, opt_outs, &by_scope, &mut chosen)
                 }
-                RowSource::Unheld(indices) => indices.to_vec(),
+                RowSource::Unheld(indices) => chosen.extend_from_slice(indices),
             };
-            for i in chosen {
+            for &i in &chosen {
                 if text_of[i] == u32::MAX {
                     text_of[i] = texts.len() as u32;
                     texts.push(OptOutText::of(&opt_outs[i]));
@@ -1053,6 +1206,49 @@ mod tests {
     }
 
     #[test]
+    fn a_number_loses_one_opt_out_per_end_user_the_earliest_across_its_scopes() {
+        let number = IncomingPhoneNumber {
+            phone_number: "+15550000001".into(),
+            ..Default::default()
+        };
+        let services = ["MG1".to_string(), "MG2".to_string()];
+        // (scope, end user, began): users spread over the scopes, some in several.
+        let spec: [(Scope, &str, i64); 9] = [
+            (Scope::Number(number.phone_number.clone()), "+2", 5),
+            (Scope::Number(number.phone_number.clone()), "+4", 1),
+            (Scope::Service("MG1".into()), "+1", 3),
+            (Scope::Service("MG1".into()), "+2", 5),
+            (Scope::Service("MG1".into()), "+4", 0),
+            (Scope::Service("MG2".into()), "+2", 4),
+            (Scope::Service("MG2".into()), "+3", 9),
+            (Scope::Service("MG2".into()), "+4", 0),
+            (Scope::Service("MG9".into()), "+0", 0),
+        ];
+        let opt_outs: Vec<OptOut> = spec
+            .iter()
+            .enumerate()
+            .map(|(i, (scope, user, at))| OptOut {
+                scope: scope.clone(),
+                end_user: user.to_string(),
+                began: event(*at, &format!("SM{i}"), EventKind::OptOut),
+            })
+            .collect();
+        let mut by_scope: BTreeMap<&Scope, Vec<usize>> = BTreeMap::new();
+        for (i, o) in opt_outs.iter().enumerate() {
+            by_scope.entry(&o.scope).or_default().push(i);
+        }
+        let mut lost = Vec::new();
+        lost_for_number(&number, &services, &opt_outs, &by_scope, &mut lost);
+        // +1 only MG1; +2 MG2 is earlier; +3 only MG2; +4 MG1 and MG2 tie at 0, earlier than
+        // the number's: MG1, listed first. MG9 is not the number's.
+        assert_eq!(lost, [2, 5, 6, 4]);
+        // A number in no service: its own, as they are.
+        let mut lost = Vec::new();
+        lost_for_number(&number, &[], &opt_outs, &by_scope, &mut lost);
+        assert_eq!(lost, [0, 1]);
+    }
+
+    #[test]
     fn same_second_ties_go_to_the_larger_sid() {
         use EventKind::*;
         let mut events = vec![event(1, "SMb", OptIn), event(1, "SMa", OptOut)];
@@ -1111,5 +1307,182 @@ mod tests {
             "the second file's opt-in is last"
         );
         assert_eq!(opt_out_in_force(&events[..3]).unwrap().sid, "ev0.csv:9");
+    }
+}
+
+/// The violations found by reading candidates again in place, against the sifted second read
+/// that compressed messages take.
+#[cfg(test)]
+mod one_read_tests {
+    use super::*;
+    use crate::snapshot::{DataWriter, OpenOptions, Resource, SnapshotWriter, Window};
+    use std::io::Write;
+
+    const SVC: &str = "MG00000000000000000000000000000001";
+
+    fn message(sid: &str, dir: &str, from: &str, to: &str, service: &str, extra: &str) -> String {
+        let service = if service.is_empty() {
+            "null".to_string()
+        } else {
+            format!("\"{service}\"")
+        };
+        format!(
+            "{{\"sid\":\"{sid}\",\"direction\":\"{dir}\",\"from\":\"{from}\",\"to\":\"{to}\",\"messaging_service_sid\":{service},{extra}}}\n"
+        )
+    }
+
+    fn at(minute: u32, body: &str) -> String {
+        format!("\"date_sent\":\"Mon, 05 Jan 2026 10:{minute:02}:00 +0000\",\"status\":\"delivered\",\"body\":\"{body}\"")
+    }
+
+    /// Writes a snapshot whose messages are `lines` exactly (compressed when asked).
+    fn snapshot(dir: &std::path::Path, lines: &[String], compress: bool) -> Snapshot {
+        let window = Window {
+            since: "2026-01-01T00:00:00Z".parse().unwrap(),
+            until: "2026-02-01T00:00:00Z".parse().unwrap(),
+        };
+        let parent = format!("AC{:032}", 1);
+        let mut writer = SnapshotWriter::create(dir, &parent, window, true).unwrap();
+        let account = serde_json::json!({"sid": parent, "friendly_name": "Parent", "status": "active", "type": "Full"});
+        writer.write(Resource::Accounts, account).unwrap();
+        let records = lines.iter().filter(|l| !l.trim().is_empty()).count();
+        for _ in 0..records {
+            writer
+                .write(Resource::Messages, serde_json::json!({"sid": "SMx"}))
+                .unwrap();
+        }
+        writer.finish("test").unwrap();
+        let text = lines.concat();
+        std::fs::remove_file(dir.join("messages.jsonl")).unwrap();
+        let name = if compress {
+            "messages.jsonl.zst"
+        } else {
+            "messages.jsonl"
+        };
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let mut out = DataWriter::new(file, compress).unwrap();
+        out.write_all(text.as_bytes()).unwrap();
+        out.finish().unwrap();
+        Snapshot::open(dir, OpenOptions::default()).unwrap()
+    }
+
+    fn violations(lines: &[String], compress: bool) -> Result<Vec<Violation>> {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = snapshot(dir.path(), lines, compress);
+        assert_eq!(snap.messages_are_seekable().unwrap(), !compress);
+        let keywords = Keywords::new(&[], &[]).unwrap();
+        Ok(analyze(&snap, &keywords, &[])?.violations)
+    }
+
+    #[test]
+    fn reading_candidates_again_finds_what_the_sifted_read_finds() {
+        let (n1, u1, u2, u3) = (
+            "+18005550001",
+            "+15550000001",
+            "+15550000002",
+            "+15550000003",
+        );
+        let mut lines = vec![
+            message("SM01", "inbound", u1, n1, "", &at(1, "stop")),
+            // Sent into the number-scope opt-out, twice in the log (fetched twice).
+            message("SM02", "outbound-api", n1, u1, "", &at(2, "hello")),
+            message("SM02", "outbound-api", n1, u1, "", &at(2, "hello")),
+            // A 21610 failure is the block working, not a violation.
+            message(
+                "SM03",
+                "outbound-api",
+                n1,
+                u1,
+                "",
+                &format!("{},\"error_code\":21610", at(3, "")),
+            ),
+            // The service scope, with the end user spelled through escapes.
+            message("SM04", "inbound", u2, "+18005550009", SVC, &at(4, " Stop ")),
+            message(
+                "SM05",
+                "outbound-api",
+                "+18005550008",
+                "+1555000000\\u0032",
+                SVC,
+                &at(5, "a \\\"quoted\\\" body"),
+            ),
+            // No events for this end user.
+            message("SM06", "outbound-api", n1, u3, "", &at(6, "hi")),
+        ];
+        // Many lines between, so that the later ones sit in other blocks and spans.
+        for n in 0..3000 {
+            lines.push(message(
+                &format!("SMf{n:05}"),
+                "outbound-api",
+                n1,
+                u3,
+                "",
+                &at(7, "filler"),
+            ));
+            if n % 1000 == 0 {
+                lines.push("\n".to_string());
+            }
+        }
+        // A long line sent into the opt-out (longer than a read-again span's tail).
+        let long = "y".repeat(10_000);
+        lines.push(message("SM07", "outbound-api", n1, u1, "", &at(8, &long)));
+        lines.push(message("SM08", "inbound", u1, n1, "", &at(9, "START")));
+        lines.push(message(
+            "SM09",
+            "outbound-api",
+            n1,
+            u1,
+            "",
+            &at(10, "after opt-in"),
+        ));
+        // The last line, without a line break, sent into the service's opt-out.
+        let last = message(
+            "SM10",
+            "outbound-api",
+            "+18005550007",
+            u2,
+            SVC,
+            &at(11, "last"),
+        );
+        lines.push(last.trim_end().to_string());
+
+        let plain = violations(&lines, false).unwrap();
+        let sifted = violations(&lines, true).unwrap();
+        assert_eq!(plain, sifted);
+        let sids: Vec<&str> = plain.iter().map(|v| v.message_sid.as_str()).collect();
+        assert_eq!(sids, ["SM02", "SM05", "SM07", "SM10"]);
+        assert_eq!(plain[1].end_user, u2);
+        assert_eq!(plain[1].evidence_message_sid, "SM04");
+    }
+
+    #[test]
+    fn a_candidate_read_again_with_a_bad_time_names_its_line() {
+        let (n1, u1) = ("+18005550001", "+15550000001");
+        let mut lines = vec![message("SM01", "inbound", u1, n1, "", &at(1, "STOP"))];
+        for n in 0..50 {
+            lines.push(message(
+                &format!("SMf{n:03}"),
+                "outbound-api",
+                n1,
+                "+1555",
+                "",
+                &at(2, "x"),
+            ));
+        }
+        lines.push(message(
+            "SM02",
+            "outbound-api",
+            n1,
+            u1,
+            "",
+            "\"date_sent\":\"yesterday\"",
+        ));
+        for compress in [false, true] {
+            let err = violations(&lines, compress).unwrap_err().to_string();
+            assert!(
+                err.contains(":52: message time \"yesterday\""),
+                "{compress}: {err}"
+            );
+        }
     }
 }

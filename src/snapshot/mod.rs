@@ -191,6 +191,10 @@ pub struct Snapshot {
 pub struct LineRef<'a> {
     pub path: &'a Path,
     pub line: usize,
+    /// Where the line starts among the snapshot's message bytes (its byte offset in the
+    /// plain message files laid end to end in listed order), for reading it again with
+    /// [`Snapshot::fold_messages_at`]; None in a compressed file, which has no such place.
+    pub position: Option<u64>,
 }
 
 impl LineRef<'_> {

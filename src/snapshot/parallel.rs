@@ -3,10 +3,10 @@
 //! lines parse in parallel while memory holds only a few blocks.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::{check_count, DataReader, LineRef, Resource, Snapshot};
+use super::{check_count, is_compressed, DataReader, LineRef, Resource, Snapshot};
 use crate::error::{Error, Result};
 use crate::model::MessageRef;
 
@@ -17,6 +17,9 @@ struct Block {
     bytes: Vec<u8>,
     /// Line number of the block's first line (1-based).
     first_line: usize,
+    /// Where the block starts among the snapshot's message bytes (see [`LineRef::position`]);
+    /// None in a compressed file.
+    position: Option<u64>,
 }
 
 /// How many workers to use: the machine's cores, at most 8.
@@ -56,17 +59,91 @@ impl Snapshot {
         let workers = default_workers();
         let mut states: Vec<S> = (0..workers).map(|_| init()).collect();
         let mut total = 0;
-        for (path, expected) in self.data_files(Resource::Messages)? {
-            let count = fold_file(&path, BLOCK, &mut states, &sift, &visit)?;
+        for (path, expected, base) in self.message_files()? {
+            let count = fold_file(&path, base, BLOCK, &mut states, &sift, &visit)?;
             check_count(&path, Resource::Messages, expected, count)?;
             total += count;
         }
         Ok((states, total))
     }
+
+    /// The message files with their expected counts and where each starts among the
+    /// snapshot's message bytes (the plain files' lengths added up in listed order); None for
+    /// a compressed file, whose lines cannot be read again in place.
+    fn message_files(&self) -> Result<Vec<(PathBuf, u64, Option<u64>)>> {
+        let mut base = 0u64;
+        let mut out = Vec::new();
+        for (path, expected) in self.data_files(Resource::Messages)? {
+            if is_compressed(&path) {
+                out.push((path, expected, None));
+                continue;
+            }
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::read(&path, e))?
+                .len();
+            out.push((path, expected, Some(base)));
+            base += len;
+        }
+        Ok(out)
+    }
+
+    /// Whether every message line has a position to be read again at (no message file is
+    /// compressed).
+    pub fn messages_are_seekable(&self) -> Result<bool> {
+        Ok(self
+            .message_files()?
+            .iter()
+            .all(|(_, _, base)| base.is_some()))
+    }
+
+    /// Reads again the message lines that start at `positions` (sorted, each a
+    /// [`LineRef::position`] a fold gave), on every core, and visits each as a fold does:
+    /// only those lines are read, a few at a time. `visit` gets the line's number only when
+    /// it fails: it is called a second time with the true number (counted then) and that
+    /// call's error is reported. Returns the per-worker states.
+    pub fn fold_messages_at<S, I, F>(&self, positions: &[u64], init: I, visit: F) -> Result<Vec<S>>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+    {
+        let mut files = Vec::new();
+        for (path, _, base) in self.message_files()? {
+            let Some(base) = base else {
+                return Err(Error::Input(format!(
+                    "{}: a compressed file cannot be read at a position",
+                    path.display()
+                )));
+            };
+            files.push((path, base));
+        }
+        let workers = default_workers().min(positions.len()).max(1);
+        let chunk = positions.len().div_ceil(workers).max(1);
+        let mut states: Vec<S> = (0..workers).map(|_| init()).collect();
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = states
+                .iter_mut()
+                .zip(positions.chunks(chunk))
+                .map(|(state, positions)| {
+                    let files = &files;
+                    let visit = &visit;
+                    scope.spawn(move || reread_lines(files, positions, state, visit))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("message workers do not panic"))
+                .collect()
+        });
+        // Each chunk stops at its first error: the earliest chunk's is the first in file order.
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(states)
+    }
 }
 
 fn fold_file<S, W, F>(
     path: &Path,
+    base: Option<u64>,
     block_size: usize,
     states: &mut [S],
     sift: &W,
@@ -119,7 +196,7 @@ where
             })
             .collect();
         drop(recycle);
-        let read = read_blocks(path, block_size, &sender, &recycled);
+        let read = read_blocks(path, base, block_size, &sender, &recycled);
         drop(sender);
         let mut count = 0;
         let mut first_error: Option<(usize, Error)> = None;
@@ -141,9 +218,11 @@ where
 }
 
 /// Reads the file in blocks that end on a line break and sends them with their first line's
-/// number. Buffers come back through `recycled` once parsed.
+/// number and position (`base`, where the file starts, plus the block's offset in it).
+/// Buffers come back through `recycled` once parsed.
 fn read_blocks(
     path: &Path,
+    base: Option<u64>,
     block_size: usize,
     sender: &mpsc::SyncSender<Block>,
     recycled: &mpsc::Receiver<Vec<u8>>,
@@ -151,6 +230,7 @@ fn read_blocks(
     let mut file = DataReader::open(path)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut next_line = 1usize;
+    let mut next_offset = 0u64;
     loop {
         // A recycled buffer is already initialised over about a block: `resize` only writes
         // what it lacks. The carried part of a line moves to its front.
@@ -183,11 +263,14 @@ fn read_blocks(
         }
         let lines =
             memchr::memchr_iter(b'\n', &bytes).count() + usize::from(!bytes.ends_with(b"\n"));
+        let len = bytes.len() as u64;
         let block = Block {
             bytes,
             first_line: next_line,
+            position: base.map(|base| base + next_offset),
         };
         next_line += lines;
+        next_offset += len;
         if sender.send(block).is_err() || at_end {
             return Ok(());
         }
@@ -221,37 +304,176 @@ where
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
 {
     let mut count = 0;
-    for (i, raw) in lines(&block.bytes).enumerate() {
+    for (i, (offset, raw)) in lines(&block.bytes).enumerate() {
         if !sift(raw) {
             count += u64::from(!is_blank(raw));
             continue;
         }
         let line = block.first_line + i;
         let fail = |e: Error| (line, e);
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| fail(Error::at_line(path, line, "line is not valid UTF-8")))?;
-        let text = text.trim_end_matches('\r');
-        if text.trim().is_empty() {
+        let Some(message) = parse_line(path, line, raw).map_err(fail)? else {
             continue;
-        }
-        // The usual line is read on the fast path; serde_json reads the rest and reports errors.
-        let message = match super::message_line::parse(text) {
-            Some(message) => message,
-            None => serde_json::from_str::<MessageRef>(text).map_err(|e| {
-                fail(Error::at_line(
-                    path,
-                    line,
-                    format!("not a valid message record: {e}"),
-                ))
-            })?,
         };
-        if let Some(problem) = message.problem() {
-            return Err(fail(Error::at_line(path, line, problem)));
-        }
         count += 1;
-        visit(state, LineRef { path, line }, &message).map_err(fail)?;
+        let at = LineRef {
+            path,
+            line,
+            position: block.position.map(|p| p + offset as u64),
+        };
+        visit(state, at, &message).map_err(fail)?;
     }
     Ok(count)
+}
+
+/// A line as a message record; None for a blank line. Errors name the line.
+fn parse_line<'t>(path: &Path, line: usize, raw: &'t [u8]) -> Result<Option<MessageRef<'t>>> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| Error::at_line(path, line, "line is not valid UTF-8"))?;
+    let text = text.trim_end_matches('\r');
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    // The usual line is read on the fast path; serde_json reads the rest and reports errors.
+    let message = match super::message_line::parse(text) {
+        Some(message) => message,
+        None => serde_json::from_str::<MessageRef>(text)
+            .map_err(|e| Error::at_line(path, line, format!("not a valid message record: {e}")))?,
+    };
+    if let Some(problem) = message.problem() {
+        return Err(Error::at_line(path, line, problem));
+    }
+    Ok(Some(message))
+}
+
+/// Lines read again are fetched a span at a time: the next wanted lines join the span while
+/// each starts within `REREAD_GAP` bytes of the one before (one read of the bytes between
+/// costs less than another system call), and the span reaches `REREAD_TAIL` bytes past the
+/// last line's start (most message lines are shorter; a longer one is read again whole).
+const REREAD_GAP: u64 = 4 << 10;
+const REREAD_TAIL: u64 = 2 << 10;
+const REREAD_SPAN_MAX: u64 = 1 << 20;
+
+/// One worker's share of `fold_messages_at`: the lines at `positions` (sorted) of `files`
+/// (path and where it starts, in order).
+fn reread_lines<S, F>(
+    files: &[(PathBuf, u64)],
+    positions: &[u64],
+    state: &mut S,
+    visit: &F,
+) -> Result<()>
+where
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
+{
+    let mut open: Option<(usize, std::fs::File, u64)> = None;
+    let mut span = Span::default();
+    for (i, &position) in positions.iter().enumerate() {
+        let Some(index) = files
+            .partition_point(|(_, base)| *base <= position)
+            .checked_sub(1)
+        else {
+            return Err(Error::Input(format!(
+                "no message file holds position {position}"
+            )));
+        };
+        let (path, base) = (&files[index].0, files[index].1);
+        if open.as_ref().is_none_or(|(f, _, _)| *f != index) {
+            let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
+            let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+            open = Some((index, file, len));
+            span = Span::default();
+        }
+        let (_, file, len) = open.as_ref().expect("opened above");
+        let offset = position - base;
+        // Where the span should end: past the following wanted lines of this file that are
+        // close enough.
+        let mut last = offset;
+        for &next in &positions[i + 1..] {
+            let next = next.wrapping_sub(base);
+            if next >= *len || next - last > REREAD_GAP || next - offset > REREAD_SPAN_MAX {
+                break;
+            }
+            last = next;
+        }
+        let raw = span
+            .line_at(file, *len, offset, last + REREAD_TAIL)
+            .map_err(|e| Error::read(path, e))?;
+        let mut handle = |line: usize| -> Result<()> {
+            let Some(message) = parse_line(path, line, raw)? else {
+                return Ok(());
+            };
+            let at = LineRef {
+                path,
+                line,
+                position: Some(position),
+            };
+            visit(state, at, &message)
+        };
+        if let Err(first) = handle(0) {
+            // The error path only: count the lines before this one for the message.
+            let line = line_number_at(path, offset)?;
+            handle(line)?;
+            return Err(first);
+        }
+    }
+    Ok(())
+}
+
+/// A span of a file's bytes in memory, `bytes` starting at offset `start`.
+#[derive(Default)]
+struct Span {
+    bytes: Vec<u8>,
+    start: u64,
+}
+
+impl Span {
+    /// The line (without its line break) that starts at `offset` of a file of `len` bytes,
+    /// reading from `offset` to about `end` when the span does not hold it whole.
+    fn line_at(
+        &mut self,
+        file: &std::fs::File,
+        len: u64,
+        offset: u64,
+        end: u64,
+    ) -> std::io::Result<&[u8]> {
+        use std::os::unix::fs::FileExt;
+        let mut want = end.saturating_sub(offset).max(REREAD_TAIL);
+        loop {
+            let held = self.start + self.bytes.len() as u64;
+            if offset >= self.start && offset < held {
+                let from = (offset - self.start) as usize;
+                match memchr::memchr(b'\n', &self.bytes[from..]) {
+                    Some(n) => return Ok(&self.bytes[from..from + n]),
+                    None if held >= len => return Ok(&self.bytes[from..]),
+                    // Cut short: read a longer span from the line's start.
+                    None => want = want.max(2 * (held - offset)),
+                }
+            } else if offset >= len {
+                return Ok(&[]);
+            }
+            let size = want.min(len - offset) as usize;
+            self.bytes.resize(size, 0);
+            file.read_exact_at(&mut self.bytes, offset)?;
+            self.start = offset;
+        }
+    }
+}
+
+/// The 1-based number of the line that starts at byte `offset` of a plain file.
+fn line_number_at(path: &Path, offset: u64) -> Result<usize> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = offset;
+    let mut breaks = 0usize;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = read_full(&mut file, &mut buf[..want]).map_err(|e| Error::read(path, e))?;
+        if n == 0 {
+            break;
+        }
+        breaks += memchr::memchr_iter(b'\n', &buf[..n]).count();
+        left -= n as u64;
+    }
+    Ok(breaks + 1)
 }
 
 /// Whether a line is blank as the full read sees it (nothing but white space once read as
@@ -260,14 +482,14 @@ fn is_blank(raw: &[u8]) -> bool {
     raw.first() != Some(&b'{') && std::str::from_utf8(raw).is_ok_and(|t| t.trim().is_empty())
 }
 
-/// The lines of a block, as `split(|&b| b == b'\n')` gives them (an empty last one after a
-/// final line break), found with memchr.
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The lines of a block with their offsets in it, as `split(|&b| b == b'\n')` gives them (an
+/// empty last one after a final line break), found with memchr.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let mut start = 0;
     let breaks = memchr::memchr_iter(b'\n', bytes).map(Some).chain([None]);
     breaks.map(move |end| {
         let end = end.unwrap_or(bytes.len());
-        let line = &bytes[start..end];
+        let line = (start, &bytes[start..end]);
         start = end + 1;
         line
     })
@@ -294,18 +516,17 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
         let mut states: Vec<Vec<(usize, String)>> = vec![Vec::new(); 3];
-        let count = fold_file(file.path(), block, &mut states, &sift, &|seen: &mut Vec<
-            (usize, String),
-        >,
-                                                                        at: LineRef<
-            '_,
-        >,
-                                                                        m: &MessageRef<
-            '_,
-        >| {
-            seen.push((at.line, m.sid.to_string()));
-            Ok(())
-        })?;
+        let count = fold_file(
+            file.path(),
+            Some(0),
+            block,
+            &mut states,
+            &sift,
+            &|seen: &mut Vec<(usize, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                seen.push((at.line, m.sid.to_string()));
+                Ok(())
+            },
+        )?;
         let mut seen: Vec<_> = states.into_iter().flatten().collect();
         seen.sort();
         Ok((seen, count))
@@ -358,10 +579,122 @@ mod tests {
         }
     }
 
+    /// Folds `files` (text, one file each) as the snapshot lays them end to end, noting every
+    /// line's position and sid.
+    fn positions_of(paths: &[PathBuf], block: usize) -> Vec<(u64, String)> {
+        let mut seen = Vec::new();
+        let mut base = 0;
+        for path in paths {
+            let mut states: Vec<Vec<(u64, String)>> = vec![Vec::new(); 2];
+            fold_file(
+                path,
+                Some(base),
+                block,
+                &mut states,
+                &|_: &[u8]| true,
+                &|s: &mut Vec<(u64, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                    s.push((at.position.unwrap(), m.sid.to_string()));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            seen.extend(states.into_iter().flatten());
+            base += std::fs::metadata(path).unwrap().len();
+        }
+        seen.sort();
+        seen
+    }
+
+    fn reread(paths: &[PathBuf], positions: &[u64]) -> Result<Vec<String>> {
+        let mut base = 0;
+        let files: Vec<(PathBuf, u64)> = paths
+            .iter()
+            .map(|p| {
+                let start = base;
+                base += std::fs::metadata(p).unwrap().len();
+                (p.clone(), start)
+            })
+            .collect();
+        let mut sids = Vec::new();
+        reread_lines(
+            &files,
+            positions,
+            &mut sids,
+            &|s: &mut Vec<String>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                if m.body.as_deref() == Some("fail") {
+                    return Err(Error::at_line(at.path, at.line, "refused"));
+                }
+                s.push(m.sid.to_string());
+                Ok(())
+            },
+        )?;
+        Ok(sids)
+    }
+
+    #[test]
+    fn lines_read_again_at_their_positions_are_the_lines_the_fold_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!(
+            "{{\"sid\":\"SMlong\",\"direction\":\"inbound\",\"body\":\"{}\"}}\n",
+            "x".repeat(9000) // longer than a span's tail: read again whole
+        );
+        let mut first = String::new();
+        for n in 1..=300 {
+            first.push_str(&line(n));
+            if n % 50 == 0 {
+                first.push_str(&long);
+                first.push_str("\r\n"); // blank: no position is handed out for it
+            }
+        }
+        let second = format!("{}{}", line(301), line(302).trim_end()); // no final break
+        let paths = [dir.path().join("a.jsonl"), dir.path().join("b.jsonl")];
+        std::fs::write(&paths[0], &first).unwrap();
+        std::fs::write(&paths[1], &second).unwrap();
+        for block in [97, 4096, 1 << 20] {
+            let seen = positions_of(&paths, block);
+            assert_eq!(seen.len(), 308, "block {block}");
+            let positions: Vec<u64> = seen.iter().map(|(p, _)| *p).collect();
+            let sids: Vec<String> = seen.iter().map(|(_, s)| s.clone()).collect();
+            // Every line, in order: neighbours share a span, long lines are read whole.
+            assert_eq!(reread(&paths, &positions).unwrap(), sids, "block {block}");
+            // A few far apart, and the last line of each file.
+            let some: Vec<u64> = [0, 7, 49, 50, 150, 303, 306, 307]
+                .iter()
+                .map(|&i| positions[i])
+                .collect();
+            let expected: Vec<String> = [0, 7, 49, 50, 150, 303, 306, 307]
+                .iter()
+                .map(|&i| sids[i].clone())
+                .collect();
+            assert_eq!(reread(&paths, &some).unwrap(), expected, "block {block}");
+        }
+    }
+
+    #[test]
+    fn a_line_read_again_that_fails_is_reported_with_its_line_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for n in 1..=20 {
+            text.push_str(&line(n));
+            if n == 3 {
+                text.push('\n');
+            }
+        }
+        text.push_str("{\"sid\":\"SMbad\",\"direction\":\"inbound\",\"body\":\"fail\"}\n");
+        let paths = [dir.path().join("m.jsonl")];
+        std::fs::write(&paths[0], &text).unwrap();
+        let positions: Vec<u64> = positions_of(&paths, 1 << 20)
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        let err = reread(&paths, &positions).unwrap_err().to_string();
+        assert!(err.contains("m.jsonl:22: refused"), "{err}");
+    }
+
     #[test]
     fn lines_are_split_as_the_slice_split_does() {
         for text in ["", "\n", "a", "a\n", "a\nb", "a\n\nb\n", "\n\nx"] {
-            let ours: Vec<&[u8]> = lines(text.as_bytes()).collect();
+            let ours: Vec<&[u8]> = lines(text.as_bytes()).map(|(_, l)| l).collect();
             let std: Vec<&[u8]> = text.as_bytes().split(|&b| b == b'\n').collect();
             assert_eq!(ours, std, "{text:?}");
         }
