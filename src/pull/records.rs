@@ -141,8 +141,10 @@ struct Plain {
 /// (including text that is not JSON): the member by member path takes it.
 fn plain(raw: &str) -> Option<Plain> {
     let bytes = raw.as_bytes();
-    // Each open container: an object's member names so far, or `None` for an array.
-    let mut open: Vec<Option<Vec<&str>>> = Vec::new();
+    // Each open container: whether it is an object, and where its member names begin in
+    // `names` (the names of every open object, one allocation for the record).
+    let mut open: Vec<(bool, usize)> = Vec::with_capacity(8);
+    let mut names: Vec<&str> = Vec::with_capacity(32);
     let mut expect_name = false;
     let mut member: Option<&str> = None;
     let mut found = Plain {
@@ -161,12 +163,13 @@ fn plain(raw: &str) -> Option<Plain> {
                     return None;
                 }
                 let object = bytes[i] == b'{';
-                open.push(object.then(Vec::new));
+                open.push((object, names.len()));
                 expect_name = object;
                 i += 1;
             }
             b'}' | b']' => {
-                open.pop()?;
+                let (_, first_name) = open.pop()?;
+                names.truncate(first_name);
                 expect_name = false;
                 i += 1;
                 if open.is_empty() {
@@ -174,7 +177,7 @@ fn plain(raw: &str) -> Option<Plain> {
                 }
             }
             b',' => {
-                expect_name = matches!(open.last(), Some(Some(_)));
+                expect_name = matches!(open.last(), Some((true, _)));
                 i += 1;
             }
             b':' => i += 1,
@@ -185,8 +188,8 @@ fn plain(raw: &str) -> Option<Plain> {
                 }
                 let text = &raw[i + 1..end];
                 if expect_name {
-                    let names = open.last_mut()?.as_mut()?;
-                    if text == "auth_token" || names.contains(&text) {
+                    let &(object, first_name) = open.last()?;
+                    if !object || text == "auth_token" || names[first_name..].contains(&text) {
                         return None;
                     }
                     names.push(text);
