@@ -503,23 +503,17 @@ pub fn check_out_file(path: &Path) -> Result<()> {
     check_writable(path, &dir)
 }
 
-/// The bytes for which the csv crate's writer, with the default settings every CSV of the
-/// project is written with, quotes a field: the delimiter, the quote, CR and LF. Nothing else
-/// (not a leading space, not non-ASCII text).
-const CSV_NEEDS_QUOTES: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b',' as usize] = true;
-    table[b'"' as usize] = true;
-    table[b'\r' as usize] = true;
-    table[b'\n' as usize] = true;
-    table
-};
-
-/// Appends one CSV field to `out` exactly as `csv::Writer` writes it: as is, or quoted (a
-/// quote doubled) when it holds a byte of [`CSV_NEEDS_QUOTES`]. For the files of millions of
-/// rows, which are rendered into big buffers without serde and a writer call per field.
+/// Appends one CSV field to `out` exactly as `csv::Writer` writes it with the default settings
+/// every CSV of the project is written with: as is, or quoted (a quote doubled) when it holds
+/// the delimiter, the quote, CR or LF; nothing else is quoted (not a leading space, not
+/// non-ASCII text). For the files of millions of rows, which are rendered into big buffers
+/// without serde and a writer call per field.
 pub fn push_csv_field(out: &mut Vec<u8>, field: &[u8]) {
-    if !field.iter().any(|&b| CSV_NEEDS_QUOTES[b as usize]) {
+    // Without an early exit, so that the check runs over many bytes at once.
+    let needs_quotes = field.iter().fold(false, |any, &b| {
+        any | matches!(b, b',' | b'"' | b'\r' | b'\n')
+    });
+    if !needs_quotes {
         out.extend_from_slice(field);
         return;
     }
