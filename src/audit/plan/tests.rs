@@ -430,6 +430,19 @@ fn recent_traffic_is_info_and_shell_keys_are_safe() {
     assert_eq!(shell_key("$$"), "C_X");
 }
 
+/// One lost row of number 1, for the tests of a single row's renderings.
+fn one_lost_row() -> LostRows {
+    let mut lost = LostRows::default();
+    lost_row(
+        &mut lost,
+        1,
+        "+12125550000",
+        "2026-01-02T03:04:05Z",
+        "SMabc",
+    );
+    lost
+}
+
 #[test]
 fn consent_items_are_rendered_as_serde_json_renders_them() {
     #[derive(serde::Serialize)]
@@ -441,14 +454,7 @@ fn consent_items_are_rendered_as_serde_json_renders_them() {
         source: &'static str,
         date_of_consent: &'a str,
     }
-    let mut lost = LostRows::default();
-    lost_row(
-        &mut lost,
-        1,
-        "+12125550000",
-        "2026-01-02T03:04:05Z",
-        "SMabc",
-    );
+    let lost = one_lost_row();
     let base = lost.get(0);
     let upper = format!("SM{}", "AB12".repeat(8));
     let users = ["+12125550000", "whatsapp:+4915\"1\\2", "ID\u{1}\n\t\u{7f}é"];
@@ -533,14 +539,7 @@ fn suppression_rows_render_as_the_csv_crate_serializes_them() {
 
 #[test]
 fn correlation_ids_are_32_hex_characters() {
-    let mut lost = LostRows::default();
-    lost_row(
-        &mut lost,
-        1,
-        "+12125550000",
-        "2026-01-02T03:04:05Z",
-        "SMabc",
-    );
+    let lost = one_lost_row();
     let mut row = lost.get(0);
     assert_eq!(correlation_id(&row).len(), 32);
     let sid = sid("SM", 255);
