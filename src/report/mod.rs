@@ -9,6 +9,7 @@ pub mod summary;
 pub mod table;
 pub mod usage;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::audit::Audit;
@@ -50,7 +51,7 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
     let (lost, customers) = (&*audit.lost, &audit.customers);
     // The big files are written side by side: writing them waits on the disk (each file is
     // synced before it is renamed) more than on the cores.
-    let customer_files = std::thread::scope(|scope| -> Result<_> {
+    let page = std::thread::scope(|scope| -> Result<_> {
         let lost_files = scope.spawn(|| -> Result<_> {
             let runs = optouts::write_lost(&lost_file, lost)?;
             optouts::write_per_customer(&per_customer, customers, lost, Some((&lost_file, &runs)))
@@ -65,20 +66,30 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
             audit.snapshot,
             &audit.usage,
         )?;
+        // The page is made while the big files are still being written: every name it lists
+        // is known by now, the per-customer files' names from the customers alone.
+        let names = staging.names().to_vec();
+        let render = |customer_files: &BTreeMap<String, String>| {
+            html::render(&html::Page {
+                plan: &audit.plan,
+                analysis: &audit.analysis,
+                lost: &audit.lost,
+                attribution: &audit.usage.attribution,
+                period: audit.options.period,
+                customer_files,
+                files: &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            })
+        };
+        let expected = optouts::per_customer_names(customers);
+        let page = render(&expected);
         join(suppression)?;
-        join(lost_files)
+        let customer_files = join(lost_files)?;
+        Ok(if customer_files == expected {
+            page
+        } else {
+            render(&customer_files)
+        })
     })?;
-    let names = staging.names().to_vec();
-    let files: Vec<&str> = names.iter().map(String::as_str).collect();
-    let page = html::render(&html::Page {
-        plan: &audit.plan,
-        analysis: &audit.analysis,
-        lost: &audit.lost,
-        attribution: &audit.usage.attribution,
-        period: audit.options.period,
-        customer_files: &customer_files,
-        files: &files,
-    });
     crate::output::write_atomic(&staging.path(html::HTML_FILE), page.as_bytes())?;
     let names = staging.names().to_vec();
     staging.commit()?;

@@ -203,6 +203,15 @@ pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
 /// `optouts_lost.csv` just written from the same rows and where each customer's rows lie in
 /// it, the files copy those bytes; else the rows are rendered. Returns the file name per
 /// customer.
+/// The file name of each customer's `optouts/<customer>.csv`, as [`write_per_customer`]
+/// names them.
+pub fn per_customer_names(customers: &[String]) -> BTreeMap<String, String> {
+    customer_file_stems(customers)
+        .into_iter()
+        .map(|(customer, stem)| (customer, format!("{stem}.csv")))
+        .collect()
+}
+
 pub fn write_per_customer(
     dir: &Path,
     customers: &[String],
