@@ -754,14 +754,9 @@ fn check_violation(
     message: &MessageRef<'_>,
     index: &EventIndex,
 ) -> Result<Option<Violation>> {
-    if !message.is_outbound() || message.error_code == Some(ERROR_UNSUBSCRIBED) {
-        return Ok(None);
-    }
-    let (Some(end_user), Some(twilio_number)) = (message.to.as_deref(), message.from.as_deref())
-    else {
+    let Some((service, twilio_number, end_user)) = violation_key(message) else {
         return Ok(None);
     };
-    let service = message.service_sid();
     let Some(events) = index.events(service, twilio_number, end_user) else {
         return Ok(None);
     };

@@ -195,14 +195,6 @@ pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
     write_csv(path, &VIOLATION_HEADER, &analysis.violations)
 }
 
-/// One file per customer in `customers` (a header-only file for a customer that loses
-/// nothing, so that every moving customer has its re-import file), named from the customer
-/// (made safe; a clash gets `-2`, `-3`...: [`customer_file_stems`]), into the new folder `dir`. Callers stage the
-/// folder ([`crate::output::Staging`]), so that it replaces an earlier one whole: files of an
-/// earlier run for customers no longer moving do not linger. With `written`, the
-/// `optouts_lost.csv` just written from the same rows and where each customer's rows lie in
-/// it, the files copy those bytes; else the rows are rendered. Returns the file name per
-/// customer.
 /// The file name of each customer's `optouts/<customer>.csv`, as [`write_per_customer`]
 /// names them.
 pub fn per_customer_names(customers: &[String]) -> BTreeMap<String, String> {
@@ -212,6 +204,14 @@ pub fn per_customer_names(customers: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// One file per customer in `customers` (a header-only file for a customer that loses
+/// nothing, so that every moving customer has its re-import file), named from the customer
+/// (made safe; a clash gets `-2`, `-3`...: [`customer_file_stems`]), into the new folder `dir`. Callers stage the
+/// folder ([`crate::output::Staging`]), so that it replaces an earlier one whole: files of an
+/// earlier run for customers no longer moving do not linger. With `written`, the
+/// `optouts_lost.csv` just written from the same rows and where each customer's rows lie in
+/// it, the files copy those bytes; else the rows are rendered. Returns the file name per
+/// customer.
 pub fn write_per_customer(
     dir: &Path,
     customers: &[String],
@@ -219,13 +219,12 @@ pub fn write_per_customer(
     written: Option<(&Path, &CustomerRuns)>,
 ) -> Result<BTreeMap<String, String>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let mut names = BTreeMap::new();
+    let names = per_customer_names(customers);
     if let Some((lost_file, runs)) = written.filter(|(path, _)| !is_special_file(path)) {
         let header = csv_bytes(&LOST_HEADER, std::iter::empty::<()>())?;
-        for (customer, stem) in customer_file_stems(customers) {
-            let name = format!("{stem}.csv");
+        for (customer, name) in &names {
             let own = runs.get(customer.as_str()).map_or(&[][..], Vec::as_slice);
-            write_atomic_with(&dir.join(&name), |out| {
+            write_atomic_with(&dir.join(name), |out| {
                 out.write_all(&header)?;
                 let mut from = std::fs::File::open(lost_file)?;
                 for run in own {
@@ -241,7 +240,6 @@ pub fn write_per_customer(
                 }
                 Ok(())
             })?;
-            names.insert(customer, name);
         }
         return Ok(names);
     }
@@ -254,15 +252,13 @@ pub fn write_per_customer(
             .push(i as u32);
     }
     let csv = LostCsv::new(rows);
-    for (customer, stem) in customer_file_stems(customers) {
-        let name = format!("{stem}.csv");
+    for (customer, name) in &names {
         let own = by_customer
             .get(customer.as_str())
             .map_or(&[][..], Vec::as_slice);
-        write_atomic_with(&dir.join(&name), |file| {
+        write_atomic_with(&dir.join(name), |file| {
             csv.write(file, own.iter().map(|&i| i as usize), None)
         })?;
-        names.insert(customer, name);
     }
     Ok(names)
 }
