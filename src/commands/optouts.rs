@@ -106,14 +106,10 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
             &rows,
             written,
         )?;
-        // The suppression lists say which opt-outs the plan re-seeds: they need the plan.
-        let moving_rows = if args.all {
-            std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, false))
-        } else {
-            rows.clone()
-        };
+        // The suppression lists say which opt-outs the plan re-seeds: they need the plan
+        // (which reads the moving numbers' rows only, also with --all).
         let traffic = traffic.unwrap_or_default();
-        let plan = crate::audit::plan::build(&snapshot, &mapping, moving_rows, &traffic);
+        let plan = crate::audit::plan::build(&snapshot, &mapping, rows.clone(), &traffic);
         crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
         staging.commit()?;
     }
