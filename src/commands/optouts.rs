@@ -9,7 +9,7 @@ use clap::Args;
 use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
 use crate::audit::mapping::ResolvedMapping;
 use crate::audit::opt_outs_and_traffic;
-use crate::audit::optouts::{analyze_opt_outs, lost_opt_outs, LostRows, OptOutAnalysis};
+use crate::audit::optouts::{analyze_opt_outs, lost_opt_outs, LostRows};
 use crate::audit::plan::Traffic;
 use crate::error::Result;
 use crate::exit_code;
@@ -108,9 +108,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         };
         if let Some(dir) = &args.per_customer {
             let written = runs.as_ref().map(|runs| (args.out.as_path(), runs));
-            let staging = stage_per_customer(
-                &args, dir, &snapshot, &mapping, &analysis, &rows, written, traffic,
-            )?;
+            let staging = stage_per_customer(dir, &snapshot, &mapping, &rows, written, traffic)?;
             staging.commit()?;
         }
         rows
@@ -127,11 +125,9 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
                 let runs = out::write_lost(&staged_out, &rows)?;
                 let per_customer = match &args.per_customer {
                     Some(dir) => Some(stage_per_customer(
-                        &args,
                         dir,
                         &snapshot,
                         &mapping,
-                        &analysis,
                         &rows,
                         Some((staged_out.as_path(), &runs)),
                         traffic,
@@ -197,13 +193,10 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
 /// Writes `--per-customer`'s folder into a staging folder, committed by the caller: each
 /// customer's rows (copied from the CSV `written` already holds, when there is one) and its
 /// suppression list.
-#[allow(clippy::too_many_arguments)]
 fn stage_per_customer(
-    args: &OptoutsArgs,
     dir: &Path,
     snapshot: &Snapshot,
     mapping: &ResolvedMapping,
-    analysis: &OptOutAnalysis,
     rows: &Arc<LostRows>,
     written: Option<(&Path, &CustomerRuns)>,
     traffic: Option<HashMap<String, Traffic>>,
@@ -217,14 +210,10 @@ fn stage_per_customer(
         rows,
         written,
     )?;
-    // The suppression lists say which opt-outs the plan re-seeds: they need the plan.
-    let moving_rows = if args.all {
-        Arc::new(lost_opt_outs(snapshot, analysis, mapping, false))
-    } else {
-        rows.clone()
-    };
+    // The suppression lists say which opt-outs the plan re-seeds: they need the plan
+    // (which reads the moving numbers' rows only, also with --all).
     let traffic = traffic.unwrap_or_default();
-    let plan = crate::audit::plan::build(snapshot, mapping, moving_rows, &traffic);
+    let plan = crate::audit::plan::build(snapshot, mapping, rows.clone(), &traffic);
     crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
     Ok(staging)
 }

@@ -12,7 +12,7 @@ use crate::audit::optouts::{
 use crate::error::{Error, Result};
 use crate::output::{
     csv_bytes, customer_file_stems, is_special_file, push_csv_field, push_csv_record,
-    write_atomic_with, write_csv,
+    write_atomic_with, write_csv, write_side_by_side,
 };
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
@@ -222,7 +222,8 @@ pub fn write_per_customer(
     let names = per_customer_names(customers);
     if let Some((lost_file, runs)) = written.filter(|(path, _)| !is_special_file(path)) {
         let header = csv_bytes(&LOST_HEADER, std::iter::empty::<()>())?;
-        for (customer, name) in &names {
+        let files: Vec<(&String, &String)> = names.iter().collect();
+        write_side_by_side(&files, |&(customer, name)| {
             let own = runs.get(customer.as_str()).map_or(&[][..], Vec::as_slice);
             write_atomic_with(&dir.join(name), |out| {
                 out.write_all(&header)?;
@@ -239,8 +240,8 @@ pub fn write_per_customer(
                     }
                 }
                 Ok(())
-            })?;
-        }
+            })
+        })?;
         return Ok(names);
     }
     // Row numbers per customer (4 bytes a row), the rows themselves read as they are written.

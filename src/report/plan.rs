@@ -15,7 +15,8 @@ use crate::error::Result;
 use std::io::Write as _;
 
 use crate::output::{
-    push_csv_record, write_atomic, write_atomic_with, write_csv, write_json, Staging,
+    push_csv_record, write_atomic, write_atomic_with, write_csv, write_json, write_side_by_side,
+    Staging,
 };
 
 pub const JSON_FILE: &str = "plan.json";
@@ -596,16 +597,19 @@ pub fn summary_line(plan: &Plan) -> String {
 pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::write(dir, e))?;
     let mut written = HashSet::new();
+    let mut files = Vec::new();
     for c in &plan.customers {
         let name = c
             .suppression_file
             .rsplit('/')
             .next()
             .unwrap_or(&c.suppression_file);
-        if !written.insert(name) {
-            // Two subaccounts under one customer name share the customer's files.
-            continue;
+        // Two subaccounts under one customer name share the customer's files.
+        if written.insert(name) {
+            files.push((c, name));
         }
+    }
+    write_side_by_side(&files, |&(c, name)| {
         write_atomic_with(&dir.join(name), |out| {
             let mut lines = Vec::with_capacity(1 << 20);
             push_csv_record(&mut lines, &SUPPRESSION_HEADER);
@@ -617,9 +621,8 @@ pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
                 }
             }
             out.write_all(&lines)
-        })?;
-    }
-    Ok(())
+        })
+    })
 }
 
 /// Writes the plan's files into a staged set: `<stem>.json`, `<stem>.csv` and `<stem>.sh`
@@ -636,7 +639,7 @@ pub fn stage(staging: &mut Staging, stem: &str, plan: &Plan) -> Result<Vec<Strin
     // The re-seed folder always matches the plan: replaced whole, empty when nothing is lost.
     let reseed = staging.path(RESEED_DIR);
     std::fs::create_dir(&reseed).map_err(|e| crate::Error::write(&reseed, e))?;
-    for file in &plan.reseed_files {
+    write_side_by_side(&plan.reseed_files, |file| {
         let name = file
             .path
             .strip_prefix(&format!("{RESEED_DIR}/"))
@@ -645,8 +648,8 @@ pub fn stage(staging: &mut Staging, stem: &str, plan: &Plan) -> Result<Vec<Strin
             let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
             plan.write_reseed_file(file, &mut out)?;
             std::io::Write::flush(&mut out)
-        })?;
-    }
+        })
+    })?;
     Ok(vec![json, csv, shell, RESEED_DIR.to_string()])
 }
 

@@ -778,3 +778,68 @@ fn a_well_formed_sid_of_no_subaccount_blocks_only_its_number() {
     assert!(steps.iter().all(|s| s["number_sid"] != sid("PN", 1)));
     assert!(steps.iter().any(|s| s["number_sid"] == sid("PN", 2)));
 }
+
+/// Every file under `root` (paths relative to it) with its bytes.
+fn files_under(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn audit_all_lists_more_opt_outs_and_plans_the_same_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = repo_root().join("sample-data/owlie");
+    for (out, extra) in [("moving", None), ("all", Some("--all"))] {
+        subaudit(dir.path())
+            .args(["audit", "--snapshot"])
+            .arg(&sample)
+            .arg("--map")
+            .arg(sample.join("mapping.csv"))
+            .args(["--out", out])
+            .args(extra)
+            .assert()
+            .success();
+    }
+    let (moving, all) = (
+        files_under(&dir.path().join("moving")),
+        files_under(&dir.path().join("all")),
+    );
+    let rows = |files: &std::collections::BTreeMap<String, Vec<u8>>| {
+        files["optouts_lost.csv"]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    assert!(
+        rows(&all) > rows(&moving),
+        "--all lists the numbers that stay too"
+    );
+    // The rows are made once, with --all too, and the plan reads the moving numbers' among
+    // them: the plan, its re-seed files and every per-customer file are the same bytes.
+    assert_eq!(
+        moving.keys().collect::<Vec<_>>(),
+        all.keys().collect::<Vec<_>>()
+    );
+    assert!(moving.keys().any(|k| k.starts_with("reseed/")));
+    for (name, bytes) in &moving {
+        if name != "optouts_lost.csv" && name != "report.html" {
+            assert!(all[name] == *bytes, "{name} differs with --all");
+        }
+    }
+}

@@ -670,8 +670,8 @@ impl Plan {
     }
 }
 
-/// Builds the plan. `lost` are the opt-out engine's rows for the mapped moves
-/// ([`super::optouts::lost_opt_outs`] without `all`).
+/// Builds the plan. `lost` are the opt-out engine's rows ([`super::optouts::lost_opt_outs`],
+/// with or without `all`: the plan reads the moving numbers' rows only).
 pub fn build(
     snapshot: &Snapshot,
     mapping: &ResolvedMapping,
@@ -681,7 +681,7 @@ pub fn build(
     let memberships = services_by_number(snapshot);
     // Row numbers per moving number (4 bytes a row).
     let mut lost_by_number: HashMap<&str, Vec<u32>> = HashMap::new();
-    for (i, row) in lost.iter().enumerate() {
+    for (i, row) in lost.moving() {
         lost_by_number
             .entry(row.twilio_number_sid)
             .or_default()
