@@ -334,7 +334,7 @@ impl Pull {
         let (accounts, plan) = tokio::join!(self.fetch_accounts(), async {
             match wants_messages {
                 true => self
-                    .message_slices(messages_per_slice, bulk_wait)
+                    .message_slices(messages_per_slice, concurrency, bulk_wait)
                     .await
                     .map(Some),
                 false => Ok(None),
@@ -587,24 +587,31 @@ impl Pull {
                 let mut file = self.open(Resource::Messages, slice.file())?;
                 let mut pager = self.inner.client.pages(url, "messages");
                 while let Some(page) = pager.next_raw_page().await? {
-                    let records = page.records()?;
-                    if let Some(report) = probe.take() {
-                        let more = pager.has_next();
-                        let oldest = records
-                            .last()
-                            .filter(|_| more)
-                            .and_then(|r| message_time(r));
-                        // The receiver may be gone (the pull is ending): nothing to tell.
-                        let _ = report.send((
-                            slice,
-                            Observed {
-                                records: records.len(),
-                                more,
-                                oldest,
-                            },
-                        ));
-                    }
-                    file.write_raw_page(&records)?;
+                    let more = pager.has_next();
+                    let report = probe.take();
+                    // Copied off the async threads, as the page was read (`next_raw_page`).
+                    file = tokio::task::spawn_blocking(move || -> Result<PartFile> {
+                        let records = page.records()?;
+                        if let Some(report) = report {
+                            let oldest = records
+                                .last()
+                                .filter(|_| more)
+                                .and_then(|r| message_time(r));
+                            // The receiver may be gone (the pull is ending): nothing to tell.
+                            let _ = report.send((
+                                slice,
+                                Observed {
+                                    records: records.len(),
+                                    more,
+                                    oldest,
+                                },
+                            ));
+                        }
+                        file.write_raw_page(&records)?;
+                        Ok(file)
+                    })
+                    .await
+                    .map_err(|e| Error::failed("a pull task failed", e))??;
                 }
                 self.complete(vec![file]).await?;
                 self.inner.progress.slice_done();
@@ -658,6 +665,7 @@ impl Pull {
     async fn message_slices(
         &self,
         messages_per_slice: f64,
+        probes: usize,
         bulk_wait: BulkWait,
     ) -> Result<SlicePlan> {
         let state = &self.inner.state;
@@ -710,7 +718,14 @@ impl Pull {
         };
         let bulk_days = self.bulk_days(&periods, bulk_wait).await?;
         let (slices, calibrate) = if bulk_days.is_empty() {
-            let slices = slices::plan(state.since, state.until, &periods, messages_per_slice);
+            // The newest slices are the probes (`run`): as many as requests in flight.
+            let slices = slices::plan_with_probes(
+                state.since,
+                state.until,
+                &periods,
+                messages_per_slice,
+                probes,
+            );
             (slices, !periods.is_empty())
         } else {
             // Bulk Export's days as whole-day slices; the days between them by the list.

@@ -609,7 +609,17 @@ impl Pager {
             .stats
             .pages
             .fetch_add(1, Ordering::Relaxed);
-        let page = RawPage::new(url, self.key.clone(), body)?;
+        // A page of a thousand messages is a megabyte to read: off the async threads, which
+        // meanwhile take in the other answers (a page read there holds up every request in
+        // flight, and their slots with them).
+        let key = self.key.clone();
+        let page = tokio::task::spawn_blocking(move || RawPage::new(url, key, body))
+            .await
+            .map_err(|e| ApiError {
+                status: None,
+                code: None,
+                message: format!("reading a page failed: {e}"),
+            })??;
         if let Some(link) = &page.next {
             let origin = Url::parse(&self.origin).expect("an origin is a URL");
             let next = origin.join(link).map_err(|e| {
