@@ -18,7 +18,9 @@ use crate::audit::attribution::{AttributionScan, AttributionWorker};
 use crate::audit::evidence::ImportedEvent;
 use crate::audit::keywords::Keywords;
 use crate::audit::mapping::ResolvedMapping;
-use crate::audit::optouts::{lost_opt_outs, EvidenceScan, LostRows, OptOutAnalysis};
+use crate::audit::optouts::{
+    lost_opt_outs, EvidenceScan, LostRows, OptOutAnalysis, ViolationSearch,
+};
 use crate::audit::plan::{Plan, Traffic, TrafficCounts, TrafficScan};
 use crate::audit::usage::Period;
 use crate::audit::usage_report::{UsageRecords, UsageReport};
@@ -119,18 +121,20 @@ pub fn plan_only(
     keywords: &Keywords,
     imported: &[ImportedEvent],
 ) -> Result<Plan> {
-    let (analysis, traffic) = opt_outs_and_traffic(snapshot, keywords, imported)?;
+    // The plan needs no violations: pass 2 is not run.
+    let (analysis, _, traffic) = opt_outs_and_traffic(snapshot, keywords, imported)?;
     let lost = lost_opt_outs(snapshot, &analysis, mapping, false);
     Ok(plan::build(snapshot, mapping, Arc::new(lost), &traffic))
 }
 
-/// The opt-out analysis and the plan's recent traffic from one read of the messages (what
-/// `plan` and `optouts --per-customer` need; `audit` folds in usage attribution as well).
+/// The opt-out analysis (without its violations: the search for them is returned to run
+/// when wanted) and the plan's recent traffic from one read of the messages (what `plan` and
+/// `optouts --per-customer` need; `audit` folds in usage attribution as well).
 pub fn opt_outs_and_traffic(
     snapshot: &Snapshot,
     keywords: &Keywords,
     imported: &[ImportedEvent],
-) -> Result<(OptOutAnalysis, HashMap<String, Traffic>)> {
+) -> Result<(OptOutAnalysis, ViolationSearch, HashMap<String, Traffic>)> {
     let traffic_scan = TrafficScan::new(snapshot);
     let (parts, messages_read) = snapshot.fold_messages(
         || (EvidenceScan::default(), TrafficCounts::default()),
@@ -140,6 +144,6 @@ pub fn opt_outs_and_traffic(
         },
     )?;
     let (evidence, traffic): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
-    let analysis = optouts::finish(snapshot, evidence, messages_read, imported)?;
-    Ok((analysis, traffic_scan.merge(traffic)))
+    let (analysis, search) = optouts::finish_opt_outs(evidence, messages_read, imported);
+    Ok((analysis, search, traffic_scan.merge(traffic)))
 }

@@ -334,10 +334,21 @@ pub fn analyze(
     keywords: &Keywords,
     imported: &[ImportedEvent],
 ) -> Result<OptOutAnalysis> {
+    let (mut analysis, search) = analyze_opt_outs(snapshot, keywords, imported)?;
+    analysis.violations = search.run(snapshot)?;
+    Ok(analysis)
+}
+
+/// [`analyze`] without pass 2 (see [`finish_opt_outs`]).
+pub fn analyze_opt_outs(
+    snapshot: &Snapshot,
+    keywords: &Keywords,
+    imported: &[ImportedEvent],
+) -> Result<(OptOutAnalysis, ViolationSearch)> {
     // Pass 1, on every core: each worker collects its own evidence.
     let (parts, messages_read) =
         snapshot.fold_messages(EvidenceScan::default, |e, at, m| e.visit(at, m, keywords))?;
-    finish(snapshot, parts, messages_read, imported)
+    Ok(finish_opt_outs(parts, messages_read, imported))
 }
 
 /// One worker's evidence from pass 1 (public so that `audit` can collect it in the same read
@@ -447,6 +458,19 @@ pub fn finish(
     messages_read: u64,
     imported: &[ImportedEvent],
 ) -> Result<OptOutAnalysis> {
+    let (mut analysis, search) = finish_opt_outs(parts, messages_read, imported);
+    analysis.violations = search.run(snapshot)?;
+    Ok(analysis)
+}
+
+/// [`finish`] without pass 2: the analysis with no violations yet, and the search that finds
+/// them, for the caller to run beside other work (or not at all, when only the opt-outs
+/// matter).
+pub fn finish_opt_outs(
+    parts: Vec<EvidenceScan>,
+    messages_read: u64,
+    imported: &[ImportedEvent],
+) -> (OptOutAnalysis, ViolationSearch) {
     let mut index = EventIndex::default();
     let mut possible = Vec::new();
     let mut events = 0u64;
@@ -477,67 +501,92 @@ pub fn finish(
     }
 
     let opt_outs = index.opt_outs();
-
-    // Pass 2, only when there is evidence: outbound messages sent into an opt-out.
-    let mut violations = Vec::new();
-    if index.is_empty() {
-        // Nothing to look up.
-    } else if !unseekable && snapshot.messages_are_seekable()? {
-        // Pass 1 noted every message that could be a violation: read again only the lines
-        // whose (scope, end user) has events (a small share), in file order.
-        let keys: FastSet<u64> = index
-            .iter_keys()
-            .map(|(service, number, end_user)| key_hash(service, number, end_user))
-            .collect();
-        let mut positions: Vec<u64> = Vec::new();
-        for part in candidates {
-            positions.extend(
-                part.into_iter()
-                    .map(Candidate)
-                    .filter(|c| keys.contains(&c.hash()))
-                    .map(Candidate::position),
-            );
-        }
-        positions.sort_unstable();
-        let states = snapshot.fold_messages_at(&positions, Vec::new, |found, at, message| {
-            if let Some(v) = check_violation(at, message, &index)? {
-                found.push(v);
-            }
-            Ok(())
-        })?;
-        violations = states.into_iter().flatten().collect();
-    } else {
-        drop(candidates);
-        // Compressed messages cannot be read at a place: pass 1 checked every line whole,
-        // pass 2 reads them all again but parses only those sent into a scope and to an end
-        // user with events (a small share), sifted on the raw bytes.
-        let sieve = ViolationSieve::new(&index);
-        let (states, _) = snapshot.fold_messages_sifted(
-            Vec::new,
-            |line| sieve.may_be_violation(line),
-            |found, at, message| {
-                if let Some(v) = check_violation(at, message, &index)? {
-                    found.push(v);
-                }
-                Ok(())
-            },
-        )?;
-        violations = states.into_iter().flatten().collect();
-    }
-    violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
-    violations.dedup_by(|a, b| a.message_sid == b.message_sid);
     possible
         .sort_by(|a, b| (&a.received_at, &a.message_sid).cmp(&(&b.received_at, &b.message_sid)));
     possible.dedup_by(|a, b| a.message_sid == b.message_sid);
-
-    Ok(OptOutAnalysis {
+    let analysis = OptOutAnalysis {
         opt_outs,
         possible,
-        violations,
+        violations: Vec::new(),
         messages_read,
         events,
         imported: imported.len() as u64,
-    })
+    };
+    let search = ViolationSearch {
+        index,
+        candidates,
+        unseekable,
+    };
+    (analysis, search)
+}
+
+/// Pass 2, the outbound messages sent into an opt-out: the events of pass 1 and the
+/// messages it noted as candidates.
+#[derive(Debug)]
+pub struct ViolationSearch {
+    index: EventIndex,
+    candidates: Vec<Vec<u64>>,
+    unseekable: bool,
+}
+
+impl ViolationSearch {
+    /// The violations, sorted by time then message sid.
+    pub fn run(self, snapshot: &Snapshot) -> Result<Vec<Violation>> {
+        let ViolationSearch {
+            index,
+            candidates,
+            unseekable,
+        } = self;
+        let mut violations = Vec::new();
+        if index.is_empty() {
+            // Nothing to look up.
+        } else if !unseekable && snapshot.messages_are_seekable()? {
+            // Pass 1 noted every message that could be a violation: read again only the
+            // lines whose (scope, end user) has events (a small share), in file order.
+            let keys: FastSet<u64> = index
+                .iter_keys()
+                .map(|(service, number, end_user)| key_hash(service, number, end_user))
+                .collect();
+            let mut positions: Vec<u64> = Vec::new();
+            for part in candidates {
+                positions.extend(
+                    part.into_iter()
+                        .map(Candidate)
+                        .filter(|c| keys.contains(&c.hash()))
+                        .map(Candidate::position),
+                );
+            }
+            positions.sort_unstable();
+            let states =
+                snapshot.fold_messages_at(&positions, Vec::new, |found, at, message| {
+                    if let Some(v) = check_violation(at, message, &index)? {
+                        found.push(v);
+                    }
+                    Ok(())
+                })?;
+            violations = states.into_iter().flatten().collect();
+        } else {
+            drop(candidates);
+            // Compressed messages cannot be read at a place: pass 1 checked every line whole,
+            // pass 2 reads them all again but parses only those sent into a scope and to an
+            // end user with events (a small share), sifted on the raw bytes.
+            let sieve = ViolationSieve::new(&index);
+            let (states, _) = snapshot.fold_messages_sifted(
+                Vec::new,
+                |line| sieve.may_be_violation(line),
+                |found, at, message| {
+                    if let Some(v) = check_violation(at, message, &index)? {
+                        found.push(v);
+                    }
+                    Ok(())
+                },
+            )?;
+            violations = states.into_iter().flatten().collect();
+        }
+        violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
+        violations.dedup_by(|a, b| a.message_sid == b.message_sid);
+        Ok(violations)
+    }
 }
 
 fn required<'m>(at: LineRef<'_>, value: Option<&'m str>, field: &str) -> Result<&'m str> {
@@ -950,6 +999,12 @@ impl LostRows {
     /// How many targets (a number and where it goes) and opt-outs the pairs index.
     pub fn counts(&self) -> (usize, usize) {
         (self.targets.len(), self.texts.len())
+    }
+
+    /// The customer of target `target` (index as in [`LostRows::pairs`]; empty for a number
+    /// that stays).
+    pub fn customer_of(&self, target: u32) -> &str {
+        &self.targets[target as usize].customer
     }
 
     /// The row of target `target` and opt-out `text` (indices as in [`LostRows::pairs`]).

@@ -1,16 +1,22 @@
 //! `subaudit optouts`: the opt-outs that the planned moves would lose, as CSV.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::{load_mapping, EvidenceArgs, KeywordArgs, SnapshotArgs};
+use crate::audit::mapping::ResolvedMapping;
 use crate::audit::opt_outs_and_traffic;
-use crate::audit::optouts::{analyze, lost_opt_outs};
+use crate::audit::optouts::{analyze_opt_outs, lost_opt_outs, LostRows};
+use crate::audit::plan::Traffic;
 use crate::error::Result;
 use crate::exit_code;
 use crate::output;
 use crate::report::optouts as out;
+use crate::report::optouts::CustomerRuns;
+use crate::snapshot::Snapshot;
 
 /// Export the opt-outs each planned number move would lose, ready to re-seed.
 #[derive(Debug, Args)]
@@ -78,41 +84,71 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let mapping = load_mapping(args.map.as_deref(), &snapshot)?;
     let imported = args.evidence.load(&snapshot)?;
     // The suppression lists need the plan, and so its recent traffic: counted in the same read.
-    let (analysis, traffic) = if args.per_customer.is_some() {
-        let (analysis, traffic) = opt_outs_and_traffic(&snapshot, &keywords, &imported)?;
-        (analysis, Some(traffic))
+    let (mut analysis, search, traffic) = if args.per_customer.is_some() {
+        let (analysis, search, traffic) = opt_outs_and_traffic(&snapshot, &keywords, &imported)?;
+        (analysis, search, Some(traffic))
     } else {
-        (analyze(&snapshot, &keywords, &imported)?, None)
+        let (analysis, search) = analyze_opt_outs(&snapshot, &keywords, &imported)?;
+        (analysis, search, None)
     };
-    let rows = std::sync::Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
 
-    let runs = if to_stdout {
-        out::write_lost_to(&mut std::io::stdout().lock(), &rows)
-            .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
-        None
+    // Written to a regular file, the rows are staged while pass 2 runs (below). What reaches
+    // standard output or a device cannot be taken back: pass 2 first, as it may still refuse
+    // a line.
+    let staged = !to_stdout && !output::is_special_file(&args.out);
+    let rows = if !staged {
+        analysis.violations = search.run(&snapshot)?;
+        let rows = Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
+        let runs = if to_stdout {
+            out::write_lost_to(&mut std::io::stdout().lock(), &rows)
+                .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
+            None
+        } else {
+            Some(out::write_lost(&args.out, &rows)?)
+        };
+        if let Some(dir) = &args.per_customer {
+            let written = runs.as_ref().map(|runs| (args.out.as_path(), runs));
+            let staging = stage_per_customer(dir, &snapshot, &mapping, &rows, written, traffic)?;
+            staging.commit()?;
+        }
+        rows
     } else {
-        output::create_parent_dir(&args.out)?;
-        Some(out::write_lost(&args.out, &rows)?)
-    };
-    if let Some(dir) = &args.per_customer {
-        // The folder is replaced whole: no file of an earlier run lingers.
-        let (parent, name) = output::split_file_path(dir)?;
-        let mut staging = output::Staging::new(&parent)?;
-        // The per-customer files hold the same rows: copied from the CSV just written.
-        let written = runs.as_ref().map(|runs| (args.out.as_path(), runs));
-        out::write_per_customer(
-            &staging.path(&name),
-            &mapping.moving_customers(),
-            &rows,
-            written,
-        )?;
-        // The suppression lists say which opt-outs the plan re-seeds: they need the plan
-        // (which reads the moving numbers' rows only, also with --all).
-        let traffic = traffic.unwrap_or_default();
-        let plan = crate::audit::plan::build(&snapshot, &mapping, rows.clone(), &traffic);
-        crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
+        // Pass 2 (violations) reads the messages again while the lost rows are written: the
+        // files are staged, and land only once it has succeeded.
+        let (rows, staged, violations) = std::thread::scope(|scope| {
+            let violations = scope.spawn(|| search.run(&snapshot));
+            let staged = (|| -> Result<_> {
+                let rows = Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
+                let (parent, name) = output::split_file_path(&args.out)?;
+                let mut staging = output::Staging::new(&parent)?;
+                let staged_out = staging.path(&name);
+                let runs = out::write_lost(&staged_out, &rows)?;
+                let per_customer = match &args.per_customer {
+                    Some(dir) => Some(stage_per_customer(
+                        dir,
+                        &snapshot,
+                        &mapping,
+                        &rows,
+                        Some((staged_out.as_path(), &runs)),
+                        traffic,
+                    )?),
+                    None => None,
+                };
+                Ok((rows, staging, per_customer))
+            })();
+            let violations = violations
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            staged.map(|(rows, staging, per_customer)| (rows, (staging, per_customer), violations))
+        })?;
+        analysis.violations = violations?;
+        let (staging, per_customer) = staged;
         staging.commit()?;
-    }
+        if let Some(staging) = per_customer {
+            staging.commit()?;
+        }
+        rows
+    };
     if let Some(path) = &args.possible {
         output::create_parent_dir(path)?;
         out::write_possible(path, &analysis)?;
@@ -152,4 +188,32 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
         println!("{line}; written to {}", args.out.display());
     }
     Ok(exit_code::OK)
+}
+
+/// Writes `--per-customer`'s folder into a staging folder, committed by the caller: each
+/// customer's rows (copied from the CSV `written` already holds, when there is one) and its
+/// suppression list.
+fn stage_per_customer(
+    dir: &Path,
+    snapshot: &Snapshot,
+    mapping: &ResolvedMapping,
+    rows: &Arc<LostRows>,
+    written: Option<(&Path, &CustomerRuns)>,
+    traffic: Option<HashMap<String, Traffic>>,
+) -> Result<output::Staging> {
+    // The folder is replaced whole: no file of an earlier run lingers.
+    let (parent, name) = output::split_file_path(dir)?;
+    let mut staging = output::Staging::new(&parent)?;
+    out::write_per_customer(
+        &staging.path(&name),
+        &mapping.moving_customers(),
+        rows,
+        written,
+    )?;
+    // The suppression lists say which opt-outs the plan re-seeds: they need the plan
+    // (which reads the moving numbers' rows only, also with --all).
+    let traffic = traffic.unwrap_or_default();
+    let plan = crate::audit::plan::build(snapshot, mapping, rows.clone(), &traffic);
+    crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
+    Ok(staging)
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::data::SimData;
 use crate::audit::keywords::{KeywordClass, Keywords};
-use crate::audit::optouts::{analyze, Scope};
+use crate::audit::optouts::{analyze_opt_outs, Scope};
 use crate::error::Result;
 use crate::snapshot::{OpenOptions, Snapshot};
 
@@ -38,7 +38,8 @@ impl OptOutState {
             },
         )?;
         let keywords = Keywords::default();
-        let analysis = analyze(&snapshot, &keywords, &[])?;
+        // Only the opt-outs in force: pass 2 (violations) is not run.
+        let (analysis, _) = analyze_opt_outs(&snapshot, &keywords, &[])?;
         let mut state = OptOutState {
             opted_out: HashSet::new(),
             network: HashSet::new(),

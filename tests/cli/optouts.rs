@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::json;
 use tempfile::TempDir;
@@ -821,4 +822,54 @@ fn customers_sort_case_folded_in_every_output() {
         })
         .collect();
     assert!(at[0] < at[1] && at[1] < at[2], "{stdout}");
+}
+
+/// `optouts` reads the lines of possible violations again while it writes the rows: a bad
+/// line met then fails the run, and the previous CSV and per-customer folder stay as they
+/// were (nothing staged is left behind).
+#[test]
+fn a_bad_line_met_when_reading_violations_again_leaves_the_previous_outputs() {
+    let mut b = two_numbers();
+    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let mut sent = Msg {
+        sid: &sm(2),
+        direction: "outbound-api",
+        from: N1,
+        to: U1,
+        body: Some("hi"),
+        date_sent: &jan(3, 9, 0, 0),
+        ..Msg::default()
+    }
+    .json();
+    sent["date_sent"] = json!("yesterday");
+    b.messages.push(sent);
+    let dir = TempDir::new().unwrap();
+    b.write(&dir.path().join("snap"));
+    fs::write(dir.path().join("map.csv"), MAP_BOTH_TO_ACME).unwrap();
+    fs::write(dir.path().join("lost.csv"), "the previous run's rows\n").unwrap();
+    fs::create_dir(dir.path().join("per")).unwrap();
+    fs::write(dir.path().join("per/Acme.csv"), "the previous run's file\n").unwrap();
+    // The folder's entries (a staging folder left behind would show) and the outputs' text.
+    let outputs = || {
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let text = |path: &str| fs::read_to_string(dir.path().join(path)).unwrap();
+        (
+            names,
+            text("lost.csv"),
+            tree(&dir.path().join("per")).len(),
+            text("per/Acme.csv"),
+        )
+    };
+    let before = outputs();
+    for extra in [&[][..], &["--per-customer", "per"][..]] {
+        on_snap(dir.path(), "optouts", "lost.csv", extra)
+            .assert()
+            .failure()
+            .stderr(contains("messages.jsonl:2:").and(contains("\"yesterday\"")));
+        assert_eq!(outputs(), before, "{extra:?}");
+    }
 }
