@@ -33,20 +33,65 @@ pub fn write_atomic_with(
         let mut out = AtomicFile::new(file, false);
         return fill(&mut out).map_err(|e| Error::write(path, e));
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
-    let (file, temp_path) = temp.into_parts();
-    let mut out = AtomicFile::new(file, true);
-    // On an error `temp_path` is dropped with the file: the temporary file is removed.
-    let written = fill(&mut out).and_then(|()| out.finish());
-    written.map_err(|e| Error::write(path, e))?;
-    temp_path
-        .persist(path)
-        .map_err(|e| Error::write(path, e.error))?;
-    Ok(())
+    let mut pending = PendingFile::create(path)?;
+    // On an error `pending` is dropped: the temporary file is removed.
+    fill(&mut pending.out).map_err(|e| Error::write(path, e))?;
+    pending.finish()
+}
+
+/// A file of [`write_atomic_with`] taken apart: written under a temporary name beside
+/// `path`, then [`PendingFile::finish`] syncs it and renames it into place, maybe on another
+/// thread while the next file is written. Dropped unfinished, the temporary file is removed.
+pub struct PendingFile {
+    out: AtomicFile,
+    temp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+impl PendingFile {
+    /// A temporary file beside `path` (a regular file's path: devices are written in place
+    /// by [`write_atomic_with`]).
+    pub fn create(path: &Path) -> Result<PendingFile> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = new_temp_file(dir).map_err(|e| Error::write(path, e))?;
+        let (file, temp) = temp.into_parts();
+        Ok(PendingFile {
+            out: AtomicFile::new(file, true),
+            temp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the file goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the file and renames it into place.
+    pub fn finish(self) -> Result<()> {
+        let PendingFile {
+            mut out,
+            temp,
+            path,
+        } = self;
+        out.finish().map_err(|e| Error::write(&path, e))?;
+        temp.persist(&path)
+            .map_err(|e| Error::write(&path, e.error))?;
+        Ok(())
+    }
+}
+
+impl std::io::Write for PendingFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.out.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// How many files [`write_side_by_side`] writes at once.

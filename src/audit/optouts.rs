@@ -988,6 +988,12 @@ impl LostRows {
         (self.targets.len(), self.texts.len())
     }
 
+    /// The customer of target `target` (index as in [`LostRows::pairs`]; empty for a number
+    /// that stays).
+    pub fn customer_of(&self, target: u32) -> &str {
+        &self.targets[target as usize].customer
+    }
+
     /// The row of target `target` and opt-out `text` (indices as in [`LostRows::pairs`]).
     pub fn compose(&self, target: u32, text: u32) -> LostOptOut<'_> {
         let (target, text) = (&self.targets[target as usize], &self.texts[text as usize]);

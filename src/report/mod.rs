@@ -52,9 +52,8 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
     // The big files are written side by side: writing them waits on the disk (each file is
     // synced before it is renamed) more than on the cores.
     let page = std::thread::scope(|scope| -> Result<_> {
-        let lost_files = scope.spawn(|| -> Result<_> {
-            let runs = optouts::write_lost(&lost_file, lost)?;
-            optouts::write_per_customer(&per_customer, customers, lost, Some((&lost_file, &runs)))
+        let lost_files = scope.spawn(|| {
+            optouts::write_lost_and_per_customer(&lost_file, &per_customer, customers, lost)
         });
         let suppression = scope.spawn(|| plan::write_suppression(&per_customer, &audit.plan));
         optouts::write_possible(&staging.path(optouts::POSSIBLE_FILE), &audit.analysis)?;

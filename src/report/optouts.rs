@@ -12,7 +12,7 @@ use crate::audit::optouts::{
 use crate::error::{Error, Result};
 use crate::output::{
     csv_bytes, customer_file_stems, is_special_file, push_csv_field, push_csv_record,
-    write_atomic_with, write_csv, write_side_by_side,
+    write_atomic_with, write_csv, write_side_by_side, PendingFile, FILES_SIDE_BY_SIDE,
 };
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
@@ -181,6 +181,217 @@ pub fn write_lost(path: &Path, rows: &LostRows) -> Result<CustomerRuns> {
     Ok(runs)
 }
 
+/// Writes `optouts_lost.csv` at `lost_path` and, from the same rendered rows as they are
+/// made, each customer's `optouts/<customer>.csv` into the new folder `dir` (named as
+/// [`write_per_customer`] names them; a header-only file for a customer that loses nothing).
+/// A customer's file is handed to one of [`FILES_SIDE_BY_SIDE`] threads to be synced and
+/// renamed as soon as its last row is written, while the next customer's rows are written:
+/// the disk takes the per-customer files while `optouts_lost.csv` is still being written,
+/// instead of after it. Every file still goes temp -> sync -> rename. Returns the file name
+/// per customer.
+pub fn write_lost_and_per_customer(
+    lost_path: &Path,
+    dir: &Path,
+    customers: &[String],
+    rows: &LostRows,
+) -> Result<BTreeMap<String, String>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+    let names = per_customer_names(customers);
+    let files: Vec<&String> = names.values().collect();
+    let index: HashMap<&str, usize> = names
+        .keys()
+        .enumerate()
+        .map(|(i, customer)| (customer.as_str(), i))
+        .collect();
+    let (targets, _) = rows.counts();
+    let file_of_target: Vec<Option<usize>> = (0..targets as u32)
+        .map(|t| index.get(rows.customer_of(t)).copied())
+        .collect();
+    // Rows still to write per file: a file is complete when its count reaches zero.
+    let mut rows_left = vec![0usize; files.len()];
+    for &(target, _) in rows.pairs() {
+        if let Some(i) = file_of_target[target as usize] {
+            rows_left[i] += 1;
+        }
+    }
+    let header = csv_bytes(&LOST_HEADER, std::iter::empty::<()>())?;
+    let open = |i: usize| -> Result<PendingFile> {
+        let mut file = PendingFile::create(&dir.join(files[i]))?;
+        file.write_all(&header)
+            .map_err(|e| Error::write(file.path(), e))?;
+        Ok(file)
+    };
+    let csv = LostCsv::new(rows);
+    let (done, finished) = std::sync::mpsc::channel::<(usize, PendingFile)>();
+    let finished = std::sync::Mutex::new(finished);
+    let mut errors: Vec<(usize, Error)> = std::thread::scope(|scope| {
+        let finishers: Vec<_> = (0..FILES_SIDE_BY_SIDE.min(files.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut errors = Vec::new();
+                    // The lock is held while waiting only: one thread takes the next file.
+                    loop {
+                        let next = match finished.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok((i, file)) = next else { break };
+                        if let Err(e) = file.finish() {
+                            errors.push((i, e));
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        let mut errors = Vec::new();
+        let written = (|| -> Result<()> {
+            for (i, _) in rows_left.iter().enumerate().filter(|(_, &n)| n == 0) {
+                // Gone: a finisher failed; its error is reported.
+                let _ = done.send((i, open(i)?));
+            }
+            // A per-customer file's error, kept to be returned as it is (the fill of
+            // `optouts_lost.csv` can only give an io::Error).
+            let mut failure: Option<Error> = None;
+            let lost = write_atomic_with(lost_path, |lost| {
+                let mut split = Split {
+                    open: &open,
+                    done: &done,
+                    rows_left: &mut rows_left,
+                    current: None,
+                    buf: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
+                };
+                let result = csv.write_split(lost, &file_of_target, &mut split);
+                result.map_err(|e| match e {
+                    SplitError::Lost(e) => e,
+                    SplitError::Customer(e) => {
+                        failure = Some(e);
+                        std::io::Error::other("a per-customer file failed")
+                    }
+                })
+            });
+            match (failure, lost) {
+                (Some(e), _) => Err(e),
+                (None, lost) => lost,
+            }
+        })();
+        if let Err(e) = written {
+            errors.push((0, e));
+        }
+        drop(done);
+        for finisher in finishers {
+            errors.extend(
+                finisher
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    .into_iter()
+                    .map(|(i, e)| (i + 1, e)),
+            );
+        }
+        errors
+    });
+    // The writing's own error first, then the first failing file in order.
+    errors.sort_by_key(|(i, _)| *i);
+    match errors.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(names),
+    }
+}
+
+/// An error of [`LostCsv::write_split`]: writing `optouts_lost.csv`, or a customer's file.
+enum SplitError {
+    Lost(std::io::Error),
+    Customer(Error),
+}
+
+/// The per-customer side of [`LostCsv::write_split`]: the file being written (its index and
+/// file) and its buffered rows, the rows not yet written per file, and where a complete
+/// file goes to be finished.
+struct Split<'a, O> {
+    open: &'a O,
+    done: &'a std::sync::mpsc::Sender<(usize, PendingFile)>,
+    rows_left: &'a mut Vec<usize>,
+    current: Option<(usize, PendingFile)>,
+    buf: Vec<u8>,
+}
+
+impl<O: Fn(usize) -> Result<PendingFile>> Split<'_, O> {
+    /// Makes file `i` the one rows go to (opened when first met).
+    fn switch_to(&mut self, i: usize, opened: &mut HashMap<usize, PendingFile>) -> Result<()> {
+        if self.current.as_ref().is_some_and(|(c, _)| *c == i) {
+            return Ok(());
+        }
+        self.put_aside(opened)?;
+        let file = match opened.remove(&i) {
+            Some(file) => file,
+            None => (self.open)(i)?,
+        };
+        self.current = Some((i, file));
+        Ok(())
+    }
+
+    /// Writes what is buffered to the current file, and hands the file on when complete.
+    fn flush(&mut self) -> Result<()> {
+        let Some((i, file)) = &mut self.current else {
+            return Ok(());
+        };
+        file.write_all(&self.buf)
+            .map_err(|e| Error::write(file.path(), e))?;
+        self.buf.clear();
+        if self.rows_left[*i] == 0 {
+            if let Some(complete) = self.current.take() {
+                // Gone: a finisher failed; its error is reported.
+                let _ = self.done.send(complete);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Split::flush`], and an incomplete file is kept in `opened` (a customer's rows may
+    /// come in several runs).
+    fn put_aside(&mut self, opened: &mut HashMap<usize, PendingFile>) -> Result<()> {
+        self.flush()?;
+        if let Some((i, file)) = self.current.take() {
+            opened.insert(i, file);
+        }
+        Ok(())
+    }
+}
+
+impl LostCsv<'_> {
+    /// Writes the header and every row to `out`, and each row of a target with a file
+    /// (`file_of_target`) to its customer's file too, through `split`.
+    fn write_split<O: Fn(usize) -> Result<PendingFile>>(
+        &self,
+        out: &mut impl Write,
+        file_of_target: &[Option<usize>],
+        split: &mut Split<'_, O>,
+    ) -> std::result::Result<(), SplitError> {
+        let mut buf = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+        push_csv_record(&mut buf, &LOST_HEADER);
+        let mut opened: HashMap<usize, PendingFile> = HashMap::new();
+        for &pair in self.rows.pairs() {
+            self.push_row(pair, &mut buf);
+            if let Some(i) = file_of_target[pair.0 as usize] {
+                split
+                    .switch_to(i, &mut opened)
+                    .map_err(SplitError::Customer)?;
+                self.push_row(pair, &mut split.buf);
+                split.rows_left[i] -= 1;
+                if split.buf.len() >= CHUNK_BYTES || split.rows_left[i] == 0 {
+                    split.flush().map_err(SplitError::Customer)?;
+                }
+            }
+            if buf.len() >= CHUNK_BYTES {
+                out.write_all(&buf).map_err(SplitError::Lost)?;
+                buf.clear();
+            }
+        }
+        split.put_aside(&mut opened).map_err(SplitError::Customer)?;
+        out.write_all(&buf).map_err(SplitError::Lost)
+    }
+}
+
 /// Writes `optouts_lost.csv`'s content to `out` (standard output, say).
 pub fn write_lost_to(out: &mut impl Write, rows: &LostRows) -> std::io::Result<()> {
     LostCsv::new(rows).write(out, 0..rows.len(), None)?;
@@ -302,6 +513,39 @@ mod tests {
         rows
     }
 
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_per_customer_file_that_cannot_land_fails_the_write_and_leaves_no_temporary_file() {
+        let rows = awkward_rows();
+        let dir = tempfile::tempdir().unwrap();
+        let customers: Vec<String> = ["Falcon, Inc.", "Ärzte \"A\"", "Nobody"]
+            .map(String::from)
+            .to_vec();
+        let names = per_customer_names(&customers);
+        let split = dir.path().join("split");
+        // A folder where one customer's file goes: its rename fails.
+        let blocked = &names["Ärzte \"A\""];
+        std::fs::create_dir_all(split.join(blocked)).unwrap();
+        let lost = dir.path().join(LOST_FILE);
+        let err = write_lost_and_per_customer(&lost, &split, &customers, &rows).unwrap_err();
+        assert!(err.to_string().contains(blocked.as_str()), "{err}");
+        // Only finished files and the folder in the way: no temporary file.
+        for name in entries(&split) {
+            assert!(names.values().any(|n| *n == name), "{name} left behind");
+        }
+        assert!(entries(dir.path())
+            .iter()
+            .all(|n| !n.starts_with(".subaudit")));
+    }
+
     #[test]
     fn the_lost_file_and_the_per_customer_files_are_what_the_csv_crate_writes() {
         let rows = awkward_rows();
@@ -327,9 +571,22 @@ mod tests {
             names,
             write_per_customer(&rendered, &customers, &rows, None).unwrap()
         );
+        // Written beside optouts_lost.csv from the same rows as they are made.
+        let split = dir.path().join("split");
+        let split_lost = dir.path().join("split-lost.csv");
+        assert_eq!(
+            names,
+            write_lost_and_per_customer(&split_lost, &split, &customers, &rows).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(&split_lost).unwrap(),
+            std::fs::read(&lost).unwrap()
+        );
+        assert_eq!(entries(&split), names.values().cloned().collect::<Vec<_>>());
         for (customer, name) in &names {
             let own = rows.iter().filter(|r| r.target_customer == customer);
             let expected = csv_bytes(&LOST_HEADER, own).unwrap();
+            assert_eq!(std::fs::read(split.join(name)).unwrap(), expected, "{name}");
             assert_eq!(
                 std::fs::read(copied.join(name)).unwrap(),
                 expected,
