@@ -190,6 +190,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Copy)]
 pub struct LineRef<'a> {
     pub path: &'a Path,
+    /// The 1-based line number. The folds of the messages count lines only for an error: a
+    /// visit that fails is called again with the true number, which its error names.
     pub line: usize,
     /// Where the line starts among the snapshot's message bytes (its byte offset in the
     /// plain message files laid end to end in listed order), for reading it again with

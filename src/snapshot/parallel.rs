@@ -15,8 +15,8 @@ const BLOCK: usize = 4 << 20;
 
 struct Block {
     bytes: Vec<u8>,
-    /// Line number of the block's first line (1-based).
-    first_line: usize,
+    /// The block's place in the file (0 for the first).
+    index: usize,
     /// Where the block starts among the snapshot's message bytes (see [`LineRef::position`]);
     /// None in a compressed file.
     position: Option<u64>,
@@ -31,7 +31,9 @@ impl Snapshot {
     /// Folds every message into per-worker states made by `init`, in no particular order;
     /// returns the states (the caller merges them) and the number of messages. An error names
     /// the first line in file order that failed (not UTF-8, not a message record, or refused
-    /// by `visit`), and the manifest counts are checked.
+    /// by `visit`), and the manifest counts are checked. `visit` gets a line's true number
+    /// only when it fails: it is called a second time with it, on a fresh state, once the
+    /// lines before are counted (use `at.line` for errors only).
     pub fn fold_messages<S, I, F>(&self, init: I, visit: F) -> Result<(Vec<S>, u64)>
     where
         S: Send,
@@ -60,7 +62,7 @@ impl Snapshot {
         let mut states: Vec<S> = (0..workers).map(|_| init()).collect();
         let mut total = 0;
         for (path, expected, base) in self.message_files()? {
-            let count = fold_file(&path, base, BLOCK, &mut states, &sift, &visit)?;
+            let count = fold_file(&path, base, BLOCK, &mut states, &init, &sift, &visit)?;
             check_count(&path, Resource::Messages, expected, count)?;
             total += count;
         }
@@ -141,16 +143,38 @@ impl Snapshot {
     }
 }
 
-fn fold_file<S, W, F>(
+/// A worker's account of the blocks it parsed.
+#[derive(Default)]
+struct Parsed {
+    messages: u64,
+    /// Lines per block, by the block's index: the line numbers of an error are counted from
+    /// them (the reader does not count lines, the workers find them anyway).
+    lines: Vec<(usize, usize)>,
+    error: Option<BlockError>,
+}
+
+/// The first line of a block that failed: its index in the block (0-based), its bytes and
+/// position, and the error it gave with a line number counted from the block's start.
+struct BlockError {
+    block: usize,
+    line: usize,
+    raw: Vec<u8>,
+    position: Option<u64>,
+    error: Error,
+}
+
+fn fold_file<S, I, W, F>(
     path: &Path,
     base: Option<u64>,
     block_size: usize,
     states: &mut [S],
+    init: &I,
     sift: &W,
     visit: &F,
 ) -> Result<u64>
 where
     S: Send,
+    I: Fn() -> S,
     W: Fn(&[u8]) -> bool + Sync,
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
 {
@@ -165,28 +189,22 @@ where
             .map(|state| {
                 let receiver = Arc::clone(&receiver);
                 let recycle = recycle.clone();
-                scope.spawn(move || -> (u64, Option<(usize, Error)>) {
-                    let mut count = 0u64;
-                    let mut error: Option<(usize, Error)> = None;
+                scope.spawn(move || -> Parsed {
+                    let mut parsed = Parsed::default();
                     loop {
                         let next = receiver.lock().expect("no worker panics holding it").recv();
                         let Ok(block) = next else {
-                            return (count, error);
+                            return parsed;
                         };
                         // After an error only earlier lines matter: the first bad line in
                         // file order is the one reported, whichever worker meets it.
-                        if error
-                            .as_ref()
-                            .is_some_and(|(line, _)| block.first_line > *line)
-                        {
-                            continue;
-                        }
-                        match parse_block(path, &block, state, sift, visit) {
-                            Ok(n) => count += n,
-                            Err((line, e)) => {
-                                if error.as_ref().is_none_or(|(l, _)| line < *l) {
-                                    error = Some((line, e));
+                        if parsed.error.as_ref().is_none_or(|e| block.index < e.block) {
+                            match parse_block(path, &block, state, sift, visit) {
+                                Ok((messages, lines)) => {
+                                    parsed.messages += messages;
+                                    parsed.lines.push((block.index, lines));
                                 }
+                                Err(failed) => parsed.error = Some(failed),
                             }
                         }
                         // The reader may have finished: then the buffer is simply dropped.
@@ -199,26 +217,47 @@ where
         let read = read_blocks(path, base, block_size, &sender, &recycled);
         drop(sender);
         let mut count = 0;
-        let mut first_error: Option<(usize, Error)> = None;
+        let mut lines = Vec::new();
+        let mut first_error: Option<BlockError> = None;
         for handle in handles {
-            let (n, error) = handle.join().expect("message workers do not panic");
-            count += n;
-            if let Some((line, e)) = error {
-                if first_error.as_ref().is_none_or(|(l, _)| line < *l) {
-                    first_error = Some((line, e));
+            let parsed = handle.join().expect("message workers do not panic");
+            count += parsed.messages;
+            lines.extend(parsed.lines);
+            if let Some(e) = parsed.error {
+                if first_error
+                    .as_ref()
+                    .is_none_or(|f| (e.block, e.line) < (f.block, f.line))
+                {
+                    first_error = Some(e);
                 }
             }
         }
         read?;
-        match first_error {
-            Some((_, e)) => Err(e),
-            None => Ok(count),
-        }
+        let Some(failed) = first_error else {
+            return Ok(count);
+        };
+        // The failing line again, with its number counted now: every earlier block was
+        // parsed (a worker skips only blocks after its own first error).
+        let line = 1
+            + failed.line
+            + lines
+                .iter()
+                .filter(|(block, _)| *block < failed.block)
+                .map(|(_, n)| n)
+                .sum::<usize>();
+        let at = LineRef {
+            path,
+            line,
+            position: failed.position,
+        };
+        let again = parse_line(path, line, &failed.raw)
+            .and_then(|message| message.map_or(Ok(()), |m| visit(&mut init(), at, &m)));
+        Err(again.err().unwrap_or(failed.error))
     })
 }
 
-/// Reads the file in blocks that end on a line break and sends them with their first line's
-/// number and position (`base`, where the file starts, plus the block's offset in it).
+/// Reads the file in blocks that end on a line break and sends them with their index and
+/// position (`base`, where the file starts, plus the block's offset in it).
 /// Buffers come back through `recycled` once parsed.
 fn read_blocks(
     path: &Path,
@@ -229,7 +268,7 @@ fn read_blocks(
 ) -> Result<()> {
     let mut file = DataReader::open(path)?;
     let mut carry: Vec<u8> = Vec::new();
-    let mut next_line = 1usize;
+    let mut index = 0;
     let mut next_offset = 0u64;
     loop {
         // A recycled buffer is already initialised over about a block: `resize` only writes
@@ -261,15 +300,13 @@ fn read_blocks(
         if bytes.is_empty() {
             return Ok(());
         }
-        let lines =
-            memchr::memchr_iter(b'\n', &bytes).count() + usize::from(!bytes.ends_with(b"\n"));
         let len = bytes.len() as u64;
         let block = Block {
             bytes,
-            first_line: next_line,
+            index,
             position: base.map(|base| base + next_offset),
         };
-        next_line += lines;
+        index += 1;
         next_offset += len;
         if sender.send(block).is_err() || at_end {
             return Ok(());
@@ -291,38 +328,51 @@ fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Parses a block's lines (blank ones skipped, as `for_each_line` does; those `sift` turns
-/// away only counted); on failure, the line number and the error.
+/// away only counted): the messages and the lines, or the first line that failed. Lines are
+/// numbered from the block's start here: `fold_file` numbers a failing line again.
 fn parse_block<S, W, F>(
     path: &Path,
     block: &Block,
     state: &mut S,
     sift: &W,
     visit: &F,
-) -> Result<u64, (usize, Error)>
+) -> Result<(u64, usize), BlockError>
 where
     W: Fn(&[u8]) -> bool,
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
 {
-    let mut count = 0;
-    for (i, (offset, raw)) in lines(&block.bytes).enumerate() {
+    let mut messages = 0;
+    let mut lines = 0;
+    for (i, (offset, raw)) in lines_of(&block.bytes).enumerate() {
+        lines = i + 1;
         if !sift(raw) {
-            count += u64::from(!is_blank(raw));
+            messages += u64::from(!is_blank(raw));
             continue;
         }
-        let line = block.first_line + i;
-        let fail = |e: Error| (line, e);
-        let Some(message) = parse_line(path, line, raw).map_err(fail)? else {
+        let position = block.position.map(|p| p + offset as u64);
+        let fail = |error: Error| BlockError {
+            block: block.index,
+            line: i,
+            raw: raw.to_vec(),
+            position,
+            error,
+        };
+        let Some(message) = parse_line(path, i + 1, raw).map_err(fail)? else {
             continue;
         };
-        count += 1;
+        messages += 1;
         let at = LineRef {
             path,
-            line,
-            position: block.position.map(|p| p + offset as u64),
+            line: i + 1,
+            position,
         };
         visit(state, at, &message).map_err(fail)?;
     }
-    Ok(count)
+    // After a final line break `lines_of` gives an empty last line, which is not one.
+    if block.bytes.ends_with(b"\n") {
+        lines -= 1;
+    }
+    Ok((messages, lines))
 }
 
 /// A line as a message record; None for a blank line. Errors name the line.
@@ -484,7 +534,7 @@ fn is_blank(raw: &[u8]) -> bool {
 
 /// The lines of a block with their offsets in it, as `split(|&b| b == b'\n')` gives them (an
 /// empty last one after a final line break), found with memchr.
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+fn lines_of(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let mut start = 0;
     let breaks = memchr::memchr_iter(b'\n', bytes).map(Some).chain([None]);
     breaks.map(move |end| {
@@ -504,26 +554,34 @@ mod tests {
         format!("{{\"sid\":\"SM{n:032}\",\"direction\":\"inbound\",\"body\":\"hi {n}\"}}\n")
     }
 
-    fn run(text: &str, block: usize) -> Result<(Vec<(usize, String)>, u64)> {
-        run_sifted(text, block, |_| true)
+    fn run(text: &str, block: usize, refuse: &[usize]) -> Result<(Vec<String>, u64)> {
+        run_sifted(text, block, |_| true, refuse)
     }
 
+    /// Folds `text` in blocks of `block` bytes; the sids seen (sorted) and the count. The
+    /// messages numbered in `refuse` fail, naming their line.
     fn run_sifted(
         text: &str,
         block: usize,
         sift: impl Fn(&[u8]) -> bool + Sync,
-    ) -> Result<(Vec<(usize, String)>, u64)> {
+        refuse: &[usize],
+    ) -> Result<(Vec<String>, u64)> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
-        let mut states: Vec<Vec<(usize, String)>> = vec![Vec::new(); 3];
+        let mut states: Vec<Vec<String>> = vec![Vec::new(); 3];
+        let refused: Vec<String> = refuse.iter().map(|n| format!("SM{n:032}")).collect();
         let count = fold_file(
             file.path(),
             Some(0),
             block,
             &mut states,
+            &Vec::new,
             &sift,
-            &|seen: &mut Vec<(usize, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
-                seen.push((at.line, m.sid.to_string()));
+            &|seen: &mut Vec<String>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                if refused.iter().any(|r| *r == m.sid) {
+                    return Err(Error::at_line(at.path, at.line, "refused"));
+                }
+                seen.push(m.sid.to_string());
                 Ok(())
             },
         )?;
@@ -532,8 +590,20 @@ mod tests {
         Ok((seen, count))
     }
 
+    /// The line an error names (`path:LINE: refused`).
+    fn refused_line(result: Result<(Vec<String>, u64)>) -> usize {
+        let text = result.unwrap_err().to_string();
+        let number = text
+            .strip_suffix(": refused")
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap();
+        number.parse().unwrap()
+    }
+
     #[test]
-    fn blocks_cut_on_line_breaks_and_keep_line_numbers() {
+    fn blocks_cut_on_line_breaks_and_errors_name_their_lines() {
         let mut text = String::new();
         for n in 1..=50 {
             text.push_str(&line(n));
@@ -543,19 +613,26 @@ mod tests {
         }
         text.push_str(line(51).trim_end()); // no final line break
         for block in [16, 100, 333, 1 << 20] {
-            let (seen, count) = run(&text, block).unwrap();
+            let (seen, count) = run(&text, block, &[]).unwrap();
             assert_eq!(count, 51, "block {block}");
-            let (first_line, first_sid) = &seen[0];
-            assert_eq!(
-                (*first_line, first_sid.as_str()),
-                (1, "SM00000000000000000000000000000001")
-            );
-            // Line 8 is line(8)'s, after the blank line that follows line(7).
-            assert!(
-                seen.contains(&(9, format!("SM{:032}", 8))),
-                "block {block}: {seen:?}"
-            );
-            assert_eq!(seen.last().unwrap().0, 58);
+            assert_eq!(seen.len(), 51, "block {block}");
+            assert_eq!(seen[0], "SM00000000000000000000000000000001");
+            // Message 8 is on line 9, after the blank line that follows message 7; the last
+            // one (51, no line break) on line 58. Of several failures, the first in file
+            // order is reported, whichever worker meets it.
+            for (refuse, line) in [
+                (&[1][..], 1),
+                (&[8], 9),
+                (&[51], 58),
+                (&[40, 8, 51], 9),
+                (&[50, 49], 55),
+            ] {
+                assert_eq!(
+                    refused_line(run(&text, block, refuse)),
+                    line,
+                    "block {block}, refused {refuse:?}"
+                );
+            }
         }
     }
 
@@ -570,12 +647,13 @@ mod tests {
         }
         let wanted = |raw: &[u8]| raw.ends_with(b"5\"}");
         for block in [40, 1 << 20] {
-            let (seen, count) = run_sifted(&text, block, wanted).unwrap();
+            let (seen, count) = run_sifted(&text, block, wanted, &[]).unwrap();
             assert_eq!(count, 30, "block {block}");
-            let sids: Vec<&str> = seen.iter().map(|(_, sid)| &sid[30..]).collect();
+            let sids: Vec<&str> = seen.iter().map(|sid| &sid[30..]).collect();
             assert_eq!(sids, ["0005", "0015", "0025"], "block {block}");
             // Line numbers still count the lines turned away and the blank ones.
-            assert_eq!(seen[0].0, 6);
+            assert_eq!(refused_line(run_sifted(&text, block, wanted, &[5])), 6);
+            assert_eq!(refused_line(run_sifted(&text, block, wanted, &[25])), 31);
         }
     }
 
@@ -591,6 +669,7 @@ mod tests {
                 Some(base),
                 block,
                 &mut states,
+                &Vec::new,
                 &|_: &[u8]| true,
                 &|s: &mut Vec<(u64, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
                     s.push((at.position.unwrap(), m.sid.to_string()));
@@ -694,7 +773,7 @@ mod tests {
     #[test]
     fn lines_are_split_as_the_slice_split_does() {
         for text in ["", "\n", "a", "a\n", "a\nb", "a\n\nb\n", "\n\nx"] {
-            let ours: Vec<&[u8]> = lines(text.as_bytes()).map(|(_, l)| l).collect();
+            let ours: Vec<&[u8]> = lines_of(text.as_bytes()).map(|(_, l)| l).collect();
             let std: Vec<&[u8]> = text.as_bytes().split(|&b| b == b'\n').collect();
             assert_eq!(ours, std, "{text:?}");
         }
@@ -711,7 +790,7 @@ mod tests {
             }
         }
         for block in [64, 1 << 20] {
-            let err = run(&text, block).unwrap_err().to_string();
+            let err = run(&text, block, &[]).unwrap_err().to_string();
             assert!(
                 err.contains(":12: not a valid message record"),
                 "block {block}: {err}"
