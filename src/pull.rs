@@ -42,6 +42,8 @@ pub const PULL_STATE_FILE: &str = "pull.json";
 /// Twilio keeps message logs this long; the default window.
 pub const DEFAULT_DAYS: u64 = 400;
 const PAGE_SIZE: &str = "1000";
+/// Slice files being synced at once at most ([`Pull::complete_later`]).
+const FINISHING_AT_ONCE: usize = 64;
 
 /// What to pull, as the command line gave it.
 #[derive(Debug, Clone)]
@@ -274,6 +276,10 @@ struct PullInner {
     /// under way are saved by the next single write, not by one write each.
     manifest_changes: AtomicU64,
     manifest_saved: Mutex<u64>,
+    /// Slice files being synced and listed ([`Pull::complete_later`]), and a bound on how
+    /// many at once (each holds an open file).
+    finishing: Mutex<tokio::task::JoinSet<Result<()>>>,
+    finish_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Pull {
@@ -298,6 +304,8 @@ impl Pull {
                 parent_usage: Mutex::new(None),
                 manifest_changes: AtomicU64::new(0),
                 manifest_saved: Mutex::new(0),
+                finishing: Mutex::new(tokio::task::JoinSet::new()),
+                finish_slots: Arc::new(tokio::sync::Semaphore::new(FINISHING_AT_ONCE)),
             }),
         }
     }
@@ -423,6 +431,14 @@ impl Pull {
                 }
                 drop(report);
                 small.into_iter().for_each(send);
+                // The slices after the probes, cut like them: they take the slots the probes
+                // and the small resources leave while the last probes are still out.
+                let fillers: Vec<Slice> = pending.drain(..slices::fillers(concurrency)).collect();
+                for slice in &fillers {
+                    send(Job::Messages(*slice, None));
+                }
+                let mut sent = probes.clone();
+                sent.extend(fillers);
                 let mut observed = Vec::new();
                 while observed.len() < probes.len() {
                     tokio::select! {
@@ -436,7 +452,7 @@ impl Pull {
                     }
                 }
                 let rest =
-                    self.recalibrate(&probes, &pending, &observed, &periods, messages_per_slice)?;
+                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice)?;
                 rest.into_iter()
                     .rev()
                     .for_each(|s| send(Job::Messages(s, None)));
@@ -451,6 +467,16 @@ impl Pull {
         drop(queue);
         while let Some(joined) = workers.join_next().await {
             self.worker_ended(joined, &mut workers)?;
+        }
+        let mut finishing = std::mem::take(
+            &mut *self
+                .inner
+                .finishing
+                .lock()
+                .expect("no panics hold the lock"),
+        );
+        while let Some(joined) = finishing.join_next().await {
+            self.worker_ended(joined, &mut finishing)?;
         }
         let manifest = {
             let mut m = self.inner.manifest.lock().expect("no panics hold the lock");
@@ -479,12 +505,13 @@ impl Pull {
         result
     }
 
-    /// The slices after the probes (oldest first): the rest of the window cut again with the
-    /// usage counts corrected by what the probes found, and saved in the pull state (a
-    /// resumed pull fetches the same slices); the first plan's when the probes tell nothing.
+    /// The slices after those `sent` first (the probes and their fillers; oldest first): the
+    /// rest of the window cut again with the usage counts corrected by what the probes found,
+    /// and saved in the pull state (a resumed pull fetches the same slices); the first plan's
+    /// when the probes tell nothing.
     fn recalibrate(
         &self,
-        probes: &[Slice],
+        sent: &[Slice],
         rest: &[Slice],
         observed: &[(Slice, Observed)],
         periods: &[PeriodCount],
@@ -493,7 +520,7 @@ impl Pull {
         let first_plan = || rest.iter().rev().copied().collect::<Vec<_>>();
         let (Some(calibration), Some(boundary)) = (
             slices::calibration(observed, periods, per_slice),
-            probes.iter().map(|s| s.start).min(),
+            sent.iter().map(|s| s.start).min(),
         ) else {
             return Ok(first_plan());
         };
@@ -505,7 +532,7 @@ impl Pull {
             calibration.per_slice,
         );
         let mut all = replanned.clone();
-        all.extend(probes.iter().rev().copied());
+        all.extend(sent.iter().rev().copied());
         let mut saved = state.clone();
         saved.message_slices = all.clone();
         crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
@@ -613,11 +640,39 @@ impl Pull {
                     .await
                     .map_err(|e| Error::failed("a pull task failed", e))??;
                 }
-                self.complete(vec![file]).await?;
-                self.inner.progress.slice_done();
-                Ok(())
+                self.complete_later(file).await
             }
         }
+    }
+
+    /// Syncs and lists a slice's file on a task of its own, so that the worker takes its next
+    /// slice at once: a sync can take tens of milliseconds on a busy disk, and a worker
+    /// waiting for it leaves a request slot idle. An earlier one's failure ends the pull
+    /// here; `run` waits for the rest before the manifest says complete.
+    async fn complete_later(&self, file: PartFile) -> Result<()> {
+        let permit = self
+            .inner
+            .finish_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let pull = self.clone();
+        let mut finishing = self
+            .inner
+            .finishing
+            .lock()
+            .expect("no panics hold the lock");
+        while let Some(joined) = finishing.try_join_next() {
+            joined.map_err(|e| Error::failed("a pull task failed", e))??;
+        }
+        finishing.spawn(async move {
+            pull.complete(vec![file]).await?;
+            pull.inner.progress.slice_done();
+            drop(permit);
+            Ok(())
+        });
+        Ok(())
     }
 
     /// A day's Bulk Export file into the slice's file, streamed a thousand records at a time;
@@ -718,7 +773,7 @@ impl Pull {
         };
         let bulk_days = self.bulk_days(&periods, bulk_wait).await?;
         let (slices, calibrate) = if bulk_days.is_empty() {
-            // The newest slices are the probes (`run`): as many as requests in flight.
+            // The newest slices are the probes and their fillers (`run`).
             let slices = slices::plan_with_probes(
                 state.since,
                 state.until,

@@ -118,9 +118,17 @@ pub fn plan(
     plan_until(since, midnight(until), periods, per_slice)
 }
 
-/// [`plan`] with its newest `probes` slices cut at [`PROBE_SHARE`] of `per_slice`: those are
-/// fetched first and calibrate the rest ([`calibration`]). A plan of at most twice as many
-/// slices is not calibrated: it is [`plan`]'s.
+/// The slices fetched after the probes, before the rest is cut again: half as many as the
+/// probes. While the last probes are still out, the first ones' slots would be idle (the
+/// small resources take a few); these take them.
+pub fn fillers(probes: usize) -> usize {
+    probes / 2
+}
+
+/// [`plan`] with its newest `probes` slices, and the [`fillers`] before them, cut at
+/// [`PROBE_SHARE`] of `per_slice`: those are fetched first, and the probes calibrate the rest
+/// ([`calibration`]). A plan of at most twice as many slices as probes is not calibrated: it
+/// is [`plan`]'s.
 pub fn plan_with_probes(
     since: NaiveDate,
     until: NaiveDate,
@@ -133,7 +141,7 @@ pub fn plan_with_probes(
         return whole;
     }
     let narrow = plan(since, until, periods, per_slice * PROBE_SHARE);
-    let newest = &narrow[narrow.len().saturating_sub(probes)..];
+    let newest = &narrow[narrow.len().saturating_sub(probes + fillers(probes))..];
     let mut slices = plan_until(since, newest[0].start, periods, per_slice);
     slices.extend_from_slice(newest);
     slices
@@ -495,7 +503,8 @@ mod tests {
         ];
         let slices = plan_with_probes(day("2026-01-01"), day("2026-03-01"), &periods, 960.0, 16);
         assert_covers(&slices, "2026-01-01", "2026-03-01");
-        let (rest, probes) = slices.split_at(slices.len() - 16);
+        // The 16 probes and the 8 fillers fetched with them.
+        let (rest, probes) = slices.split_at(slices.len() - 24);
         for (i, probe) in probes.iter().enumerate() {
             let e = expected(probe, &periods).unwrap();
             // Counts 5 % short of the messages still leave each probe within a page; the
@@ -514,7 +523,7 @@ mod tests {
         // No more slices than the plain plan's, plus what the probes' margin costs.
         let plain = plan(day("2026-01-01"), day("2026-03-01"), &periods, 960.0);
         assert!(
-            slices.len() <= plain.len() + 3,
+            slices.len() <= plain.len() + 4,
             "{} {}",
             slices.len(),
             plain.len()
