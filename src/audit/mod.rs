@@ -88,20 +88,35 @@ pub fn run<'a>(
         traffic.push(t);
         attribution.push(a);
     }
-    let analysis = optouts::finish(snapshot, evidence, messages_read, &options.imported)?;
-    let traffic = traffic_scan.merge(traffic);
-    let attribution = attribution_scan.finish(
-        snapshot,
-        attribution,
-        messages_read,
-        &usage_records.parsed,
-        &usage_records.summary.included,
-    )?;
+    let (mut analysis, search) =
+        optouts::finish_opt_outs(evidence, messages_read, &options.imported);
+    // Pass 2 (the violations, read again from the messages on every core) runs beside the
+    // attribution, the lost rows and the plan, which need none of it.
+    let (violations, rest) = std::thread::scope(|scope| {
+        let violations = scope.spawn(|| search.run(snapshot));
+        let rest = (|| -> Result<_> {
+            let traffic = traffic_scan.merge(traffic);
+            let attribution = attribution_scan.finish(
+                snapshot,
+                attribution,
+                messages_read,
+                &usage_records.parsed,
+                &usage_records.summary.included,
+            )?;
+            let lost = Arc::new(lost_opt_outs(snapshot, &analysis, mapping, options.all));
+            // With `all` the rows include numbers that stay: the plan reads the moving ones
+            // only.
+            let plan = plan::build(snapshot, mapping, lost.clone(), &traffic);
+            Ok((attribution, lost, plan))
+        })();
+        let violations = violations
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (violations, rest)
+    });
+    analysis.violations = violations?;
+    let (attribution, lost, plan) = rest?;
     let usage = usage_records.with(attribution);
-
-    let lost = Arc::new(lost_opt_outs(snapshot, &analysis, mapping, options.all));
-    // With `all` the rows include numbers that stay: the plan reads the moving ones only.
-    let plan = plan::build(snapshot, mapping, lost.clone(), &traffic);
     Ok(Audit {
         snapshot,
         customers: mapping.moving_customers(),

@@ -450,22 +450,9 @@ fn violation_key<'m>(message: &'m MessageRef<'_>) -> Option<(Option<&'m str>, &'
     Some((message.service_sid(), twilio_number, end_user))
 }
 
-/// Merges the workers' evidence and the imported events, derives the states, and runs
-/// pass 2 (violations).
-pub fn finish(
-    snapshot: &Snapshot,
-    parts: Vec<EvidenceScan>,
-    messages_read: u64,
-    imported: &[ImportedEvent],
-) -> Result<OptOutAnalysis> {
-    let (mut analysis, search) = finish_opt_outs(parts, messages_read, imported);
-    analysis.violations = search.run(snapshot)?;
-    Ok(analysis)
-}
-
-/// [`finish`] without pass 2: the analysis with no violations yet, and the search that finds
-/// them, for the caller to run beside other work (or not at all, when only the opt-outs
-/// matter).
+/// Merges the workers' evidence and the imported events and derives the states: the analysis
+/// with no violations yet, and the search that finds them (pass 2), for the caller to run
+/// beside other work (or not at all, when only the opt-outs matter).
 pub fn finish_opt_outs(
     parts: Vec<EvidenceScan>,
     messages_read: u64,

@@ -1,7 +1,7 @@
 //! Opt-out state per account, with Twilio's scopes (README "Opt-out rule"): a Messaging
 //! Service (every number in it) or a pair (Twilio number, end user).
 //!
-//! Seeded from the snapshot's history with the audit's own engine (`audit::optouts::analyze`),
+//! Seeded from the snapshot's history with the audit's own engine (`audit::optouts::analyze_opt_outs`),
 //! since that rule is what Twilio applied; changed afterwards by inbound keywords, Consents
 //! Bulk items and nothing else.
 //!
