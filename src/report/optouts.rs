@@ -479,6 +479,7 @@ pub fn write_per_customer(
 mod tests {
     use super::*;
     use crate::audit::optouts::LostOptOut;
+    use crate::output::tests::entries;
 
     /// Rows with awkward text in every field, two customers interleaved with the unmapped.
     fn awkward_rows() -> LostRows {
@@ -511,15 +512,6 @@ mod tests {
             });
         }
         rows
-    }
-
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]
