@@ -169,23 +169,6 @@ impl AtomicFile {
         }
     }
 
-    /// Copies `len` bytes of `from` at its position into the file (in the kernel, where it
-    /// can: no bytes pass through this process).
-    pub fn copy_from(&mut self, from: &mut std::fs::File, len: u64) -> std::io::Result<u64> {
-        use std::io::Read;
-        let mut copied = 0;
-        while copied < len {
-            let part = (len - copied).min(SYNC_AHEAD_BYTES);
-            let n = std::io::copy(&mut (&mut *from).take(part), &mut self.file)?;
-            copied += n;
-            self.wrote(n)?;
-            if n < part {
-                break;
-            }
-        }
-        Ok(copied)
-    }
-
     fn wrote(&mut self, n: u64) -> std::io::Result<()> {
         self.unsynced += n;
         if self.sync_ahead && self.unsynced >= SYNC_AHEAD_BYTES {

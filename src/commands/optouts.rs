@@ -15,7 +15,6 @@ use crate::error::Result;
 use crate::exit_code;
 use crate::output;
 use crate::report::optouts as out;
-use crate::report::optouts::CustomerRuns;
 use crate::snapshot::Snapshot;
 
 /// Export the opt-outs each planned number move would lose, ready to re-seed.
@@ -99,16 +98,14 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let rows = if !staged {
         analysis.violations = search.run(&snapshot)?;
         let rows = Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
-        let runs = if to_stdout {
+        if to_stdout {
             out::write_lost_to(&mut std::io::stdout().lock(), &rows)
                 .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
-            None
         } else {
-            Some(out::write_lost(&args.out, &rows)?)
-        };
+            out::write_lost(&args.out, &rows)?;
+        }
         if let Some(dir) = &args.per_customer {
-            let written = runs.as_ref().map(|runs| (args.out.as_path(), runs));
-            let staging = stage_per_customer(dir, &snapshot, &mapping, &rows, written, traffic)?;
+            let staging = stage_per_customer(dir, &snapshot, &mapping, &rows, None, traffic)?;
             staging.commit()?;
         }
         rows
@@ -122,17 +119,19 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
                 let (parent, name) = output::split_file_path(&args.out)?;
                 let mut staging = output::Staging::new(&parent)?;
                 let staged_out = staging.path(&name);
-                let runs = out::write_lost(&staged_out, &rows)?;
                 let per_customer = match &args.per_customer {
                     Some(dir) => Some(stage_per_customer(
                         dir,
                         &snapshot,
                         &mapping,
                         &rows,
-                        Some((staged_out.as_path(), &runs)),
+                        Some(&staged_out),
                         traffic,
                     )?),
-                    None => None,
+                    None => {
+                        out::write_lost(&staged_out, &rows)?;
+                        None
+                    }
                 };
                 Ok((rows, staging, per_customer))
             })();
@@ -191,29 +190,29 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
 }
 
 /// Writes `--per-customer`'s folder into a staging folder, committed by the caller: each
-/// customer's rows (copied from the CSV `written` already holds, when there is one) and its
-/// suppression list.
+/// customer's rows and its suppression list. With `lost_file`, `optouts_lost.csv` is written
+/// there too, from the same rendered rows as the customers' files (as `audit` writes them).
 fn stage_per_customer(
     dir: &Path,
     snapshot: &Snapshot,
     mapping: &ResolvedMapping,
     rows: &Arc<LostRows>,
-    written: Option<(&Path, &CustomerRuns)>,
+    lost_file: Option<&Path>,
     traffic: Option<HashMap<String, Traffic>>,
 ) -> Result<output::Staging> {
     // The folder is replaced whole: no file of an earlier run lingers.
     let (parent, name) = output::split_file_path(dir)?;
     let mut staging = output::Staging::new(&parent)?;
-    out::write_per_customer(
-        &staging.path(&name),
-        &mapping.moving_customers(),
-        rows,
-        written,
-    )?;
+    let folder = staging.path(&name);
+    let customers = mapping.moving_customers();
+    match lost_file {
+        Some(lost_file) => out::write_lost_and_per_customer(lost_file, &folder, &customers, rows)?,
+        None => out::write_per_customer(&folder, &customers, rows)?,
+    };
     // The suppression lists say which opt-outs the plan re-seeds: they need the plan
     // (which reads the moving numbers' rows only, also with --all).
     let traffic = traffic.unwrap_or_default();
     let plan = crate::audit::plan::build(snapshot, mapping, rows.clone(), &traffic);
-    crate::report::plan::write_suppression(&staging.path(&name), &plan)?;
+    crate::report::plan::write_suppression(&folder, &plan)?;
     Ok(staging)
 }

@@ -2,8 +2,7 @@
 //! `optout_violations.csv`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Seek, Write};
-use std::ops::Range;
+use std::io::Write;
 use std::path::Path;
 
 use crate::audit::optouts::{
@@ -11,8 +10,8 @@ use crate::audit::optouts::{
 };
 use crate::error::{Error, Result};
 use crate::output::{
-    csv_bytes, customer_file_stems, is_special_file, push_csv_field, push_csv_record,
-    write_atomic_with, write_csv, write_side_by_side, PendingFile, FILES_SIDE_BY_SIDE,
+    csv_bytes, customer_file_stems, push_csv_field, push_csv_record, write_atomic_with, write_csv,
+    PendingFile, FILES_SIDE_BY_SIDE,
 };
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
@@ -22,8 +21,6 @@ pub const VIOLATIONS_FILE: &str = "optout_violations.csv";
 
 /// Where each customer's rows lie in a written `optouts_lost.csv`: byte ranges, in row order.
 /// The per-customer files copy them from there instead of rendering the rows again.
-pub type CustomerRuns = HashMap<String, Vec<Range<u64>>>;
-
 /// How many bytes of rows are rendered before they are handed to the file in one write.
 const CHUNK_BYTES: usize = 8 << 20;
 
@@ -118,67 +115,30 @@ impl<'a> LostCsv<'a> {
     }
 
     /// Writes the header and the rows `which` (indices, in order) to `out`, in writes of
-    /// about [`CHUNK_BYTES`]. With `runs`, records where each customer's rows lie.
+    /// about [`CHUNK_BYTES`].
     fn write(
         &self,
         out: &mut impl Write,
         which: impl Iterator<Item = usize>,
-        mut runs: Option<&mut CustomerRuns>,
     ) -> std::io::Result<()> {
         let pairs = self.rows.pairs();
         let mut buf = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
         push_csv_record(&mut buf, &LOST_HEADER);
-        let mut flushed = 0u64;
-        // The run being written: its target, customer and first byte.
-        let mut current: Option<(u32, &str, u64)> = None;
         for i in which {
-            let pair = pairs[i];
-            if let Some(runs) = runs.as_deref_mut() {
-                let at = flushed + buf.len() as u64;
-                match current {
-                    Some((target, _, _)) if target == pair.0 => {}
-                    _ => {
-                        let customer = self.rows.compose(pair.0, pair.1).target_customer;
-                        current = match current {
-                            Some((_, same, start)) if same == customer => {
-                                Some((pair.0, same, start))
-                            }
-                            Some((_, before, start)) => {
-                                add_run(runs, before, start..at);
-                                Some((pair.0, customer, at))
-                            }
-                            None => Some((pair.0, customer, at)),
-                        };
-                    }
-                }
-            }
-            self.push_row(pair, &mut buf);
+            self.push_row(pairs[i], &mut buf);
             if buf.len() >= CHUNK_BYTES {
                 out.write_all(&buf)?;
-                flushed += buf.len() as u64;
                 buf.clear();
             }
-        }
-        if let (Some(runs), Some((_, customer, start))) = (runs, current) {
-            add_run(runs, customer, start..flushed + buf.len() as u64);
         }
         out.write_all(&buf)
     }
 }
 
-fn add_run(runs: &mut CustomerRuns, customer: &str, run: Range<u64>) {
-    match runs.get_mut(customer).and_then(|r| r.last_mut()) {
-        Some(last) if last.end == run.start => last.end = run.end,
-        _ => runs.entry(customer.to_string()).or_default().push(run),
-    }
-}
-
-/// Writes `optouts_lost.csv` and tells where each customer's rows went.
-pub fn write_lost(path: &Path, rows: &LostRows) -> Result<CustomerRuns> {
+/// Writes `optouts_lost.csv`.
+pub fn write_lost(path: &Path, rows: &LostRows) -> Result<()> {
     let csv = LostCsv::new(rows);
-    let mut runs = CustomerRuns::new();
-    write_atomic_with(path, |file| csv.write(file, 0..rows.len(), Some(&mut runs)))?;
-    Ok(runs)
+    write_atomic_with(path, |file| csv.write(file, 0..rows.len()))
 }
 
 /// Writes `optouts_lost.csv` at `lost_path` and, from the same rendered rows as they are
@@ -394,7 +354,7 @@ impl LostCsv<'_> {
 
 /// Writes `optouts_lost.csv`'s content to `out` (standard output, say).
 pub fn write_lost_to(out: &mut impl Write, rows: &LostRows) -> std::io::Result<()> {
-    LostCsv::new(rows).write(out, 0..rows.len(), None)?;
+    LostCsv::new(rows).write(out, 0..rows.len())?;
     out.flush()
 }
 
@@ -419,42 +379,16 @@ pub fn per_customer_names(customers: &[String]) -> BTreeMap<String, String> {
 /// nothing, so that every moving customer has its re-import file), named from the customer
 /// (made safe; a clash gets `-2`, `-3`...: [`customer_file_stems`]), into the new folder `dir`. Callers stage the
 /// folder ([`crate::output::Staging`]), so that it replaces an earlier one whole: files of an
-/// earlier run for customers no longer moving do not linger. With `written`, the
-/// `optouts_lost.csv` just written from the same rows and where each customer's rows lie in
-/// it, the files copy those bytes; else the rows are rendered. Returns the file name per
-/// customer.
+/// earlier run for customers no longer moving do not linger (when `optouts_lost.csv` goes to a
+/// file as well, [`write_lost_and_per_customer`] writes both from the same rendered rows).
+/// Returns the file name per customer.
 pub fn write_per_customer(
     dir: &Path,
     customers: &[String],
     rows: &LostRows,
-    written: Option<(&Path, &CustomerRuns)>,
 ) -> Result<BTreeMap<String, String>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     let names = per_customer_names(customers);
-    if let Some((lost_file, runs)) = written.filter(|(path, _)| !is_special_file(path)) {
-        let header = csv_bytes(&LOST_HEADER, std::iter::empty::<()>())?;
-        let files: Vec<(&String, &String)> = names.iter().collect();
-        write_side_by_side(&files, |&(customer, name)| {
-            let own = runs.get(customer.as_str()).map_or(&[][..], Vec::as_slice);
-            write_atomic_with(&dir.join(name), |out| {
-                out.write_all(&header)?;
-                let mut from = std::fs::File::open(lost_file)?;
-                for run in own {
-                    from.seek(std::io::SeekFrom::Start(run.start))?;
-                    let copied = out.copy_from(&mut from, run.end - run.start)?;
-                    if copied != run.end - run.start {
-                        return Err(std::io::Error::other(format!(
-                            "{} ended before byte {}",
-                            lost_file.display(),
-                            run.end
-                        )));
-                    }
-                }
-                Ok(())
-            })
-        })?;
-        return Ok(names);
-    }
     // Row numbers per customer (4 bytes a row), the rows themselves read as they are written.
     let mut by_customer: HashMap<&str, Vec<u32>> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
@@ -469,7 +403,7 @@ pub fn write_per_customer(
             .get(customer.as_str())
             .map_or(&[][..], Vec::as_slice);
         write_atomic_with(&dir.join(name), |file| {
-            csv.write(file, own.iter().map(|&i| i as usize), None)
+            csv.write(file, own.iter().map(|&i| i as usize))
         })?;
     }
     Ok(names)
@@ -543,7 +477,7 @@ mod tests {
         let rows = awkward_rows();
         let dir = tempfile::tempdir().unwrap();
         let lost = dir.path().join(LOST_FILE);
-        let runs = write_lost(&lost, &rows).unwrap();
+        write_lost(&lost, &rows).unwrap();
         let expected = csv_bytes(&LOST_HEADER, rows.iter()).unwrap();
         assert_eq!(
             String::from_utf8(std::fs::read(&lost).unwrap()).unwrap(),
@@ -552,17 +486,13 @@ mod tests {
         let mut stdout = Vec::new();
         write_lost_to(&mut stdout, &rows).unwrap();
         assert_eq!(stdout, std::fs::read(&lost).unwrap());
-        // Copied from the written file, and rendered (as for standard output): the same bytes.
+        // Rendered on their own (as when the CSV goes to standard output), and written beside
+        // optouts_lost.csv: the same bytes.
         let customers: Vec<String> = ["Falcon, Inc.", "Ärzte \"A\"", "Nobody"]
             .map(String::from)
             .to_vec();
-        let copied = dir.path().join("copied");
         let rendered = dir.path().join("rendered");
-        let names = write_per_customer(&copied, &customers, &rows, Some((&lost, &runs))).unwrap();
-        assert_eq!(
-            names,
-            write_per_customer(&rendered, &customers, &rows, None).unwrap()
-        );
+        let names = write_per_customer(&rendered, &customers, &rows).unwrap();
         // Written beside optouts_lost.csv from the same rows as they are made.
         let split = dir.path().join("split");
         let split_lost = dir.path().join("split-lost.csv");
@@ -579,11 +509,6 @@ mod tests {
             let own = rows.iter().filter(|r| r.target_customer == customer);
             let expected = csv_bytes(&LOST_HEADER, own).unwrap();
             assert_eq!(std::fs::read(split.join(name)).unwrap(), expected, "{name}");
-            assert_eq!(
-                std::fs::read(copied.join(name)).unwrap(),
-                expected,
-                "{name}"
-            );
             assert_eq!(
                 std::fs::read(rendered.join(name)).unwrap(),
                 expected,
