@@ -455,6 +455,31 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
     Ok(())
 }
 
+/// Refuses, before any work, an output file that would land inside `folder`, an output
+/// folder that is replaced whole (`optouts --per-customer`): the folder's commit would take
+/// the file away again. `outputs` are (option, path); `-` and devices are never inside.
+pub fn refuse_outputs_inside(
+    folder_option: &str,
+    folder: &Path,
+    outputs: &[(&str, &Path)],
+) -> Result<()> {
+    let inside = canonical(folder);
+    for (option, output) in outputs {
+        if output.as_os_str() == "-" || is_special_file(output) {
+            continue;
+        }
+        if canonical(output).starts_with(&inside) {
+            return Err(Error::Input(format!(
+                "{}: {option} would be written inside {folder_option} {}, which is replaced \
+                 whole; choose a path outside it (nothing was written)",
+                output.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `path` made absolute with symlinks resolved; for a path that does not exist yet, its
 /// nearest existing folder resolved and the rest appended.
 fn canonical(path: &Path) -> PathBuf {

@@ -61,6 +61,13 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     }
     if let Some(dir) = &args.per_customer {
         output::check_out_dir(dir)?;
+        let files = [
+            Some(("--out", args.out.as_path())),
+            args.possible.as_deref().map(|p| ("--possible", p)),
+            args.violations.as_deref().map(|p| ("--violations", p)),
+        ];
+        let files: Vec<(&str, &Path)> = files.into_iter().flatten().collect();
+        output::refuse_outputs_inside("--per-customer", dir, &files)?;
     }
     let outputs: Vec<PathBuf> = [
         Some(&args.out),

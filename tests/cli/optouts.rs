@@ -873,3 +873,48 @@ fn a_bad_line_met_when_reading_violations_again_leaves_the_previous_outputs() {
         assert_eq!(outputs(), before, "{extra:?}");
     }
 }
+
+/// `--per-customer DIR` is replaced whole: an output file inside it would be taken away again
+/// by that folder's commit (while the summary said it was written), so it is refused first.
+#[test]
+fn an_output_inside_the_per_customer_folder_is_refused_before_any_work() {
+    let mut b = two_numbers();
+    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let dir = TempDir::new().unwrap();
+    b.write(&dir.path().join("snap"));
+    fs::write(dir.path().join("map.csv"), MAP_BOTH_TO_ACME).unwrap();
+    for (out, extra) in [
+        ("per/lost.csv", &["--per-customer", "per"][..]),
+        ("per", &["--per-customer", "per"][..]),
+        (
+            "lost.csv",
+            &["--per-customer", ".", "--violations", "v.csv"][..],
+        ),
+        (
+            "lost.csv",
+            &["--per-customer", "per", "--possible", "per/p.csv"][..],
+        ),
+    ] {
+        on_snap(dir.path(), "optouts", out, extra)
+            .assert()
+            .code(2)
+            .stderr(contains("inside --per-customer"));
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["map.csv", "snap"], "{out} {extra:?}");
+    }
+    // Beside the folder is fine.
+    on_snap(
+        dir.path(),
+        "optouts",
+        "lost.csv",
+        &["--per-customer", "per"],
+    )
+    .assert()
+    .success();
+    assert!(dir.path().join("lost.csv").is_file());
+    assert!(dir.path().join("per/Acme.csv").is_file());
+}
