@@ -39,6 +39,24 @@ pub fn write_atomic_with(
     pending.finish()
 }
 
+/// Where writing `path` lands: the file a symlink names (through a chain of links, relative
+/// ones resolved from the link's folder; the named file may not exist yet), else `path`.
+/// Renaming a new file over `path` itself would replace the user's link with a regular file.
+pub fn link_target(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    // Past 40 links the system itself gives up (ELOOP); the open then reports it.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&at) else {
+            return at;
+        };
+        at = match at.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    at
+}
+
 /// A file of [`write_atomic_with`] taken apart: written under a temporary name beside
 /// `path`, then [`PendingFile::finish`] syncs it and renames it into place, maybe on another
 /// thread while the next file is written. Dropped unfinished, the temporary file is removed.
@@ -50,8 +68,10 @@ pub struct PendingFile {
 
 impl PendingFile {
     /// A temporary file beside `path` (a regular file's path: devices are written in place
-    /// by [`write_atomic_with`]).
+    /// by [`write_atomic_with`]). When `path` is a symlink, the file it names is the one
+    /// replaced: the link stays.
     pub fn create(path: &Path) -> Result<PendingFile> {
+        let path = &link_target(path);
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),

@@ -918,3 +918,39 @@ fn an_output_inside_the_per_customer_folder_is_refused_before_any_work() {
     assert!(dir.path().join("lost.csv").is_file());
     assert!(dir.path().join("per/Acme.csv").is_file());
 }
+
+/// An output given as a symlink stays a symlink: the file it names gets the new content.
+#[cfg(unix)]
+#[test]
+fn an_output_given_as_a_symlink_writes_the_file_it_names() {
+    let mut b = two_numbers();
+    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let dir = TempDir::new().unwrap();
+    b.write(&dir.path().join("snap"));
+    fs::write(dir.path().join("map.csv"), MAP_BOTH_TO_ACME).unwrap();
+    fs::create_dir(dir.path().join("kept")).unwrap();
+    fs::write(dir.path().join("kept/lost.csv"), "old\n").unwrap();
+    std::os::unix::fs::symlink("kept/lost.csv", dir.path().join("lost.csv")).unwrap();
+    // A link to a file not there yet, through a second link.
+    std::os::unix::fs::symlink("kept/possible.csv", dir.path().join("p1.csv")).unwrap();
+    std::os::unix::fs::symlink("p1.csv", dir.path().join("p.csv")).unwrap();
+    for extra in [&[][..], &["--per-customer", "per"][..]] {
+        on_snap(
+            dir.path(),
+            "optouts",
+            "lost.csv",
+            &[&["--possible", "p.csv"][..], extra].concat(),
+        )
+        .assert()
+        .success();
+        for link in ["lost.csv", "p1.csv", "p.csv"] {
+            let meta = fs::symlink_metadata(dir.path().join(link)).unwrap();
+            assert!(meta.file_type().is_symlink(), "{link} {extra:?}");
+        }
+        let lost = fs::read_to_string(dir.path().join("kept/lost.csv")).unwrap();
+        assert!(lost.starts_with(HEADER), "{lost}");
+        assert!(lost.contains(&sm(1)), "{lost}");
+        let possible = fs::read_to_string(dir.path().join("kept/possible.csv")).unwrap();
+        assert!(possible.starts_with("message_sid,"), "{possible}");
+    }
+}
