@@ -524,9 +524,15 @@ impl ViolationSearch {
             candidates,
             unseekable,
         } = self;
-        let mut violations = Vec::new();
-        if index.is_empty() {
+        let check = |found: &mut Vec<Violation>, at: LineRef<'_>, message: &MessageRef<'_>| {
+            if let Some(v) = check_violation(at, message, &index)? {
+                found.push(v);
+            }
+            Ok(())
+        };
+        let found: Vec<Vec<Violation>> = if index.is_empty() {
             // Nothing to look up.
+            Vec::new()
         } else if !unseekable && snapshot.messages_are_seekable()? {
             // Pass 1 noted every message that could be a violation: read again only the
             // lines whose (scope, end user) has events (a small share), in file order.
@@ -544,32 +550,18 @@ impl ViolationSearch {
                 );
             }
             positions.sort_unstable();
-            let states =
-                snapshot.fold_messages_at(&positions, Vec::new, |found, at, message| {
-                    if let Some(v) = check_violation(at, message, &index)? {
-                        found.push(v);
-                    }
-                    Ok(())
-                })?;
-            violations = states.into_iter().flatten().collect();
+            snapshot.fold_messages_at(&positions, Vec::new, check)?
         } else {
             drop(candidates);
             // Compressed messages cannot be read at a place: pass 1 checked every line whole,
             // pass 2 reads them all again but parses only those sent into a scope and to an
             // end user with events (a small share), sifted on the raw bytes.
             let sieve = ViolationSieve::new(&index);
-            let (states, _) = snapshot.fold_messages_sifted(
-                Vec::new,
-                |line| sieve.may_be_violation(line),
-                |found, at, message| {
-                    if let Some(v) = check_violation(at, message, &index)? {
-                        found.push(v);
-                    }
-                    Ok(())
-                },
-            )?;
-            violations = states.into_iter().flatten().collect();
-        }
+            snapshot
+                .fold_messages_sifted(Vec::new, |line| sieve.may_be_violation(line), check)?
+                .0
+        };
+        let mut violations: Vec<Violation> = found.into_iter().flatten().collect();
         violations.sort_by(|a, b| (&a.sent_at, &a.message_sid).cmp(&(&b.sent_at, &b.message_sid)));
         violations.dedup_by(|a, b| a.message_sid == b.message_sid);
         Ok(violations)
