@@ -9,7 +9,6 @@ pub mod summary;
 pub mod table;
 pub mod usage;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::audit::Audit;
@@ -66,28 +65,21 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
             &audit.usage,
         )?;
         // The page is made while the big files are still being written: every name it lists
-        // is known by now, the per-customer files' names from the customers alone.
+        // is known by now, the per-customer files' names from the customers alone (as
+        // `write_lost_and_per_customer` names them).
         let names = staging.names().to_vec();
-        let render = |customer_files: &BTreeMap<String, String>| {
-            html::render(&html::Page {
-                plan: &audit.plan,
-                analysis: &audit.analysis,
-                lost: &audit.lost,
-                attribution: &audit.usage.attribution,
-                period: audit.options.period,
-                customer_files,
-                files: &names.iter().map(String::as_str).collect::<Vec<_>>(),
-            })
-        };
-        let expected = optouts::per_customer_names(customers);
-        let page = render(&expected);
+        let page = html::render(&html::Page {
+            plan: &audit.plan,
+            analysis: &audit.analysis,
+            lost: &audit.lost,
+            attribution: &audit.usage.attribution,
+            period: audit.options.period,
+            customer_files: &optouts::per_customer_names(customers),
+            files: &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        });
         join(suppression)?;
-        let customer_files = join(lost_files)?;
-        Ok(if customer_files == expected {
-            page
-        } else {
-            render(&customer_files)
-        })
+        join(lost_files)?;
+        Ok(page)
     })?;
     crate::output::write_atomic(&staging.path(html::HTML_FILE), page.as_bytes())?;
     let names = staging.names().to_vec();
