@@ -172,7 +172,13 @@ fn staged_outputs_given_as_symlinks_stay_links() {
     }
     run(
         dir.path(),
-        &["usage", "--snapshot", "snap", "--out", "u/usage_summary.csv"],
+        &[
+            "usage",
+            "--snapshot",
+            "snap",
+            "--out",
+            "u/usage_summary.csv",
+        ],
     )
     .success();
     assert_links(&under("u", &usage_files));
