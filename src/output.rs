@@ -334,8 +334,9 @@ impl Staging {
         &self.dest
     }
 
-    /// Where to write the entry `name` now (a file or a folder directly in the destination);
-    /// `commit` moves it to `dest/name`.
+    /// Where to write the entry `name` now (a file or a folder in the destination: directly,
+    /// or in a subfolder, `optouts/x.csv`, whose other files are left alone); `commit` moves
+    /// it to `dest/name`. The caller creates a subfolder in the staging folder.
     pub fn path(&mut self, name: &str) -> PathBuf {
         if !self.names.iter().any(|n| n == name) {
             self.names.push(name.to_string());
@@ -415,7 +416,19 @@ impl Staging {
         let mut moved_in: Vec<usize> = Vec::new();
         let mut failure = None;
         for (i, (new, target, aside)) in moves.iter().enumerate() {
+            // An entry in a subfolder: the folder is made when missing (removed again on a
+            // failure), and so is its place among the entries set aside.
+            if let Err(e) = self.create_parent(target) {
+                failure = Some(e);
+                break;
+            }
             if std::fs::symlink_metadata(target).is_ok() {
+                if let Some(dir) = aside.parent() {
+                    if let Err(e) = std::fs::create_dir_all(dir) {
+                        failure = Some(Error::write(target, e));
+                        break;
+                    }
+                }
                 if let Err(e) = rename(target, aside) {
                     failure = Some(Error::write(target, e));
                     break;
@@ -444,6 +457,26 @@ impl Staging {
         let _ = std::fs::remove_dir_all(&self.staging);
         for side in &self.side_folders {
             let _ = std::fs::remove_dir_all(side);
+        }
+        Ok(())
+    }
+}
+
+impl Staging {
+    /// Creates the missing folders above `target` up to the destination (noted in `created`).
+    fn create_parent(&mut self, target: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut at = target.parent();
+        while let Some(dir) = at {
+            if dir.as_os_str().is_empty() || std::fs::symlink_metadata(dir).is_ok() {
+                break;
+            }
+            missing.push(dir.to_path_buf());
+            at = dir.parent();
+        }
+        for dir in missing.into_iter().rev() {
+            std::fs::create_dir(&dir).map_err(|e| Error::write(&dir, e))?;
+            self.created.push(dir);
         }
         Ok(())
     }
