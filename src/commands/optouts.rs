@@ -123,8 +123,8 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
             let violations = scope.spawn(|| search.run(&snapshot));
             let staged = (|| -> Result<_> {
                 let rows = Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
-                // A symlink stays: the file it names is replaced.
-                let (parent, name) = output::split_file_path(&output::link_target(&args.out))?;
+                // A symlink stays: the staging replaces the file it names.
+                let (parent, name) = output::split_file_path(&args.out)?;
                 let mut staging = output::Staging::new(&parent)?;
                 let staged_out = staging.path(&name);
                 let per_customer = match &args.per_customer {

@@ -185,14 +185,11 @@ fn sample_apply(dir: &Path, plan: &Path, twin: &Twin, customers: &[&str]) -> Com
     cmd
 }
 
-#[test]
-fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let sample = repo_root().join("sample-data/owlie");
+/// `audit` of the sample into `d/report`: the plan's path and its JSON.
+fn audit_sample(d: &Path, sample: &Path) -> (std::path::PathBuf, Value) {
     subaudit(d)
         .args(["audit", "--snapshot"])
-        .arg(&sample)
+        .arg(sample)
         .args(["--map"])
         .arg(sample.join("mapping.csv"))
         .args(["--out", "report"])
@@ -200,6 +197,15 @@ fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
         .success();
     let plan_path = d.join("report/plan.json");
     let plan: Value = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    (plan_path, plan)
+}
+
+#[test]
+fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let (plan_path, plan) = audit_sample(d, &sample);
     let lost = lost_rows(&d.join("report"));
     let selected: BTreeSet<&str> = CUSTOMERS.iter().copied().collect();
 
@@ -538,4 +544,168 @@ fn drop_one_batch(dir: &Path, plan: &Value, customer: &str) -> Vec<String> {
         .unwrap();
         dropped
     }
+}
+
+/// Writes that take effect and then lose their answer (the twin closes the connection): every
+/// kind of step meets it, and `apply` reads the state back instead of sending blindly again.
+/// Nothing is done twice (one subaccount and one service per customer), nothing is left
+/// undone (every number moved and in its service, every lost opt-out blocks in the
+/// subaccount), and a rerun on the journal sends nothing.
+#[test]
+fn writes_whose_connection_drops_after_they_took_effect_are_reconciled_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let (plan_path, plan) = audit_sample(d, &sample);
+    let twin = start_twin(
+        &sample,
+        &["--fault-write-drop-after-effect", "0.4", "--seed", "18"],
+    );
+    let api = Api::new(&twin);
+    let mut code = None;
+    for _ in 0..3 {
+        let out = sample_apply(d, &plan_path, &twin, &CUSTOMERS)
+            .output()
+            .unwrap();
+        code = out.status.code();
+        if code == Some(0) {
+            break;
+        }
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(code, Some(0), "apply finished");
+
+    let journal = d.join("report/plan.journal.jsonl");
+    let entries: Vec<Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lost_and_read_back: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| {
+            e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("the answer was lost"))
+        })
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "create-subaccount",
+        "remove-from-service",
+        "transfer-number",
+        "create-messaging-service",
+        "add-to-service",
+    ] {
+        assert!(
+            lost_and_read_back.contains(kind),
+            "no {kind} lost its answer: {lost_and_read_back:?}"
+        );
+    }
+    assert!(
+        entries.iter().any(|e| e["kind"] == "reseed-opt-outs"
+            && e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("Consents cannot be read back"))),
+        "no Consents batch lost its answer"
+    );
+
+    let selected: BTreeSet<&str> = CUSTOMERS.iter().copied().collect();
+    let mut accounts: BTreeMap<String, Client> = BTreeMap::new();
+    for name in CUSTOMERS {
+        let list = api.get(
+            &api.parent,
+            &format!(
+                "/2010-04-01/Accounts.json?FriendlyName={}",
+                name.replace(' ', "%20")
+            ),
+        );
+        let found = list["accounts"].as_array().unwrap();
+        assert_eq!(found.len(), 1, "{name}: one subaccount");
+        let sid = found[0]["sid"].as_str().unwrap();
+        accounts.insert(name.to_string(), api.account(sid));
+    }
+    for step in plan["steps"].as_array().unwrap() {
+        let customer = step["customer"].as_str().unwrap();
+        if !selected.contains(customer) {
+            continue;
+        }
+        let client = &accounts[customer];
+        let account = client.credentials().account_sid.clone();
+        match step["kind"].as_str().unwrap() {
+            "transfer-number" => {
+                let pn = step["number_sid"].as_str().unwrap();
+                api.get(
+                    client,
+                    &format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{pn}.json"),
+                );
+            }
+            "create-messaging-service" => {
+                let name = step["request"]["form"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["name"] == "FriendlyName")
+                    .unwrap()["value"]
+                    .as_str()
+                    .unwrap();
+                let url = client.url(Product::Messaging, "/v1/Services");
+                let list = api.runtime.block_on(client.get_json(&url)).unwrap();
+                let same: Vec<&Value> = list["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["friendly_name"] == name)
+                    .collect();
+                assert_eq!(same.len(), 1, "{customer}: one service {name}");
+                let url = client.url(
+                    Product::Messaging,
+                    &format!(
+                        "/v1/Services/{}/PhoneNumbers",
+                        same[0]["sid"].as_str().unwrap()
+                    ),
+                );
+                let members = api.runtime.block_on(client.get_json(&url)).unwrap();
+                assert!(
+                    !members["phone_numbers"].as_array().unwrap().is_empty(),
+                    "{customer}: the service holds its numbers"
+                );
+            }
+            _ => {}
+        }
+    }
+    let lost = lost_rows(&d.join("report"));
+    let moving: Vec<&LostRow> = lost
+        .iter()
+        .filter(|r| selected.contains(r.customer.as_str()))
+        .collect();
+    assert!(!moving.is_empty());
+    for r in &moving {
+        assert!(
+            api.refused_21610(&accounts[&r.customer], &r.number, &r.end_user),
+            "{}: a send from {} to {} was not refused: the opt-out was lost",
+            r.customer,
+            r.number,
+            r.end_user
+        );
+    }
+
+    // The journal resumes: a rerun finds every step settled and sends nothing.
+    let before = journal_lines(&journal);
+    sample_apply(d, &plan_path, &twin, &CUSTOMERS)
+        .assert()
+        .code(0);
+    let after: Vec<Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .skip(before)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        after
+            .iter()
+            .all(|e| e["status"] != "sending" && e["status"] != "done"),
+        "the rerun sent again: {after:?}"
+    );
 }
