@@ -540,8 +540,7 @@ pub struct Inputs<'a> {
 /// Refuses (exit 2, before any work) an output that would replace an input: an output file
 /// or folder that is an input file or holds one, or that lies inside the snapshot folder or
 /// is that folder. Paths are compared canonical (symlinks and `..` resolved), so another
-/// spelling of the same file is caught too. Devices and FIFOs are written in place and are
-/// not checked.
+/// spelling of the same file is caught too; see [`replaces_a_file`] for what is not checked.
 pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result<()> {
     let snapshot = inputs.snapshot.map(|p| (p, canonical(p)));
     let files: Vec<(&str, &Path, PathBuf)> = inputs
@@ -550,7 +549,7 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
         .map(|(option, path)| (*option, *path, canonical(path)))
         .collect();
     for output in outputs {
-        if output.as_os_str() == "-" || is_special_file(output) {
+        if !replaces_a_file(output) {
             continue;
         }
         let out = canonical(output);
@@ -576,7 +575,7 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
 
 /// Refuses, before any work, an output file that would land inside `folder`, an output
 /// folder that is replaced whole (`optouts --per-customer`): the folder's commit would take
-/// the file away again. `outputs` are (option, path); `-` and devices are never inside.
+/// the file away again. `outputs` are (option, path); see [`replaces_a_file`].
 pub fn refuse_outputs_inside(
     folder_option: &str,
     folder: &Path,
@@ -584,7 +583,7 @@ pub fn refuse_outputs_inside(
 ) -> Result<()> {
     let inside = canonical(folder);
     for (option, output) in outputs {
-        if output.as_os_str() == "-" || is_special_file(output) {
+        if !replaces_a_file(output) {
             continue;
         }
         if canonical(output).starts_with(&inside) {
@@ -597,6 +596,12 @@ pub fn refuse_outputs_inside(
         }
     }
     Ok(())
+}
+
+/// False for `-` (standard output) and a device or FIFO: written in place, they replace no
+/// file, so they are never compared with inputs or folders.
+fn replaces_a_file(output: &Path) -> bool {
+    output.as_os_str() != "-" && !is_special_file(output)
 }
 
 /// `path` made absolute with symlinks resolved; for a path that does not exist yet, its
