@@ -442,17 +442,8 @@ fn a_file_given_under_two_spellings_is_read_once() {
     assert_eq!(lost(dir.path(), &spelled), once);
     assert!(once.contains("ev.csv:2"), "{once}");
 
-    let out = subaudit(dir.path())
-        .args([
-            "optouts",
-            "--snapshot",
-            "snap",
-            "--map",
-            "map.csv",
-            "--out",
-            "x.csv",
-        ])
-        .args(["--evidence", "bad.csv", "--evidence", "./bad.csv"])
+    let twice = ["--evidence", "bad.csv", "--evidence", "./bad.csv"];
+    let out = on_snap(dir.path(), "optouts", "x.csv", &twice)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(BAD_INPUT));
