@@ -1065,6 +1065,58 @@ pub(crate) mod tests {
         assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_move_restores_the_file_a_linked_entry_names_and_leaves_nothing_beside_it() {
+        let dir = previous_set();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("a.csv"), "old linked a").unwrap();
+        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("a.csv"), dir.path().join("a.csv"))
+            .unwrap();
+        let staging = stage_new_set(dir.path());
+        // a.csv moved beside the file it names, that file set aside, a.csv in; then setting
+        // sub aside fails.
+        let mut calls = 0;
+        let err = staging
+            .commit_with(|from, to| {
+                calls += 1;
+                if calls == 4 {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                std::fs::rename(from, to)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(read(&elsewhere.path().join("a.csv")), "old linked a");
+        assert_eq!(entries(elsewhere.path()), ["a.csv"]);
+        let link = std::fs::symlink_metadata(dir.path().join("a.csv")).unwrap();
+        assert!(link.file_type().is_symlink());
+        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
+        assert_eq!(entries(&dir.path().join("sub")), ["old.csv"]);
+    }
+
+    #[test]
+    fn an_entry_in_a_subfolder_replaces_its_own_file_only_and_a_failure_removes_the_folder_made() {
+        let dir = previous_set();
+        let mut staging = Staging::new(dir.path()).unwrap();
+        let new = staging.path("sub/new.csv");
+        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
+        write_atomic(&new, b"new sub file").unwrap();
+        staging.commit().unwrap();
+        assert_eq!(entries(&dir.path().join("sub")), ["new.csv", "old.csv"]);
+        assert_eq!(read(&dir.path().join("sub/new.csv")), "new sub file");
+        // Into a subfolder not there yet, and the move fails: the folder goes again.
+        let mut staging = Staging::new(dir.path()).unwrap();
+        let new = staging.path("more/x.csv");
+        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
+        write_atomic(&new, b"x").unwrap();
+        staging
+            .commit_with(|_, _| Err(std::io::Error::other("disk full")))
+            .unwrap_err();
+        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
+    }
+
     /// Awkward fields: separators, quotes, line ends, empty, spaces, non-ASCII, and mixes.
     const AWKWARD: [&str; 22] = [
         "",
