@@ -704,3 +704,99 @@ fn writes_whose_connection_drops_after_they_took_effect_are_reconciled_not_repea
         "the rerun sent again: {after:?}"
     );
 }
+
+/// A customer's own Messaging Service of the name the plan gives the new one is never adopted:
+/// when the create is lost before it took effect (the twin drops the connection), the state
+/// read back holds only the customer's service, and `apply` creates its own rather than put
+/// the moved numbers into the customer's.
+#[test]
+fn a_lost_create_never_adopts_the_customers_same_named_service() {
+    const CUSTOMER: &str = "Egret Clinics";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let (plan_path, plan) = audit_sample(d, &sample);
+    let step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["customer"] == CUSTOMER && s["kind"] == "create-messaging-service")
+        .unwrap();
+    let name = step["request"]["form"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "FriendlyName")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let twin = start_twin(&sample, &["--drop-rate", "0.3", "--seed", DROP_SEED]);
+    let api = Api::new(&twin);
+    // The customer already has its subaccount (apply reuses it) and a service of that name.
+    let (_, account) = api.post(
+        &api.parent,
+        "/2010-04-01/Accounts.json",
+        &[("FriendlyName", CUSTOMER)],
+    );
+    let client = api.account(account["sid"].as_str().unwrap());
+    let theirs = loop {
+        let url = client.url(Product::Messaging, "/v1/Services");
+        let form = [("FriendlyName".to_string(), name.clone())];
+        let answer = api
+            .runtime
+            .block_on(client.write_once(reqwest::Method::POST, &url, &form));
+        if let WriteOutcome::Done(v) = answer {
+            break v["sid"].as_str().unwrap().to_string();
+        }
+    };
+    let mut code = None;
+    for _ in 0..3 {
+        code = sample_apply(d, &plan_path, &twin, &[CUSTOMER])
+            .output()
+            .unwrap()
+            .status
+            .code();
+        if code == Some(0) {
+            break;
+        }
+    }
+    assert_eq!(code, Some(0), "apply finished");
+    let journal = std::fs::read_to_string(d.join("report/plan.journal.jsonl")).unwrap();
+    let created: Vec<Value> = journal
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "create-messaging-service" && e["status"] == "done")
+        .collect();
+    assert_eq!(created.len(), 1, "{journal}");
+    let note = created[0]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("showed no effect"),
+        "the create lost its answer before it took effect: {note}"
+    );
+    let ours = created[0]["captured"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_ne!(ours, &theirs, "the customer's service was adopted");
+    let members = |mg: &str| {
+        let url = client.url(
+            Product::Messaging,
+            &format!("/v1/Services/{mg}/PhoneNumbers"),
+        );
+        let list = api.runtime.block_on(client.get_json(&url)).unwrap();
+        list["phone_numbers"].as_array().unwrap().len()
+    };
+    assert_eq!(
+        members(&theirs),
+        0,
+        "the customer's service got our numbers"
+    );
+    assert!(members(ours.as_str().unwrap()) > 0);
+}
+
+/// The twin's seed under which the create above is dropped before it takes effect.
+const DROP_SEED: &str = "8";
