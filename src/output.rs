@@ -540,8 +540,7 @@ pub struct Inputs<'a> {
 /// Refuses (exit 2, before any work) an output that would replace an input: an output file
 /// or folder that is an input file or holds one, or that lies inside the snapshot folder or
 /// is that folder. Paths are compared canonical (symlinks and `..` resolved), so another
-/// spelling of the same file is caught too. Devices and FIFOs are written in place and are
-/// not checked.
+/// spelling of the same file is caught too; see [`replaces_a_file`] for what is not checked.
 pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result<()> {
     let snapshot = inputs.snapshot.map(|p| (p, canonical(p)));
     let files: Vec<(&str, &Path, PathBuf)> = inputs
@@ -550,7 +549,7 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
         .map(|(option, path)| (*option, *path, canonical(path)))
         .collect();
     for output in outputs {
-        if output.as_os_str() == "-" || is_special_file(output) {
+        if !replaces_a_file(output) {
             continue;
         }
         let out = canonical(output);
@@ -576,7 +575,7 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
 
 /// Refuses, before any work, an output file that would land inside `folder`, an output
 /// folder that is replaced whole (`optouts --per-customer`): the folder's commit would take
-/// the file away again. `outputs` are (option, path); `-` and devices are never inside.
+/// the file away again. `outputs` are (option, path); see [`replaces_a_file`].
 pub fn refuse_outputs_inside(
     folder_option: &str,
     folder: &Path,
@@ -584,7 +583,7 @@ pub fn refuse_outputs_inside(
 ) -> Result<()> {
     let inside = canonical(folder);
     for (option, output) in outputs {
-        if output.as_os_str() == "-" || is_special_file(output) {
+        if !replaces_a_file(output) {
             continue;
         }
         if canonical(output).starts_with(&inside) {
@@ -597,6 +596,12 @@ pub fn refuse_outputs_inside(
         }
     }
     Ok(())
+}
+
+/// False for `-` (standard output) and a device or FIFO: written in place, they replace no
+/// file, so they are never compared with inputs or folders.
+fn replaces_a_file(output: &Path) -> bool {
+    output.as_os_str() != "-" && !is_special_file(output)
 }
 
 /// `path` made absolute with symlinks resolved; for a path that does not exist yet, its
@@ -1058,6 +1063,58 @@ pub(crate) mod tests {
         assert_eq!(entries(&elsewhere.path().join("sub")), ["new.csv"]);
         assert_eq!(entries(elsewhere.path()), ["a.csv", "sub"]);
         assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_move_restores_the_file_a_linked_entry_names_and_leaves_nothing_beside_it() {
+        let dir = previous_set();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("a.csv"), "old linked a").unwrap();
+        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("a.csv"), dir.path().join("a.csv"))
+            .unwrap();
+        let staging = stage_new_set(dir.path());
+        // a.csv moved beside the file it names, that file set aside, a.csv in; then setting
+        // sub aside fails.
+        let mut calls = 0;
+        let err = staging
+            .commit_with(|from, to| {
+                calls += 1;
+                if calls == 4 {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                std::fs::rename(from, to)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(read(&elsewhere.path().join("a.csv")), "old linked a");
+        assert_eq!(entries(elsewhere.path()), ["a.csv"]);
+        let link = std::fs::symlink_metadata(dir.path().join("a.csv")).unwrap();
+        assert!(link.file_type().is_symlink());
+        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
+        assert_eq!(entries(&dir.path().join("sub")), ["old.csv"]);
+    }
+
+    #[test]
+    fn an_entry_in_a_subfolder_replaces_its_own_file_only_and_a_failure_removes_the_folder_made() {
+        let dir = previous_set();
+        let mut staging = Staging::new(dir.path()).unwrap();
+        let new = staging.path("sub/new.csv");
+        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
+        write_atomic(&new, b"new sub file").unwrap();
+        staging.commit().unwrap();
+        assert_eq!(entries(&dir.path().join("sub")), ["new.csv", "old.csv"]);
+        assert_eq!(read(&dir.path().join("sub/new.csv")), "new sub file");
+        // Into a subfolder not there yet, and the move fails: the folder goes again.
+        let mut staging = Staging::new(dir.path()).unwrap();
+        let new = staging.path("more/x.csv");
+        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
+        write_atomic(&new, b"x").unwrap();
+        staging
+            .commit_with(|_, _| Err(std::io::Error::other("disk full")))
+            .unwrap_err();
+        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
     }
 
     /// Awkward fields: separators, quotes, line ends, empty, spaces, non-ASCII, and mixes.

@@ -854,24 +854,15 @@ fn plan_alone_writes_every_file_its_plan_names() {
     let sample = repo_root().join("sample-data/owlie");
     let map = sample.join("mapping.csv");
     let (snap, map) = (sample.to_str().unwrap(), map.to_str().unwrap());
-    run(
-        d,
-        &[
-            "plan",
-            "--snapshot",
-            snap,
-            "--map",
-            map,
-            "--out",
-            "alone/plan.json",
-        ],
-    )
-    .success();
-    run(
-        d,
-        &["audit", "--snapshot", snap, "--map", map, "--out", "report"],
-    )
-    .success();
+    let on_sample = |command: &str, out: &str| {
+        run(
+            d,
+            &[command, "--snapshot", snap, "--map", map, "--out", out],
+        )
+        .success();
+    };
+    on_sample("plan", "alone/plan.json");
+    on_sample("audit", "report");
     let plan = read_json(&d.join("alone/plan.json"));
     let customers = plan["customers"].as_array().unwrap();
     assert!(customers.len() > 10);
@@ -896,18 +887,6 @@ fn plan_alone_writes_every_file_its_plan_names() {
 
     // Into the audit's folder: the audit's opt-out files stay, the lists are the plan's.
     let before = files_under(&d.join("report/optouts"));
-    run(
-        d,
-        &[
-            "plan",
-            "--snapshot",
-            snap,
-            "--map",
-            map,
-            "--out",
-            "report/plan.json",
-        ],
-    )
-    .success();
+    on_sample("plan", "report/plan.json");
     assert_eq!(files_under(&d.join("report/optouts")), before);
 }
