@@ -20,32 +20,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
-work=${BENCH_DIR:-/tmp/subaudit-bench}
-mkdir -p "$work"
-[ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
-src=${SUBAUDIT_BIN:-}
-if [ -z "$src" ]; then
-  cargo build --release --quiet
-  src="${CARGO_TARGET_DIR:-target}/release/subaudit"
-fi
-bin="$work/subaudit-bench.$$"
-cp "$src" "$bin"
-trap 'rm -f "$bin" "$work/time.$$.txt" "$work/last.$$.out"' EXIT
-
-measure() { # label, command...
-  local label=$1; shift
-  /usr/bin/time -f '%e %M' -o "$work/time.$$.txt" "$@" > "$work/last.$$.out"
-  read -r wall rss_kb < "$work/time.$$.txt"
-  printf '%-40s %8ss %8.0f MiB\n' "$label" "$wall" "$((rss_kb / 1024))"
-}
+source benches/common.sh
+bench_setup subaudit-bench
 
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 printf '%-40s %9s %12s\n' "step" "wall" "peak RSS"
 for n in "${sizes[@]}"; do
-  snap="$work/owlie-$n"
-  if [ ! -f "$snap/manifest.json" ]; then
-    measure "sample --messages $n" "$bin" sample --out "$snap" --messages "$n"
-  fi
+  ensure_snapshot "$n"
   size=$(du -sh "$snap/messages.jsonl" | cut -f1)
   # Every step below reads the file from the page cache when it fits in memory: one untimed
   # read first, so that the first timed step (and whichever tool goes first) is not charged

@@ -15,35 +15,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000000)
-work=${BENCH_DIR:-/tmp/subaudit-bench}
+label_width=44
+source benches/common.sh
 limit=$((50 * 1000 * 1000))
-mkdir -p "$work"
-[ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
-src=${SUBAUDIT_BIN:-}
-if [ -z "$src" ]; then
-  cargo build --release --quiet
-  src="${CARGO_TARGET_DIR:-target}/release/subaudit"
-fi
-bin="$work/subaudit-plan-bench.$$"
-cp "$src" "$bin"
-trap 'rm -f "$bin" "$work/time.$$.txt" "$work/last.$$.out"' EXIT
-
-measure() { # label, command...
-  local label=$1; shift
-  /usr/bin/time -f '%e %M' -o "$work/time.$$.txt" "$@" > "$work/last.$$.out"
-  read -r wall rss_kb < "$work/time.$$.txt"
-  printf '%-44s %8ss %8.0f MiB\n' "$label" "$wall" "$((rss_kb / 1024))"
-}
+bench_setup subaudit-plan-bench
 
 bytes() { stat -c %s "$1"; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1000000 }'; }
 
 status=0
 for n in "${sizes[@]}"; do
-  snap="$work/owlie-$n"
-  if [ ! -f "$snap/manifest.json" ]; then
-    measure "sample --messages $n" "$bin" sample --out "$snap" --messages "$n"
-  fi
+  ensure_snapshot "$n"
   out="$work/plan-$n"
   measure "plan ($n msgs)" "$bin" plan --snapshot "$snap" --map "$snap/mapping.csv" \
     --out "$out/plan.json"

@@ -287,6 +287,8 @@ pub struct Staging {
     /// Folders created for the destination, outermost first (removed again on failure).
     created: Vec<PathBuf>,
     names: Vec<String>,
+    /// Folders beside the files that symlinked entries name (removed on commit or drop).
+    side_folders: Vec<PathBuf>,
     done: bool,
 }
 
@@ -312,6 +314,7 @@ impl Staging {
             staging: PathBuf::new(),
             created: Vec::new(),
             names: Vec::new(),
+            side_folders: Vec::new(),
             done: false,
         };
         for dir in missing.into_iter().rev() {
@@ -331,8 +334,9 @@ impl Staging {
         &self.dest
     }
 
-    /// Where to write the entry `name` now (a file or a folder directly in the destination);
-    /// `commit` moves it to `dest/name`.
+    /// Where to write the entry `name` now (a file or a folder in the destination: directly,
+    /// or in a subfolder, `optouts/x.csv`, whose other files are left alone); `commit` moves
+    /// it to `dest/name`. The caller creates a subfolder in the staging folder.
     pub fn path(&mut self, name: &str) -> PathBuf {
         if !self.names.iter().any(|n| n == name) {
             self.names.push(name.to_string());
@@ -347,8 +351,10 @@ impl Staging {
 
     /// Moves every staged entry into the destination, replacing the previous ones. A folder
     /// where a file goes (or a file where a folder goes) is refused before anything moves:
-    /// it is not ours to replace. On a failure while moving, the entries already moved are
-    /// taken out again and the previous ones restored.
+    /// it is not ours to replace. An entry that is a symlink stays a link: the file or folder
+    /// it names ([`link_target`]) is the one replaced, and the new entry is first moved
+    /// beside it (copied when it lies on another file system). On a failure while moving,
+    /// the entries already moved are taken out again and the previous ones restored.
     pub fn commit(self) -> Result<()> {
         self.commit_with(|from, to| std::fs::rename(from, to))
     }
@@ -363,9 +369,14 @@ impl Staging {
             .filter(|n| std::fs::symlink_metadata(self.staging.join(n)).is_ok())
             .cloned()
             .collect();
+        let previous = self.staging.join(".previous");
+        // Each entry: where the new one is, where it goes, where the old one is set aside.
+        let mut moves: Vec<(PathBuf, PathBuf, PathBuf)> = Vec::new();
         for name in &staged {
-            let target = self.dest.join(name);
+            let entry = self.dest.join(name);
+            let target = link_target(&entry);
             let new_is_dir = self.staging.join(name).is_dir();
+            // Through a link the kind of what it names counts (a dangling link: nothing yet).
             if let Ok(old) = std::fs::symlink_metadata(&target) {
                 if old.is_dir() != new_is_dir {
                     let (old_kind, new_kind) = if old.is_dir() {
@@ -379,40 +390,125 @@ impl Staging {
                     )));
                 }
             }
-        }
-        let previous = self.staging.join(".previous");
-        std::fs::create_dir(&previous).map_err(|e| Error::write(&self.dest, e))?;
-        let mut set_aside: Vec<&str> = Vec::new();
-        let mut moved_in: Vec<&str> = Vec::new();
-        let mut failure = None;
-        for name in &staged {
-            let target = self.dest.join(name);
-            if std::fs::symlink_metadata(&target).is_ok() {
-                if let Err(e) = rename(&target, &previous.join(name)) {
-                    failure = Some(Error::write(&target, e));
-                    break;
-                }
-                set_aside.push(name);
+            if target == entry {
+                moves.push((self.staging.join(name), target, previous.join(name)));
+            } else {
+                // Renames stay inside one folder: a side folder beside the named file holds
+                // the new entry and, while moving, the old one.
+                let dir = match target.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let side = tempfile::Builder::new()
+                    .prefix(".subaudit-staging-")
+                    .tempdir_in(dir)
+                    .map_err(|e| Error::write(&target, e))?
+                    .keep();
+                self.side_folders.push(side.clone());
+                let new = side.join("new");
+                move_or_copy(&self.staging.join(name), &new, &mut rename)
+                    .map_err(|e| Error::write(&target, e))?;
+                moves.push((new, target, side.join("previous")));
             }
-            if let Err(e) = rename(&self.staging.join(name), &target) {
-                failure = Some(Error::write(&target, e));
+        }
+        std::fs::create_dir(&previous).map_err(|e| Error::write(&self.dest, e))?;
+        let mut set_aside: Vec<usize> = Vec::new();
+        let mut moved_in: Vec<usize> = Vec::new();
+        let mut failure = None;
+        for (i, (new, target, aside)) in moves.iter().enumerate() {
+            // An entry in a subfolder: the folder is made when missing (removed again on a
+            // failure), and so is its place among the entries set aside.
+            if let Err(e) = self.create_parent(target) {
+                failure = Some(e);
                 break;
             }
-            moved_in.push(name);
+            if std::fs::symlink_metadata(target).is_ok() {
+                if let Some(dir) = aside.parent() {
+                    if let Err(e) = std::fs::create_dir_all(dir) {
+                        failure = Some(Error::write(target, e));
+                        break;
+                    }
+                }
+                if let Err(e) = rename(target, aside) {
+                    failure = Some(Error::write(target, e));
+                    break;
+                }
+                set_aside.push(i);
+            }
+            if let Err(e) = rename(new, target) {
+                failure = Some(Error::write(target, e));
+                break;
+            }
+            moved_in.push(i);
         }
         if let Some(error) = failure {
-            // Undo: the new entries go back to staging (removed on drop), the old ones return.
-            for name in moved_in.iter().rev() {
-                let _ = std::fs::rename(self.dest.join(name), self.staging.join(name));
+            // Undo: the new entries go back (removed on drop), the old ones return.
+            for &i in moved_in.iter().rev() {
+                let (new, target, _) = &moves[i];
+                let _ = std::fs::rename(target, new);
             }
-            for name in set_aside.iter().rev() {
-                let _ = std::fs::rename(previous.join(name), self.dest.join(name));
+            for &i in set_aside.iter().rev() {
+                let (_, target, aside) = &moves[i];
+                let _ = std::fs::rename(aside, target);
             }
             return Err(error);
         }
         self.done = true;
         let _ = std::fs::remove_dir_all(&self.staging);
+        for side in &self.side_folders {
+            let _ = std::fs::remove_dir_all(side);
+        }
         Ok(())
+    }
+}
+
+impl Staging {
+    /// Creates the missing folders above `target` up to the destination (noted in `created`).
+    fn create_parent(&mut self, target: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut at = target.parent();
+        while let Some(dir) = at {
+            if dir.as_os_str().is_empty() || std::fs::symlink_metadata(dir).is_ok() {
+                break;
+            }
+            missing.push(dir.to_path_buf());
+            at = dir.parent();
+        }
+        for dir in missing.into_iter().rev() {
+            std::fs::create_dir(&dir).map_err(|e| Error::write(&dir, e))?;
+            self.created.push(dir);
+        }
+        Ok(())
+    }
+}
+
+/// Renames `from` to `to`; across file systems (a link naming a file on another disk),
+/// copies it (a file synced, a folder entry by entry) and removes `from`.
+fn move_or_copy(
+    from: &Path,
+    to: &Path,
+    rename: &mut impl FnMut(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    match rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            copy_entry(from, to)?;
+            std::fs::remove_dir_all(from).or_else(|_| std::fs::remove_file(from))
+        }
+        other => other,
+    }
+}
+
+fn copy_entry(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_entry(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to)?;
+        std::fs::File::open(to)?.sync_all()
     }
 }
 
@@ -423,6 +519,9 @@ impl Drop for Staging {
         }
         if !self.staging.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.staging);
+        }
+        for side in &self.side_folders {
+            let _ = std::fs::remove_dir_all(side);
         }
         for dir in self.created.iter().rev() {
             let _ = std::fs::remove_dir(dir); // only when empty
@@ -441,8 +540,7 @@ pub struct Inputs<'a> {
 /// Refuses (exit 2, before any work) an output that would replace an input: an output file
 /// or folder that is an input file or holds one, or that lies inside the snapshot folder or
 /// is that folder. Paths are compared canonical (symlinks and `..` resolved), so another
-/// spelling of the same file is caught too. Devices and FIFOs are written in place and are
-/// not checked.
+/// spelling of the same file is caught too; see [`replaces_a_file`] for what is not checked.
 pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result<()> {
     let snapshot = inputs.snapshot.map(|p| (p, canonical(p)));
     let files: Vec<(&str, &Path, PathBuf)> = inputs
@@ -451,7 +549,7 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
         .map(|(option, path)| (*option, *path, canonical(path)))
         .collect();
     for output in outputs {
-        if output.as_os_str() == "-" || is_special_file(output) {
+        if !replaces_a_file(output) {
             continue;
         }
         let out = canonical(output);
@@ -477,7 +575,7 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &Inputs) -> Result
 
 /// Refuses, before any work, an output file that would land inside `folder`, an output
 /// folder that is replaced whole (`optouts --per-customer`): the folder's commit would take
-/// the file away again. `outputs` are (option, path); `-` and devices are never inside.
+/// the file away again. `outputs` are (option, path); see [`replaces_a_file`].
 pub fn refuse_outputs_inside(
     folder_option: &str,
     folder: &Path,
@@ -485,7 +583,7 @@ pub fn refuse_outputs_inside(
 ) -> Result<()> {
     let inside = canonical(folder);
     for (option, output) in outputs {
-        if output.as_os_str() == "-" || is_special_file(output) {
+        if !replaces_a_file(output) {
             continue;
         }
         if canonical(output).starts_with(&inside) {
@@ -498,6 +596,12 @@ pub fn refuse_outputs_inside(
         }
     }
     Ok(())
+}
+
+/// False for `-` (standard output) and a device or FIFO: written in place, they replace no
+/// file, so they are never compared with inputs or folders.
+fn replaces_a_file(output: &Path) -> bool {
+    output.as_os_str() != "-" && !is_special_file(output)
 }
 
 /// `path` made absolute with symlinks resolved; for a path that does not exist yet, its
@@ -925,6 +1029,92 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("a folder is in the way"), "{err}");
         assert_eq!(read(&dir.path().join("a.csv")), "old a");
         assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_entry_on_another_file_system_is_copied_beside_the_file_it_names() {
+        let dir = previous_set();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("a.csv"), "old linked a").unwrap();
+        std::fs::create_dir(elsewhere.path().join("sub")).unwrap();
+        std::fs::write(elsewhere.path().join("sub/old.csv"), "old").unwrap();
+        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("a.csv"), dir.path().join("a.csv"))
+            .unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("sub"), dir.path().join("sub")).unwrap();
+        let staging = stage_new_set(dir.path());
+        // Moves out of the staging folder cross devices; moves beside the named file do not.
+        let staged = dir.path().to_path_buf();
+        staging
+            .commit_with(|from, to| {
+                if from.starts_with(&staged) && !to.starts_with(&staged) {
+                    return Err(std::io::ErrorKind::CrossesDevices.into());
+                }
+                std::fs::rename(from, to)
+            })
+            .unwrap();
+        for link in ["a.csv", "sub"] {
+            let meta = std::fs::symlink_metadata(dir.path().join(link)).unwrap();
+            assert!(meta.file_type().is_symlink(), "{link}");
+        }
+        assert_eq!(read(&elsewhere.path().join("a.csv")), "new a");
+        assert_eq!(entries(&elsewhere.path().join("sub")), ["new.csv"]);
+        assert_eq!(entries(elsewhere.path()), ["a.csv", "sub"]);
+        assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_move_restores_the_file_a_linked_entry_names_and_leaves_nothing_beside_it() {
+        let dir = previous_set();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("a.csv"), "old linked a").unwrap();
+        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("a.csv"), dir.path().join("a.csv"))
+            .unwrap();
+        let staging = stage_new_set(dir.path());
+        // a.csv moved beside the file it names, that file set aside, a.csv in; then setting
+        // sub aside fails.
+        let mut calls = 0;
+        let err = staging
+            .commit_with(|from, to| {
+                calls += 1;
+                if calls == 4 {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                std::fs::rename(from, to)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(read(&elsewhere.path().join("a.csv")), "old linked a");
+        assert_eq!(entries(elsewhere.path()), ["a.csv"]);
+        let link = std::fs::symlink_metadata(dir.path().join("a.csv")).unwrap();
+        assert!(link.file_type().is_symlink());
+        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
+        assert_eq!(entries(&dir.path().join("sub")), ["old.csv"]);
+    }
+
+    #[test]
+    fn an_entry_in_a_subfolder_replaces_its_own_file_only_and_a_failure_removes_the_folder_made() {
+        let dir = previous_set();
+        let mut staging = Staging::new(dir.path()).unwrap();
+        let new = staging.path("sub/new.csv");
+        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
+        write_atomic(&new, b"new sub file").unwrap();
+        staging.commit().unwrap();
+        assert_eq!(entries(&dir.path().join("sub")), ["new.csv", "old.csv"]);
+        assert_eq!(read(&dir.path().join("sub/new.csv")), "new sub file");
+        // Into a subfolder not there yet, and the move fails: the folder goes again.
+        let mut staging = Staging::new(dir.path()).unwrap();
+        let new = staging.path("more/x.csv");
+        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
+        write_atomic(&new, b"x").unwrap();
+        staging
+            .commit_with(|_, _| Err(std::io::Error::other("disk full")))
+            .unwrap_err();
+        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
     }
 
     /// Awkward fields: separators, quotes, line ends, empty, spaces, non-ASCII, and mixes.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub use bulk::{BulkWait, Source};
 use slices::Observed;
 pub use slices::{PeriodCount, Slice, MESSAGES_PER_SLICE};
 
-use crate::client::{Client, Credentials, Product, Stats};
+use crate::client::{trace, Client, Credentials, Product, Stats};
 use crate::error::{Error, Result};
 use crate::plural;
 use crate::snapshot::{
@@ -280,6 +280,12 @@ struct PullInner {
     /// many at once (each holds an open file).
     finishing: Mutex<tokio::task::JoinSet<Result<()>>>,
     finish_slots: Arc<tokio::sync::Semaphore>,
+    /// Held for writing while a new plan of the slices goes to pull.json ([`Pull::save_plan`]):
+    /// the slices are fetched meanwhile, but a slice's file is listed in the manifest only once
+    /// the plan that cut it is on disk (a resumed pull must find the slices its files hold).
+    plan_saving: Arc<tokio::sync::RwLock<()>>,
+    /// A plan could not be saved: no slice file may be listed after that.
+    plan_unsaved: AtomicBool,
 }
 
 impl Pull {
@@ -306,6 +312,8 @@ impl Pull {
                 manifest_saved: Mutex::new(0),
                 finishing: Mutex::new(tokio::task::JoinSet::new()),
                 finish_slots: Arc::new(tokio::sync::Semaphore::new(FINISHING_AT_ONCE)),
+                plan_saving: Arc::new(tokio::sync::RwLock::new(())),
+                plan_unsaved: AtomicBool::new(false),
             }),
         }
     }
@@ -403,7 +411,8 @@ impl Pull {
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let mut workers = tokio::task::JoinSet::new();
         // Twice as many jobs as requests in flight (the client bounds those): while a job
-        // writes its page or syncs its file, another one's request takes its place.
+        // reads a page it just received, another one's request takes its slot. A slice's next
+        // page still goes before other slices' first ones (the client's continuation lane).
         for _ in 0..2 * concurrency {
             let pull = self.clone();
             let receiver = receiver.clone();
@@ -451,11 +460,19 @@ impl Pull {
                         }
                     }
                 }
-                let rest =
-                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice)?;
-                rest.into_iter()
-                    .rev()
-                    .for_each(|s| send(Job::Messages(s, None)));
+                let (rest, plan) = self.recalibrate(
+                    &sent,
+                    &pending,
+                    &observed,
+                    &periods,
+                    messages_per_slice,
+                    concurrency,
+                );
+                if let Some(state) = plan {
+                    self.save_plan(state).await;
+                }
+                rest.into_iter().for_each(|s| send(Job::Messages(s, None)));
+                trace::event("rest of the window queued");
             }
             None => {
                 small.into_iter().for_each(send);
@@ -468,6 +485,7 @@ impl Pull {
         while let Some(joined) = workers.join_next().await {
             self.worker_ended(joined, &mut workers)?;
         }
+        trace::event("every job fetched");
         let mut finishing = std::mem::take(
             &mut *self
                 .inner
@@ -485,6 +503,7 @@ impl Pull {
             m.clone()
         };
         write_manifest(dir, &manifest)?;
+        trace::event("manifest complete");
         self.inner.progress.done(&manifest);
         Ok(())
     }
@@ -505,10 +524,12 @@ impl Pull {
         result
     }
 
-    /// The slices after those `sent` first (the probes and their fillers; oldest first): the
-    /// rest of the window cut again with the usage counts corrected by what the probes found,
-    /// and saved in the pull state (a resumed pull fetches the same slices); the first plan's
-    /// when the probes tell nothing.
+    /// The slices after those `sent` first (the probes and their fillers; oldest first), in
+    /// the order to fetch them: the rest of the window cut again with the usage counts
+    /// corrected by what the probes found, its oldest part in long slices for `slots`
+    /// requests in flight, which go first ([`slices::plan_with_long_slices`]), then the
+    /// others newest first; with the pull state to save (a resumed pull fetches the same
+    /// slices). The first plan's (`rest`, newest first) when the probes tell nothing.
     fn recalibrate(
         &self,
         sent: &[Slice],
@@ -516,67 +537,105 @@ impl Pull {
         observed: &[(Slice, Observed)],
         periods: &[PeriodCount],
         per_slice: f64,
-    ) -> Result<Vec<Slice>> {
-        let first_plan = || rest.iter().rev().copied().collect::<Vec<_>>();
+        slots: usize,
+    ) -> (Vec<Slice>, Option<PullState>) {
+        let first_plan = || rest.to_vec();
         let (Some(calibration), Some(boundary)) = (
             slices::calibration(observed, periods, per_slice),
             sent.iter().map(|s| s.start).min(),
         ) else {
-            return Ok(first_plan());
+            return (first_plan(), None);
         };
         let state = &self.inner.state;
-        let replanned = slices::plan_until(
-            state.since,
+        let (replanned, long) = slices::plan_with_long_slices(
+            midnight(state.since),
             boundary,
             &slices::scaled(periods, calibration.ratio),
             calibration.per_slice,
+            slots,
         );
         let mut all = replanned.clone();
         all.extend(sent.iter().rev().copied());
         let mut saved = state.clone();
         saved.message_slices = all.clone();
-        crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
-        self.inner.progress.replanned(all.len() as u64, calibration);
-        Ok(replanned)
+        saved.price_unit = self.price_unit();
+        self.inner
+            .progress
+            .replanned(all.len() as u64, long, calibration);
+        let mut order = replanned[..long].to_vec();
+        order.extend(replanned[long..].iter().rev());
+        (order, Some(saved))
+    }
+
+    fn price_unit(&self) -> Option<String> {
+        self.inner
+            .price_unit
+            .lock()
+            .expect("no panics hold the lock")
+            .clone()
+    }
+
+    /// Saves a new plan of the slices (`state`) to pull.json on a blocking thread while the
+    /// slices are fetched: their files wait for it before they are listed ([`Pull::complete`]),
+    /// but no request waits for the disk. Returns once the plan is taken (before any slice of
+    /// it may be queued); a failure ends the pull.
+    async fn save_plan(&self, state: PullState) {
+        let saving = self.inner.plan_saving.clone().write_owned().await;
+        let pull = self.clone();
+        let path = self.inner.dir.join(PULL_STATE_FILE);
+        self.inner
+            .finishing
+            .lock()
+            .expect("no panics hold the lock")
+            .spawn(async move {
+                let result =
+                    tokio::task::spawn_blocking(move || crate::output::write_json(&path, &state))
+                        .await
+                        .map_err(|e| Error::failed("a pull task failed", e))
+                        .and_then(|r| r);
+                if result.is_err() {
+                    pull.inner.plan_unsaved.store(true, Ordering::SeqCst);
+                }
+                drop(saving);
+                trace::event("plan saved");
+                result
+            });
     }
 
     async fn run_job(&self, job: Job, accounts: &[Value]) -> Result<()> {
         match job {
             Job::Numbers => {
-                let url = self.list_url(
-                    Product::Api,
-                    &format!(
-                        "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
-                        self.parent()
-                    ),
-                    &[],
+                // The parent's numbers, then the subaccounts' (parent credentials reach them),
+                // so that a pull after a migration shows where the numbers went; the audit
+                // reads only the parent's. Fetched side by side, written in that order: one
+                // after the other, each waited a round behind the slices for its slot.
+                let mut sids = vec![self.parent()];
+                sids.extend(
+                    accounts
+                        .iter()
+                        .filter(|a| {
+                            a.get("sid").and_then(Value::as_str) != Some(self.parent())
+                                && is_open(a)
+                        })
+                        .filter_map(|a| a.get("sid").and_then(Value::as_str)),
                 );
-                let mut file = self.open(
-                    Resource::IncomingPhoneNumbers,
-                    Resource::IncomingPhoneNumbers.default_file(),
-                )?;
-                let mut pager = self.inner.client.pages(url, "incoming_phone_numbers");
-                while let Some(page) = pager.next_page().await? {
-                    file.write_page(page)?;
-                }
-                // The subaccounts' numbers too (parent credentials reach them), so that a pull
-                // after a migration shows where the numbers went; the audit reads only the
-                // parent's.
-                for sub in accounts.iter().filter(|a| {
-                    a.get("sid").and_then(Value::as_str) != Some(self.parent()) && is_open(a)
-                }) {
-                    let Some(sid) = sub.get("sid").and_then(Value::as_str) else {
-                        continue;
-                    };
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, sid) in sids.into_iter().enumerate() {
                     let url = self.list_url(
                         Product::Api,
                         &format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
                         &[],
                     );
-                    let mut pager = self.inner.client.pages(url, "incoming_phone_numbers");
-                    while let Some(page) = pager.next_page().await? {
-                        file.write_page(page)?;
-                    }
+                    let pager = self.inner.client.pages(url, "incoming_phone_numbers");
+                    tasks.spawn(async move { (i, pager.collect_all().await) });
+                }
+                let lists = in_order(tasks).await?;
+                let mut file = self.open(
+                    Resource::IncomingPhoneNumbers,
+                    Resource::IncomingPhoneNumbers.default_file(),
+                )?;
+                for records in lists {
+                    file.write_page(records)?;
                 }
                 self.complete(vec![file]).await
             }
@@ -611,36 +670,37 @@ impl Pull {
                     &format!("/2010-04-01/Accounts/{}/Messages.json", self.parent()),
                     &[("DateSent>", &from), ("DateSent<", &to)],
                 );
-                let mut file = self.open(Resource::Messages, slice.file())?;
                 let mut pager = self.inner.client.pages(url, "messages");
+                // Each page is copied off the async threads (as it was read, `next_raw_page`)
+                // while the next one is fetched: the file goes from one copy to the next.
+                let mut copying = Copying::Idle(self.open(Resource::Messages, slice.file())?);
                 while let Some(page) = pager.next_raw_page().await? {
                     let more = pager.has_next();
                     let report = probe.take();
-                    // Copied off the async threads, as the page was read (`next_raw_page`).
-                    file = tokio::task::spawn_blocking(move || -> Result<PartFile> {
-                        let records = page.records()?;
-                        if let Some(report) = report {
-                            let oldest = records
-                                .last()
-                                .filter(|_| more)
-                                .and_then(|r| message_time(r));
-                            // The receiver may be gone (the pull is ending): nothing to tell.
-                            let _ = report.send((
-                                slice,
-                                Observed {
-                                    records: records.len(),
-                                    more,
-                                    oldest,
-                                },
-                            ));
-                        }
-                        file.write_raw_page(&records)?;
-                        Ok(file)
-                    })
-                    .await
-                    .map_err(|e| Error::failed("a pull task failed", e))??;
+                    let mut file = copying.file().await?;
+                    copying =
+                        Copying::Busy(tokio::task::spawn_blocking(move || -> Result<PartFile> {
+                            let records = page.records()?;
+                            if let Some(report) = report {
+                                let oldest = records
+                                    .last()
+                                    .filter(|_| more)
+                                    .and_then(|r| message_time(r));
+                                // The receiver may be gone (the pull is ending): nothing to tell.
+                                let _ = report.send((
+                                    slice,
+                                    Observed {
+                                        records: records.len(),
+                                        more,
+                                        oldest,
+                                    },
+                                ));
+                            }
+                            file.write_raw_page(&records)?;
+                            Ok(file)
+                        }));
                 }
-                self.complete_later(file).await
+                self.complete_later(copying).await
             }
         }
     }
@@ -649,7 +709,7 @@ impl Pull {
     /// slice at once: a sync can take tens of milliseconds on a busy disk, and a worker
     /// waiting for it leaves a request slot idle. An earlier one's failure ends the pull
     /// here; `run` waits for the rest before the manifest says complete.
-    async fn complete_later(&self, file: PartFile) -> Result<()> {
+    async fn complete_later(&self, file: Copying) -> Result<()> {
         let permit = self
             .inner
             .finish_slots
@@ -667,6 +727,7 @@ impl Pull {
             joined.map_err(|e| Error::failed("a pull task failed", e))??;
         }
         finishing.spawn(async move {
+            let file = file.file().await?;
             pull.complete(vec![file]).await?;
             pull.inner.progress.slice_done();
             drop(permit);
@@ -679,12 +740,7 @@ impl Pull {
     /// `Ok(Err(why))` when the day cannot be had that way (the list fetches it instead).
     async fn fetch_bulk_day(&self, slice: Slice) -> Result<std::result::Result<PartFile, String>> {
         let day = slice.start.date_naive();
-        let price_unit = self
-            .inner
-            .price_unit
-            .lock()
-            .expect("no panics hold the lock")
-            .clone();
+        let price_unit = self.price_unit();
         let gz = match bulk::download_day(&self.inner.client, day, &self.inner.dir).await {
             Ok(gz) => gz,
             Err(why) => return Ok(Err(why)),
@@ -814,12 +870,13 @@ impl Pull {
         let mut saved = state.clone();
         saved.message_slices = slices.clone();
         saved.price_unit = price_unit.clone();
-        crate::output::write_json(&self.inner.dir.join(PULL_STATE_FILE), &saved)?;
         *self
             .inner
             .price_unit
             .lock()
             .expect("no panics hold the lock") = price_unit;
+        self.save_plan(saved).await;
+        trace::event("slices planned");
         Ok(SlicePlan {
             slices,
             periods: calibrate.then_some(periods),
@@ -943,7 +1000,13 @@ impl Pull {
         {
             let mut file = self.open(Resource::Accounts, Resource::Accounts.default_file())?;
             file.write_page(all.clone())?;
-            self.complete(vec![file]).await?;
+            // Synced and listed while the pull goes on: the slices wait for this answer.
+            let pull = self.clone();
+            self.inner
+                .finishing
+                .lock()
+                .expect("no panics hold the lock")
+                .spawn(async move { pull.complete(vec![file]).await });
         }
         Ok(all)
     }
@@ -961,10 +1024,18 @@ impl Pull {
             .lock()
             .expect("no panics hold the lock")
             .clone();
-        for (sid, token) in tokens {
-            let sub = client.with_credentials(Credentials::for_account(&sid, &token));
+        // Side by side, kept in the accounts' order.
+        let subs: Vec<Client> = tokens
+            .iter()
+            .map(|(sid, token)| client.with_credentials(Credentials::for_account(sid, token)))
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, sub) in subs.iter().enumerate() {
             let url = self.list_url(Product::Messaging, "/v1/Services", &[]);
-            let theirs = sub.pages(url, "services").collect_all().await?;
+            let pager = sub.pages(url, "services");
+            tasks.spawn(async move { (i, pager.collect_all().await) });
+        }
+        for (sub, theirs) in subs.into_iter().zip(in_order(tasks).await?) {
             owners.extend(std::iter::repeat_n(sub, theirs.len()));
             services.extend(theirs);
         }
@@ -1143,6 +1214,15 @@ impl Pull {
     /// threads: syncing files to disk blocks, and a blocked async thread would stall every
     /// request in flight.
     async fn complete(&self, files: Vec<PartFile>) -> Result<()> {
+        if files.iter().any(|f| f.resource == Resource::Messages) {
+            let _saved = self.inner.plan_saving.read().await;
+            if self.inner.plan_unsaved.load(Ordering::SeqCst) {
+                return Err(Error::Runtime(format!(
+                    "{}: the plan of the message slices could not be saved",
+                    self.inner.dir.join(PULL_STATE_FILE).display()
+                )));
+            }
+        }
         let pull = self.clone();
         tokio::task::spawn_blocking(move || pull.complete_blocking(files))
             .await
@@ -1193,6 +1273,40 @@ impl Pull {
         write_manifest(&self.inner.dir, &manifest)?;
         *saved = changes;
         Ok(())
+    }
+}
+
+/// The lists fetched by `tasks` (each tagged with its place), in that order; the first error
+/// ends it.
+async fn in_order(
+    mut tasks: tokio::task::JoinSet<(
+        usize,
+        std::result::Result<Vec<Value>, crate::client::ApiError>,
+    )>,
+) -> Result<Vec<Vec<Value>>> {
+    let mut lists = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined.map_err(|e| Error::failed("a pull task failed", e))?;
+        lists.insert(i, result?);
+    }
+    Ok(lists.into_values().collect())
+}
+
+/// A slice's file, or the copy of a page into it under way.
+enum Copying {
+    Idle(PartFile),
+    Busy(tokio::task::JoinHandle<Result<PartFile>>),
+}
+
+impl Copying {
+    /// The file, once the copy under way (if any) is done.
+    async fn file(self) -> Result<PartFile> {
+        match self {
+            Copying::Idle(file) => Ok(file),
+            Copying::Busy(copy) => copy
+                .await
+                .map_err(|e| Error::failed("a pull task failed", e))?,
+        }
     }
 }
 
@@ -1381,15 +1495,19 @@ impl Progress {
         }
     }
 
-    fn replanned(&self, total: u64, calibration: slices::Calibration) {
+    fn replanned(&self, total: u64, long: usize, calibration: slices::Calibration) {
         let done = self.slices_done.load(Ordering::Relaxed);
         self.slices_total.store(total, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
+        let long = match long {
+            0 => String::new(),
+            n => format!(", {n} of them long (several pages each)"),
+        };
         self.line(&format!(
-            "messages: {total} slices of about {:.0} messages (the first ones found {:.2} messages per usage count)",
+            "messages: {total} slices of about {:.0} messages{long} (the first ones found {:.2} messages per usage count)",
             calibration.per_slice, calibration.ratio
         ));
     }

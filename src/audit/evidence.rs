@@ -49,8 +49,8 @@ const REQUIRED: [&str; 4] = ["time", "end_user", "twilio_number", "kind"];
 const HEADER_HELP: &str = "expected the header `time,end_user,twilio_number,messaging_service_sid,kind,note` (messaging_service_sid and note may be left out)";
 
 /// Reads every evidence file, in the order given, and checks each row against the snapshot.
-/// Any problem in any file: one error listing them all (exit 2). The same path given twice
-/// is read once.
+/// Any problem in any file: one error listing them all (exit 2). The same file given twice,
+/// under any spelling (`a.csv`, `./a.csv`, a link to it), is read once, under its first.
 pub fn read_evidence(paths: &[PathBuf], snapshot: &Snapshot) -> Result<Vec<ImportedEvent>> {
     let numbers: HashSet<&str> = snapshot
         .numbers
@@ -61,7 +61,8 @@ pub fn read_evidence(paths: &[PathBuf], snapshot: &Snapshot) -> Result<Vec<Impor
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     for path in paths {
-        if !seen.insert(path) {
+        // A file that cannot be resolved is kept as given: reading it reports why.
+        if !seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())) {
             continue;
         }
         let index = u32::try_from(seen.len() - 1).unwrap_or(u32::MAX);

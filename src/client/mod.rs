@@ -3,10 +3,14 @@
 //! errors and logs never hold them.
 
 mod auth;
+mod gate;
 mod hosts;
+pub mod trace;
 
 pub use auth::{CredentialKind, Credentials};
 pub use hosts::{Hosts, Product};
+
+use gate::{Gate, Lane};
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,7 +22,6 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::sync::Semaphore;
 use url::Url;
 
 /// Sleeps between retries. Injectable, so that tests check the delays without waiting them.
@@ -135,7 +138,7 @@ struct Inner {
     http: reqwest::Client,
     creds: Credentials,
     hosts: Hosts,
-    in_flight: Semaphore,
+    in_flight: Gate,
     config: ClientConfig,
     sleeper: Sleeper,
     stats: Arc<Stats>,
@@ -158,20 +161,29 @@ struct Mode {
     credentials: bool,
     /// Take a 3xx as the answer (its body names the target).
     redirect: bool,
+    /// Where it waits for a slot: a listing's next page goes before new requests.
+    lane: Lane,
 }
 
 impl Mode {
     const API: Mode = Mode {
         credentials: true,
         redirect: false,
+        lane: Lane::New,
+    };
+    const NEXT_PAGE: Mode = Mode {
+        lane: Lane::Continuation,
+        ..Mode::API
     };
     const REDIRECT: Mode = Mode {
         credentials: true,
         redirect: true,
+        lane: Lane::New,
     };
     const PUBLIC: Mode = Mode {
         credentials: false,
         redirect: false,
+        lane: Lane::New,
     };
 
     /// The URL as errors show it: a storage host's without its query (a signed URL's
@@ -239,7 +251,7 @@ impl Client {
                 http,
                 creds,
                 hosts,
-                in_flight: Semaphore::new(config.concurrency.max(1)),
+                in_flight: Gate::new(config.concurrency),
                 config,
                 sleeper,
                 stats: Arc::new(Stats::default()),
@@ -417,7 +429,7 @@ impl Client {
                 http: inner.http.clone(),
                 creds,
                 hosts: inner.hosts.clone(),
-                in_flight: Semaphore::new(inner.config.concurrency.max(1)),
+                in_flight: Gate::new(inner.config.concurrency),
                 config: inner.config.clone(),
                 sleeper: inner.sleeper.clone(),
                 stats: inner.stats.clone(),
@@ -438,11 +450,8 @@ impl Client {
         sink: Option<&mut std::fs::File>,
     ) -> Attempt {
         let inner = &self.inner;
-        let permit = inner
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = inner.in_flight.acquire(mode.lane).await;
+        let began = trace::now();
         inner.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = inner.http.request(method.clone(), url.clone());
         if mode.credentials {
@@ -499,6 +508,7 @@ impl Client {
             }
         };
         drop(permit);
+        trace::request(began, &method, status.as_u16(), &mode.show(url));
         if status.is_success() || (mode.redirect && status.is_redirection()) {
             return Attempt::Done(Ok(Vec::from(body)));
         }
@@ -602,8 +612,13 @@ impl Pager {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
+        // A listing's later pages go before new listings' first ones (`gate`).
+        let mode = match self.seen.is_empty() {
+            true => Mode::API,
+            false => Mode::NEXT_PAGE,
+        };
         self.seen.insert(url.as_str().to_string());
-        let body = self.client.get_body(&url).await?;
+        let body = self.client.get_with(&url, mode, None).await?;
         self.client
             .inner
             .stats

@@ -105,15 +105,21 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     let rows = if !staged {
         analysis.violations = search.run(&snapshot)?;
         let rows = Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
-        if to_stdout {
+        if let Some(dir) = &args.per_customer {
+            let mut stdout;
+            let lost = if to_stdout {
+                stdout = std::io::stdout().lock();
+                out::LostCsvOut::Stream(&mut stdout)
+            } else {
+                out::LostCsvOut::File(&args.out)
+            };
+            let staging = stage_per_customer(dir, &snapshot, &mapping, &rows, lost, traffic)?;
+            staging.commit()?;
+        } else if to_stdout {
             out::write_lost_to(&mut std::io::stdout().lock(), &rows)
                 .map_err(|e| crate::Error::failed("cannot write to standard output", e))?;
         } else {
             out::write_lost(&args.out, &rows)?;
-        }
-        if let Some(dir) = &args.per_customer {
-            let staging = stage_per_customer(dir, &snapshot, &mapping, &rows, None, traffic)?;
-            staging.commit()?;
         }
         rows
     } else {
@@ -123,8 +129,8 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
             let violations = scope.spawn(|| search.run(&snapshot));
             let staged = (|| -> Result<_> {
                 let rows = Arc::new(lost_opt_outs(&snapshot, &analysis, &mapping, args.all));
-                // A symlink stays: the file it names is replaced.
-                let (parent, name) = output::split_file_path(&output::link_target(&args.out))?;
+                // A symlink stays: the staging replaces the file it names.
+                let (parent, name) = output::split_file_path(&args.out)?;
                 let mut staging = output::Staging::new(&parent)?;
                 let staged_out = staging.path(&name);
                 let per_customer = match &args.per_customer {
@@ -133,7 +139,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
                         &snapshot,
                         &mapping,
                         &rows,
-                        Some(&staged_out),
+                        out::LostCsvOut::File(&staged_out),
                         traffic,
                     )?),
                     None => {
@@ -198,14 +204,14 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
 }
 
 /// Writes `--per-customer`'s folder into a staging folder, committed by the caller: each
-/// customer's rows and its suppression list. With `lost_file`, `optouts_lost.csv` is written
-/// there too, from the same rendered rows as the customers' files (as `audit` writes them).
+/// customer's rows and its suppression list, and `optouts_lost.csv` to `lost`, from the same
+/// rendered rows as the customers' files (as `audit` writes them).
 fn stage_per_customer(
     dir: &Path,
     snapshot: &Snapshot,
     mapping: &ResolvedMapping,
     rows: &Arc<LostRows>,
-    lost_file: Option<&Path>,
+    lost: out::LostCsvOut<'_>,
     traffic: Option<HashMap<String, Traffic>>,
 ) -> Result<output::Staging> {
     // The folder is replaced whole: no file of an earlier run lingers.
@@ -213,10 +219,7 @@ fn stage_per_customer(
     let mut staging = output::Staging::new(&parent)?;
     let folder = staging.path(&name);
     let customers = mapping.moving_customers();
-    match lost_file {
-        Some(lost_file) => out::write_lost_and_per_customer(lost_file, &folder, &customers, rows)?,
-        None => out::write_per_customer(&folder, &customers, rows)?,
-    };
+    out::write_lost_and_per_customer(lost, &folder, &customers, rows)?;
     // The suppression lists say which opt-outs the plan re-seeds: they need the plan
     // (which reads the moving numbers' rows only, also with --all).
     let traffic = traffic.unwrap_or_default();

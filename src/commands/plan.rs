@@ -15,7 +15,8 @@ use crate::report::plan as out;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  subaudit plan --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv --out plan.json\n  subaudit plan --snapshot sample-data/owlie \\\n      --map sample-data/owlie/mapping.csv \\\n      --out plan/plan.json --fail-on blocker\n\n\
-Writes plan.json, and plan.csv and plan.sh beside it (named after --out).\n\
+Writes plan.json, and plan.csv and plan.sh beside it (named after --out),\n\
+with the files plan.json names: reseed/ and optouts/<customer>.suppression.csv.\n\
 Exit code 3 when --fail-on matches, after writing the outputs."
 )]
 pub struct PlanArgs {
@@ -119,7 +120,15 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     let imported = args.evidence.load(&snapshot)?;
     let plan = crate::audit::plan_only(&snapshot, &mapping, &keywords, &imported)?;
     let mut staging = output::Staging::new(&dir)?;
-    let written = out::stage(&mut staging, &stem, &plan)?;
+    let mut written = out::stage(&mut staging, &stem, &plan)?;
+    // The suppression lists plan.json names (`audit` writes them with the opt-out files).
+    let lists = out::stage_suppression(&mut staging, &plan)?;
+    if !lists.is_empty() {
+        written.push(format!(
+            "{}/*.suppression.csv",
+            crate::audit::plan::SUPPRESSION_DIR
+        ));
+    }
     staging.commit()?;
 
     let parent = snapshot.parent();

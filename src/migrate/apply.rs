@@ -145,8 +145,9 @@ enum ReadBack {
     InService(Client, String, String),
     /// A subaccount of this name exists.
     SubaccountNamed(String),
-    /// A service of this name exists in the account.
-    ServiceNamed(Client, String),
+    /// A service of this name exists in the account, other than those listed (the ones that
+    /// were there before the write: a same-named service of the customer's is not ours).
+    ServiceNamed(Client, String, HashSet<String>),
     /// No API reads it back, and sending it again sets the same state (Consents).
     Resend,
 }
@@ -649,9 +650,15 @@ impl<'a> Runner<'a> {
         loop {
             match client.write_once(method.clone(), url, form).await {
                 WriteOutcome::Done(v) => {
-                    let note = (unknown > 0 || throttled > 0).then(|| {
-                        format!("sent {} times (earlier answers lost or throttled; the state read back showed no effect)", unknown + throttled + 1)
-                    });
+                    let sent = unknown + throttled + 1;
+                    let why = if unknown == 0 {
+                        "earlier ones throttled (429: not processed)"
+                    } else if matches!(read_back, ReadBack::Resend) {
+                        "earlier answers lost or throttled; Consents cannot be read back, and the same items sent again set the same state"
+                    } else {
+                        "earlier answers lost or throttled; the state read back showed no effect"
+                    };
+                    let note = (sent > 1).then(|| format!("sent {sent} times ({why})"));
                     return Ok(Ok((v, note, None)));
                 }
                 WriteOutcome::Refused(e) => return Ok(Err(e.into())),
@@ -681,8 +688,13 @@ impl<'a> Runner<'a> {
                         Err(e) => return Ok(Err(e)),
                     }
                     if unknown >= MAX_UNKNOWN {
+                        let state = if matches!(read_back, ReadBack::Resend) {
+                            "it may have taken effect (Consents cannot be read back); the same items sent again set the same state"
+                        } else {
+                            "the state read back shows it did not take effect"
+                        };
                         return Ok(Err(StepError::failed(format!(
-                            "{method} {url} failed {unknown} times (last: {reason}); the state read back shows it did not take effect; run the same command again later, it resumes"
+                            "{method} {url} failed {unknown} times (last: {reason}); {state}; run the same command again later, it resumes"
                         ))));
                     }
                     tokio::time::sleep(self.backoff(unknown)).await;
@@ -709,7 +721,9 @@ impl<'a> Runner<'a> {
                 Ok(in_service(client, mg, pn).await?.then_some(Value::Null))
             }
             ReadBack::SubaccountNamed(name) => self.find_subaccount(name).await,
-            ReadBack::ServiceNamed(client, name) => find_service(client, name).await,
+            ReadBack::ServiceNamed(client, name, before) => {
+                find_service(client, name, before).await
+            }
             ReadBack::Resend => Ok(None),
         }
     }
@@ -991,7 +1005,7 @@ impl<'a> Runner<'a> {
         // Only a service this journal was creating is adopted: a same-named service the
         // customer had before is theirs, not ours.
         if self.journal_sending(step.order, None) {
-            if let Some(found) = find_service(&client, &name).await? {
+            if let Some(found) = find_service(&client, &name, &HashSet::new()).await? {
                 let sid = text_field(&found, "sid");
                 return Ok(skipped(
                     format!("an earlier run created the service {sid}: reused"),
@@ -1001,6 +1015,11 @@ impl<'a> Runner<'a> {
         }
         let url = self.url(&step.request.url)?;
         let form = self.form(step)?;
+        let before = services_named(&client, &name)
+            .await?
+            .iter()
+            .map(|s| text_field(s, "sid"))
+            .collect();
         let (v, note, status) = self
             .write(
                 step,
@@ -1010,7 +1029,7 @@ impl<'a> Runner<'a> {
                     method: Method::POST,
                     url: &url,
                     form: &form,
-                    read_back: ReadBack::ServiceNamed(client.clone(), name),
+                    read_back: ReadBack::ServiceNamed(client.clone(), name, before),
                 },
             )
             .await
@@ -1283,22 +1302,32 @@ async fn in_service(client: &Client, mg: &str, pn: &str) -> std::result::Result<
     Ok(client.get_optional(&url).await?.is_some())
 }
 
-/// The account's service of this friendly name (the newest when several).
+/// The account's service of this friendly name (the newest when several), leaving out `except`.
 async fn find_service(
     client: &Client,
     name: &str,
+    except: &HashSet<String>,
 ) -> std::result::Result<Option<Value>, StepError> {
+    Ok(services_named(client, name)
+        .await?
+        .into_iter()
+        .filter(|s| !except.contains(&text_field(s, "sid")))
+        .max_by_key(|s| {
+            s.get("date_created")
+                .and_then(Value::as_str)
+                .and_then(crate::time::parse_twilio_time)
+        }))
+}
+
+/// The account's Messaging Services of this friendly name.
+async fn services_named(client: &Client, name: &str) -> std::result::Result<Vec<Value>, StepError> {
     let mut url = client.url(Product::Messaging, "/v1/Services");
     url.query_pairs_mut().append_pair("PageSize", "1000");
     let services = client.pages(url, "services").collect_all().await?;
     Ok(services
         .into_iter()
         .filter(|s| s.get("friendly_name").and_then(Value::as_str) == Some(name))
-        .max_by_key(|s| {
-            s.get("date_created")
-                .and_then(Value::as_str)
-                .and_then(crate::time::parse_twilio_time)
-        }))
+        .collect())
 }
 
 /// Each item's result, matched by `correlation_id`.

@@ -52,7 +52,12 @@ pub fn write(audit: &Audit, dir: &Path) -> Result<Vec<String>> {
     // synced before it is renamed) more than on the cores.
     let page = std::thread::scope(|scope| -> Result<_> {
         let lost_files = scope.spawn(|| {
-            optouts::write_lost_and_per_customer(&lost_file, &per_customer, customers, lost)
+            optouts::write_lost_and_per_customer(
+                optouts::LostCsvOut::File(&lost_file),
+                &per_customer,
+                customers,
+                lost,
+            )
         });
         let suppression = scope.spawn(|| plan::write_suppression(&per_customer, &audit.plan));
         optouts::write_possible(&staging.path(optouts::POSSIBLE_FILE), &audit.analysis)?;

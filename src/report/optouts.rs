@@ -141,16 +141,24 @@ pub fn write_lost(path: &Path, rows: &LostRows) -> Result<()> {
     write_atomic_with(path, |file| csv.write(file, 0..rows.len()))
 }
 
-/// Writes `optouts_lost.csv` at `lost_path` and, from the same rendered rows as they are
+/// Where [`write_lost_and_per_customer`] writes `optouts_lost.csv`: a file (temp -> sync ->
+/// rename; a device in place), or a stream such as standard output.
+pub enum LostCsvOut<'a> {
+    File(&'a Path),
+    Stream(&'a mut dyn Write),
+}
+
+/// Writes `optouts_lost.csv` to `lost` and, from the same rendered rows as they are
 /// made, each customer's `optouts/<customer>.csv` into the new folder `dir` (named as
-/// [`write_per_customer`] names them; a header-only file for a customer that loses nothing).
+/// [`per_customer_names`] names them; a header-only file for a customer that loses nothing).
 /// A customer's file is handed to one of [`FILES_SIDE_BY_SIDE`] threads to be synced and
 /// renamed as soon as its last row is written, while the next customer's rows are written:
 /// the disk takes the per-customer files while `optouts_lost.csv` is still being written,
-/// instead of after it. Every file still goes temp -> sync -> rename. Returns the file name
-/// per customer.
+/// instead of after it. Every file still goes temp -> sync -> rename. Callers stage `dir`
+/// ([`crate::output::Staging`]) so that it replaces an earlier one whole: files of customers
+/// no longer moving do not linger. Returns the file name per customer.
 pub fn write_lost_and_per_customer(
-    lost_path: &Path,
+    lost: LostCsvOut<'_>,
     dir: &Path,
     customers: &[String],
     rows: &LostRows,
@@ -213,7 +221,7 @@ pub fn write_lost_and_per_customer(
             // A per-customer file's error, kept to be returned as it is (the fill of
             // `optouts_lost.csv` can only give an io::Error).
             let mut failure: Option<Error> = None;
-            let lost = write_atomic_with(lost_path, |lost| {
+            let mut fill = |mut lost: &mut dyn Write| {
                 let mut split = Split {
                     open: &open,
                     done: &done,
@@ -221,7 +229,7 @@ pub fn write_lost_and_per_customer(
                     current: None,
                     buf: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
                 };
-                let result = csv.write_split(lost, &file_of_target, &mut split);
+                let result = csv.write_split(&mut lost, &file_of_target, &mut split);
                 result.map_err(|e| match e {
                     SplitError::Lost(e) => e,
                     SplitError::Customer(e) => {
@@ -229,7 +237,13 @@ pub fn write_lost_and_per_customer(
                         std::io::Error::other("a per-customer file failed")
                     }
                 })
-            });
+            };
+            let lost = match lost {
+                LostCsvOut::File(path) => write_atomic_with(path, |file| fill(file)),
+                LostCsvOut::Stream(stream) => fill(stream)
+                    .and_then(|()| stream.flush())
+                    .map_err(|e| Error::failed("cannot write to standard output", e)),
+            };
             match (failure, lost) {
                 (Some(e), _) => Err(e),
                 (None, lost) => lost,
@@ -366,47 +380,14 @@ pub fn write_violations(path: &Path, analysis: &OptOutAnalysis) -> Result<()> {
     write_csv(path, &VIOLATION_HEADER, &analysis.violations)
 }
 
-/// The file name of each customer's `optouts/<customer>.csv`, as [`write_per_customer`]
-/// names them.
+/// The file name of each customer's `optouts/<customer>.csv`, as
+/// [`write_lost_and_per_customer`] names them: made safe, a clash gets `-2`, `-3`...
+/// ([`customer_file_stems`]).
 pub fn per_customer_names(customers: &[String]) -> BTreeMap<String, String> {
     customer_file_stems(customers)
         .into_iter()
         .map(|(customer, stem)| (customer, format!("{stem}.csv")))
         .collect()
-}
-
-/// One file per customer in `customers` (a header-only file for a customer that loses
-/// nothing, so that every moving customer has its re-import file), named from the customer
-/// (made safe; a clash gets `-2`, `-3`...: [`customer_file_stems`]), into the new folder `dir`. Callers stage the
-/// folder ([`crate::output::Staging`]), so that it replaces an earlier one whole: files of an
-/// earlier run for customers no longer moving do not linger (when `optouts_lost.csv` goes to a
-/// file as well, [`write_lost_and_per_customer`] writes both from the same rendered rows).
-/// Returns the file name per customer.
-pub fn write_per_customer(
-    dir: &Path,
-    customers: &[String],
-    rows: &LostRows,
-) -> Result<BTreeMap<String, String>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let names = per_customer_names(customers);
-    // Row numbers per customer (4 bytes a row), the rows themselves read as they are written.
-    let mut by_customer: HashMap<&str, Vec<u32>> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        by_customer
-            .entry(row.target_customer)
-            .or_default()
-            .push(i as u32);
-    }
-    let csv = LostCsv::new(rows);
-    for (customer, name) in &names {
-        let own = by_customer
-            .get(customer.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        write_atomic_with(&dir.join(name), |file| {
-            csv.write(file, own.iter().map(|&i| i as usize))
-        })?;
-    }
-    Ok(names)
 }
 
 #[cfg(test)]
@@ -461,7 +442,8 @@ mod tests {
         let blocked = &names["Ärzte \"A\""];
         std::fs::create_dir_all(split.join(blocked)).unwrap();
         let lost = dir.path().join(LOST_FILE);
-        let err = write_lost_and_per_customer(&lost, &split, &customers, &rows).unwrap_err();
+        let err = write_lost_and_per_customer(LostCsvOut::File(&lost), &split, &customers, &rows)
+            .unwrap_err();
         assert!(err.to_string().contains(blocked.as_str()), "{err}");
         // Only finished files and the folder in the way: no temporary file.
         for name in entries(&split) {
@@ -486,19 +468,28 @@ mod tests {
         let mut stdout = Vec::new();
         write_lost_to(&mut stdout, &rows).unwrap();
         assert_eq!(stdout, std::fs::read(&lost).unwrap());
-        // Rendered on their own (as when the CSV goes to standard output), and written beside
-        // optouts_lost.csv: the same bytes.
+        // Beside optouts_lost.csv, and beside the CSV sent to a stream (standard output),
+        // from the same rows as they are made: the same bytes.
         let customers: Vec<String> = ["Falcon, Inc.", "Ärzte \"A\"", "Nobody"]
             .map(String::from)
             .to_vec();
         let rendered = dir.path().join("rendered");
-        let names = write_per_customer(&rendered, &customers, &rows).unwrap();
-        // Written beside optouts_lost.csv from the same rows as they are made.
+        let mut streamed = Vec::new();
+        let names = write_lost_and_per_customer(
+            LostCsvOut::Stream(&mut streamed),
+            &rendered,
+            &customers,
+            &rows,
+        )
+        .unwrap();
+        assert_eq!(names, per_customer_names(&customers));
+        assert_eq!(streamed, std::fs::read(&lost).unwrap());
         let split = dir.path().join("split");
         let split_lost = dir.path().join("split-lost.csv");
         assert_eq!(
             names,
-            write_lost_and_per_customer(&split_lost, &split, &customers, &rows).unwrap()
+            write_lost_and_per_customer(LostCsvOut::File(&split_lost), &split, &customers, &rows)
+                .unwrap()
         );
         assert_eq!(
             std::fs::read(&split_lost).unwrap(),

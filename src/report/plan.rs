@@ -625,6 +625,29 @@ pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
     })
 }
 
+/// Stages each customer's suppression list as an entry of its own, `optouts/<customer>.
+/// suppression.csv` (the names plan.json gives): `plan` alone writes what its plan.json names,
+/// and leaves the other files of `optouts/` (an audit's opt-out files) as they are. Returns
+/// the names written.
+pub fn stage_suppression(staging: &mut Staging, plan: &Plan) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for c in &plan.customers {
+        if !names.contains(&c.suppression_file) {
+            names.push(c.suppression_file.clone());
+        }
+    }
+    let Some(first) = names.first() else {
+        return Ok(names);
+    };
+    let dir = staging.path(first);
+    let dir = dir.parent().unwrap_or(&dir).to_path_buf();
+    for name in &names {
+        staging.path(name);
+    }
+    write_suppression(&dir, plan)?;
+    Ok(names)
+}
+
 /// Writes the plan's files into a staged set: `<stem>.json`, `<stem>.csv` and `<stem>.sh`
 /// (`stem` is `plan` in a report folder). Returns the names written.
 pub fn stage(staging: &mut Staging, stem: &str, plan: &Plan) -> Result<Vec<String>> {

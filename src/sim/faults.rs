@@ -28,6 +28,14 @@ pub struct Faults {
         default_value_t = 0.0
     )]
     pub write_5xx_after_effect: f64,
+    /// Share of writes (POST, DELETE) that take effect and then lose their answer: the
+    /// connection is closed without a response, as when the network fails after Twilio acted.
+    #[arg(
+        long = "fault-write-drop-after-effect",
+        value_name = "RATE",
+        default_value_t = 0.0
+    )]
+    pub write_drop_after_effect: f64,
     /// Serve at most this many records per page, whatever PageSize asks.
     #[arg(long, value_name = "N")]
     pub max_page_size: Option<usize>,

@@ -323,19 +323,10 @@ async fn handle(
             let mut world = sim.write_world();
             bulk::route(&sim, &mut world, &principal, method.as_str(), &request)
         };
-        let after_effect = faults.write_5xx_after_effect;
-        if method != Method::GET
-            && answer.is_ok()
-            && after_effect > 0.0
-            && sim.roll() < after_effect
-        {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                20500,
-                "Internal Server Error",
-            );
-        }
-        return answer.unwrap_or_else(|e| e);
+        return match answer {
+            Ok(answer) if method != Method::GET => after_write_took_effect(&sim, answer),
+            Ok(answer) | Err(answer) => answer,
+        };
     }
     if method == Method::GET {
         let world = sim.read_world();
@@ -349,20 +340,26 @@ async fn handle(
         write_route(&mut world, &principal, &method, &request)
     };
     match answer {
-        Ok((status, body)) => {
-            let after_effect = faults.write_5xx_after_effect;
-            if after_effect > 0.0 && sim.roll() < after_effect {
-                // The write took effect; the client is told it failed.
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    20500,
-                    "Internal Server Error",
-                );
-            }
-            json_response(status, body)
-        }
+        Ok((status, body)) => after_write_took_effect(&sim, json_response(status, body)),
         Err(e) => e,
     }
+}
+
+/// The answer to a write that took effect, unless a fault takes it away: a 500 (the client is
+/// told it failed) or no answer at all (the connection closes). Either way the effect stays.
+fn after_write_took_effect(sim: &Sim, answer: Response) -> Response {
+    let faults = &sim.faults;
+    if faults.write_5xx_after_effect > 0.0 && sim.roll() < faults.write_5xx_after_effect {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        );
+    }
+    if faults.write_drop_after_effect > 0.0 && sim.roll() < faults.write_drop_after_effect {
+        std::panic::resume_unwind(Box::new(DropConnection));
+    }
+    answer
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {

@@ -120,6 +120,96 @@ fn a_device_output_is_written_in_place_never_replaced() {
     assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
+/// A staged output given as a symlink stays a symlink, the file or folder it names gets the
+/// new content: `plan`'s three files, `usage`'s four, a file and the `optouts/` folder of
+/// `audit --out DIR` (a link to a file not there yet, a relative and an absolute link).
+#[cfg(unix)]
+#[test]
+fn staged_outputs_given_as_symlinks_stay_links() {
+    use std::os::unix::fs::symlink;
+    let dir = setup();
+    let at = |name: &str| dir.path().join(name);
+    fs::create_dir(at("kept")).unwrap();
+    fs::write(at("kept/plan.json"), "old").unwrap();
+    let assert_links = |names: &[String]| {
+        for name in names {
+            let meta = fs::symlink_metadata(at(name)).unwrap();
+            assert!(meta.file_type().is_symlink(), "{name} is no longer a link");
+        }
+    };
+    let under = |dir: &str, names: &[&str]| -> Vec<String> {
+        names.iter().map(|n| format!("{dir}/{n}")).collect()
+    };
+
+    fs::create_dir(at("out")).unwrap();
+    for name in ["plan.json", "plan.csv", "plan.sh"] {
+        symlink(format!("../kept/{name}"), at(&format!("out/{name}"))).unwrap();
+    }
+    on_snap(dir.path(), "plan", "out/plan.json", &[])
+        .assert()
+        .success();
+    assert_links(&under("out", &["plan.json", "plan.csv", "plan.sh"]));
+    let plan: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(at("kept/plan.json")).unwrap()).unwrap();
+    assert!(plan["steps"].is_array(), "{plan}");
+    assert!(fs::read_to_string(at("kept/plan.csv"))
+        .unwrap()
+        .starts_with("phone_number,"));
+    assert!(fs::read_to_string(at("kept/plan.sh"))
+        .unwrap()
+        .starts_with("#!"));
+
+    fs::create_dir(at("u")).unwrap();
+    let usage_files = [
+        "usage_summary.csv",
+        "usage_pivot.csv",
+        "usage_attribution.csv",
+        "usage_straddling.csv",
+    ];
+    for name in usage_files {
+        // Absolute links this time.
+        symlink(at(&format!("kept/{name}")), at(&format!("u/{name}"))).unwrap();
+    }
+    run(
+        dir.path(),
+        &[
+            "usage",
+            "--snapshot",
+            "snap",
+            "--out",
+            "u/usage_summary.csv",
+        ],
+    )
+    .success();
+    assert_links(&under("u", &usage_files));
+    for name in usage_files {
+        let text = fs::read_to_string(at(&format!("kept/{name}"))).unwrap();
+        assert!(text.lines().count() >= 1, "{name}: {text:?}");
+    }
+
+    // audit: a report file, and the optouts/ folder as a link to a folder of the user's
+    // holding a file of an earlier run (replaced whole, as without the link).
+    fs::create_dir_all(at("kept/optouts")).unwrap();
+    fs::write(at("kept/optouts/Gone.csv"), "old").unwrap();
+    fs::create_dir(at("report")).unwrap();
+    symlink("../kept/report-plan.csv", at("report/plan.csv")).unwrap();
+    symlink("../kept/optouts", at("report/optouts")).unwrap();
+    audit(&dir).success();
+    assert_links(&under("report", &["plan.csv", "optouts"]));
+    assert!(fs::read_to_string(at("kept/report-plan.csv"))
+        .unwrap()
+        .starts_with("phone_number,"));
+    assert!(!at("kept/optouts/Gone.csv").exists());
+    assert!(at("kept/optouts/Acme.csv").is_file());
+    // Nothing of the staging is left beside the named files.
+    let hidden: Vec<String> = fs::read_dir(at("kept"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
+
 #[test]
 fn an_output_that_is_an_input_or_inside_the_snapshot_is_refused() {
     let dir = setup();

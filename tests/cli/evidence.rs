@@ -417,3 +417,36 @@ fn audit_cites_imported_rows_in_its_files_summary_and_page() {
     assert!(page.contains("your imported records"));
     assert!(page.contains("2 events from your own records (--evidence) are included"));
 }
+
+/// One file under several spellings (`ev.csv`, `./ev.csv`, a link to it) is read once, under
+/// the first: its rows are imported once and its problems listed once.
+#[cfg(unix)]
+#[test]
+fn a_file_given_under_two_spellings_is_read_once() {
+    let mut b = snapshot();
+    b.messages
+        .push(inbound(1, U1, N1, "STOP", &jan(5, 12, 0, 0)));
+    let good = format!("{EVIDENCE_HEADER}2025-06-01T12:03:00Z,{U2},{N1},,opt-out,\n");
+    let bad = format!("{EVIDENCE_HEADER}2026-01-05T12:00:00Z,,{N1},,opt-out,\n");
+    let dir = setup(&b, &[("ev.csv", &good), ("bad.csv", &bad)]);
+    std::os::unix::fs::symlink("ev.csv", dir.path().join("link.csv")).unwrap();
+    let once = lost(dir.path(), &["--evidence", "ev.csv"]);
+    let spelled = [
+        "--evidence",
+        "ev.csv",
+        "--evidence",
+        "./ev.csv",
+        "--evidence",
+        "link.csv",
+    ];
+    assert_eq!(lost(dir.path(), &spelled), once);
+    assert!(once.contains("ev.csv:2"), "{once}");
+
+    let twice = ["--evidence", "bad.csv", "--evidence", "./bad.csv"];
+    let out = on_snap(dir.path(), "optouts", "x.csv", &twice)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("end_user: empty").count(), 1, "{stderr}");
+}

@@ -185,14 +185,28 @@ fn sample_apply(dir: &Path, plan: &Path, twin: &Twin, customers: &[&str]) -> Com
     cmd
 }
 
-#[test]
-fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let sample = repo_root().join("sample-data/owlie");
+/// `apply` of the e2e customers, run again (it resumes from the journal) until it exits 0, at
+/// most three times: a write that kept losing its answer stops a customer for a rerun.
+fn apply_until_done(d: &Path, plan_path: &Path, twin: &Twin) {
+    let mut code = None;
+    for _ in 0..3 {
+        let out = sample_apply(d, plan_path, twin, &CUSTOMERS)
+            .output()
+            .unwrap();
+        code = out.status.code();
+        if code == Some(0) {
+            return;
+        }
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    panic!("apply did not finish in three runs (last exit code {code:?})");
+}
+
+/// `audit` of the sample into `d/report`: the plan's path and its JSON.
+fn audit_sample(d: &Path, sample: &Path) -> (std::path::PathBuf, Value) {
     subaudit(d)
         .args(["audit", "--snapshot"])
-        .arg(&sample)
+        .arg(sample)
         .args(["--map"])
         .arg(sample.join("mapping.csv"))
         .args(["--out", "report"])
@@ -200,6 +214,15 @@ fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
         .success();
     let plan_path = d.join("report/plan.json");
     let plan: Value = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    (plan_path, plan)
+}
+
+#[test]
+fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let (plan_path, plan) = audit_sample(d, &sample);
     let lost = lost_rows(&d.join("report"));
     let selected: BTreeSet<&str> = CUSTOMERS.iter().copied().collect();
 
@@ -276,18 +299,7 @@ fn a_migration_on_the_twin_survives_faults_and_a_kill_and_loses_no_opt_out() {
         journal_lines(&journal) >= 2,
         "the first run wrote to the journal"
     );
-    let mut code = None;
-    for _ in 0..3 {
-        let out = sample_apply(d, &plan_path, &twin, &CUSTOMERS)
-            .output()
-            .unwrap();
-        code = out.status.code();
-        if code == Some(0) {
-            break;
-        }
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    assert_eq!(code, Some(0), "apply finished after the kill");
+    apply_until_done(d, &plan_path, &twin);
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(!text.contains(TOKEN) && !text.contains("auth_token\":\""));
 
@@ -539,3 +551,252 @@ fn drop_one_batch(dir: &Path, plan: &Value, customer: &str) -> Vec<String> {
         dropped
     }
 }
+
+/// Writes that take effect and then lose their answer (the twin closes the connection): every
+/// kind of step meets it, and `apply` reads the state back instead of sending blindly again.
+/// Nothing is done twice (one subaccount and one service per customer), nothing is left
+/// undone (every number moved and in its service, every lost opt-out blocks in the
+/// subaccount), and a rerun on the journal sends nothing.
+#[test]
+fn writes_whose_connection_drops_after_they_took_effect_are_reconciled_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let (plan_path, plan) = audit_sample(d, &sample);
+    let twin = start_twin(
+        &sample,
+        &["--fault-write-drop-after-effect", "0.4", "--seed", "18"],
+    );
+    let api = Api::new(&twin);
+    apply_until_done(d, &plan_path, &twin);
+
+    let journal = d.join("report/plan.journal.jsonl");
+    let entries: Vec<Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lost_and_read_back: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| {
+            e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("the answer was lost"))
+        })
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "create-subaccount",
+        "remove-from-service",
+        "transfer-number",
+        "create-messaging-service",
+        "add-to-service",
+    ] {
+        assert!(
+            lost_and_read_back.contains(kind),
+            "no {kind} lost its answer: {lost_and_read_back:?}"
+        );
+    }
+    assert!(
+        entries.iter().any(|e| e["kind"] == "reseed-opt-outs"
+            && e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("Consents cannot be read back"))),
+        "no Consents batch lost its answer"
+    );
+
+    let selected: BTreeSet<&str> = CUSTOMERS.iter().copied().collect();
+    let mut accounts: BTreeMap<String, Client> = BTreeMap::new();
+    for name in CUSTOMERS {
+        let list = api.get(
+            &api.parent,
+            &format!(
+                "/2010-04-01/Accounts.json?FriendlyName={}",
+                name.replace(' ', "%20")
+            ),
+        );
+        let found = list["accounts"].as_array().unwrap();
+        assert_eq!(found.len(), 1, "{name}: one subaccount");
+        let sid = found[0]["sid"].as_str().unwrap();
+        accounts.insert(name.to_string(), api.account(sid));
+    }
+    for step in plan["steps"].as_array().unwrap() {
+        let customer = step["customer"].as_str().unwrap();
+        if !selected.contains(customer) {
+            continue;
+        }
+        let client = &accounts[customer];
+        let account = client.credentials().account_sid.clone();
+        match step["kind"].as_str().unwrap() {
+            "transfer-number" => {
+                let pn = step["number_sid"].as_str().unwrap();
+                api.get(
+                    client,
+                    &format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{pn}.json"),
+                );
+            }
+            "create-messaging-service" => {
+                let name = step["request"]["form"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["name"] == "FriendlyName")
+                    .unwrap()["value"]
+                    .as_str()
+                    .unwrap();
+                let url = client.url(Product::Messaging, "/v1/Services");
+                let list = api.runtime.block_on(client.get_json(&url)).unwrap();
+                let same: Vec<&Value> = list["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["friendly_name"] == name)
+                    .collect();
+                assert_eq!(same.len(), 1, "{customer}: one service {name}");
+                let url = client.url(
+                    Product::Messaging,
+                    &format!(
+                        "/v1/Services/{}/PhoneNumbers",
+                        same[0]["sid"].as_str().unwrap()
+                    ),
+                );
+                let members = api.runtime.block_on(client.get_json(&url)).unwrap();
+                assert!(
+                    !members["phone_numbers"].as_array().unwrap().is_empty(),
+                    "{customer}: the service holds its numbers"
+                );
+            }
+            _ => {}
+        }
+    }
+    let lost = lost_rows(&d.join("report"));
+    let moving: Vec<&LostRow> = lost
+        .iter()
+        .filter(|r| selected.contains(r.customer.as_str()))
+        .collect();
+    assert!(!moving.is_empty());
+    for r in &moving {
+        assert!(
+            api.refused_21610(&accounts[&r.customer], &r.number, &r.end_user),
+            "{}: a send from {} to {} was not refused: the opt-out was lost",
+            r.customer,
+            r.number,
+            r.end_user
+        );
+    }
+
+    // The journal resumes: a rerun finds every step settled and sends nothing.
+    let before = journal_lines(&journal);
+    sample_apply(d, &plan_path, &twin, &CUSTOMERS)
+        .assert()
+        .code(0);
+    let after: Vec<Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .skip(before)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        after
+            .iter()
+            .all(|e| e["status"] != "sending" && e["status"] != "done"),
+        "the rerun sent again: {after:?}"
+    );
+}
+
+/// A customer's own Messaging Service of the name the plan gives the new one is never adopted:
+/// when the create is lost before it took effect (the twin drops the connection), the state
+/// read back holds only the customer's service, and `apply` creates its own rather than put
+/// the moved numbers into the customer's.
+#[test]
+fn a_lost_create_never_adopts_the_customers_same_named_service() {
+    const CUSTOMER: &str = "Egret Clinics";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let (plan_path, plan) = audit_sample(d, &sample);
+    let step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["customer"] == CUSTOMER && s["kind"] == "create-messaging-service")
+        .unwrap();
+    let name = step["request"]["form"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "FriendlyName")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let twin = start_twin(&sample, &["--drop-rate", "0.3", "--seed", DROP_SEED]);
+    let api = Api::new(&twin);
+    // The customer already has its subaccount (apply reuses it) and a service of that name.
+    let (_, account) = api.post(
+        &api.parent,
+        "/2010-04-01/Accounts.json",
+        &[("FriendlyName", CUSTOMER)],
+    );
+    let client = api.account(account["sid"].as_str().unwrap());
+    let theirs = loop {
+        let url = client.url(Product::Messaging, "/v1/Services");
+        let form = [("FriendlyName".to_string(), name.clone())];
+        let answer = api
+            .runtime
+            .block_on(client.write_once(reqwest::Method::POST, &url, &form));
+        if let WriteOutcome::Done(v) = answer {
+            break v["sid"].as_str().unwrap().to_string();
+        }
+    };
+    let mut code = None;
+    for _ in 0..3 {
+        code = sample_apply(d, &plan_path, &twin, &[CUSTOMER])
+            .output()
+            .unwrap()
+            .status
+            .code();
+        if code == Some(0) {
+            break;
+        }
+    }
+    assert_eq!(code, Some(0), "apply finished");
+    let journal = std::fs::read_to_string(d.join("report/plan.journal.jsonl")).unwrap();
+    let created: Vec<Value> = journal
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "create-messaging-service" && e["status"] == "done")
+        .collect();
+    assert_eq!(created.len(), 1, "{journal}");
+    let note = created[0]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("showed no effect"),
+        "the create lost its answer before it took effect: {note}"
+    );
+    let ours = created[0]["captured"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_ne!(ours, &theirs, "the customer's service was adopted");
+    let members = |mg: &str| {
+        let url = client.url(
+            Product::Messaging,
+            &format!("/v1/Services/{mg}/PhoneNumbers"),
+        );
+        let list = api.runtime.block_on(client.get_json(&url)).unwrap();
+        list["phone_numbers"].as_array().unwrap().len()
+    };
+    assert_eq!(
+        members(&theirs),
+        0,
+        "the customer's service got our numbers"
+    );
+    assert!(members(ours.as_str().unwrap()) > 0);
+}
+
+/// The twin's seed under which the create above is dropped before it takes effect.
+const DROP_SEED: &str = "8";

@@ -55,11 +55,24 @@ fn two_numbers() -> SnapshotBuilder {
     b
 }
 
-/// Writes the snapshot and a mapping, runs `subaudit optouts`, returns the CSV text.
-fn lost_csv(b: &SnapshotBuilder, mapping: &str, extra: &[&str]) -> String {
+/// A folder holding the snapshot (`snap`) and the mapping (`map.csv`), as `on_snap` reads them.
+fn lay_out(b: &SnapshotBuilder, mapping: &str) -> TempDir {
     let dir = TempDir::new().unwrap();
     b.write(&dir.path().join("snap"));
     fs::write(dir.path().join("map.csv"), mapping).unwrap();
+    dir
+}
+
+/// The two numbers, and U1's STOP on N1.
+fn one_stop() -> SnapshotBuilder {
+    let mut b = two_numbers();
+    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    b
+}
+
+/// Writes the snapshot and a mapping, runs `subaudit optouts`, returns the CSV text.
+fn lost_csv(b: &SnapshotBuilder, mapping: &str, extra: &[&str]) -> String {
+    let dir = lay_out(b, mapping);
     on_snap(dir.path(), "optouts", "lost.csv", &[])
         .args(extra)
         .assert()
@@ -123,8 +136,7 @@ fn a_whole_body_keyword_in_any_case_or_padding_opts_out_and_moves_with_the_numbe
 
 #[test]
 fn unmapped_numbers_stay_and_lose_nothing() {
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let mut b = one_stop();
     b.messages.push(inbound(2, U1, N2, "STOP", 2, None));
     let csv = lost_csv(&b, "number,customer\n+14155550102,Acme\n", &[]);
     assert_eq!(
@@ -444,8 +456,7 @@ fn where_both_scopes_hold_an_opt_out_the_earlier_stands_and_a_tie_goes_to_the_nu
 
 #[test]
 fn a_number_mapped_to_two_customers_moves_nowhere() {
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let b = one_stop();
     let csv = lost_csv(
         &b,
         "number,customer\n+14155550101,Acme\n+14155550101,Globex\n",
@@ -537,8 +548,7 @@ fn extra_keywords_count_as_opt_out_and_opt_in() {
 
 #[test]
 fn all_lists_every_opt_out_in_force_moving_or_not() {
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let mut b = one_stop();
     b.messages.push(inbound(2, U2, N2, "STOP", 3, None));
     // A number the parent no longer holds keeps its opt-outs too.
     b.messages
@@ -675,16 +685,12 @@ fn audit_writes_possible_opt_outs_violations_and_per_customer_files() {
 
 #[test]
 fn per_customer_files_split_the_lost_rows_and_stale_files_go() {
-    let dir = TempDir::new().unwrap();
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let mut b = one_stop();
     b.messages.push(inbound(2, U2, N2, "STOP", 2, None));
-    b.write(&dir.path().join("snap"));
-    fs::write(
-        dir.path().join("map.csv"),
+    let dir = lay_out(
+        &b,
         "number,customer\n+14155550101,Acme\n+14155550102,Beta\n",
-    )
-    .unwrap();
+    );
     fs::create_dir_all(dir.path().join("report/optouts")).unwrap();
     fs::write(dir.path().join("report/optouts/Old.csv"), "stale").unwrap();
     on_snap(dir.path(), "audit", "report", &[])
@@ -701,10 +707,7 @@ fn per_customer_files_split_the_lost_rows_and_stale_files_go() {
 
 #[test]
 fn the_csv_goes_to_stdout_by_default() {
-    let dir = TempDir::new().unwrap();
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
-    b.write(&dir.path().join("snap"));
+    let dir = lay_out(&one_stop(), MAP_BOTH_TO_ACME);
     subaudit(dir.path())
         .args(["optouts", "--snapshot", "snap", "--all"])
         .assert()
@@ -829,8 +832,7 @@ fn customers_sort_case_folded_in_every_output() {
 /// were (nothing staged is left behind).
 #[test]
 fn a_bad_line_met_when_reading_violations_again_leaves_the_previous_outputs() {
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
+    let mut b = one_stop();
     let mut sent = Msg {
         sid: &sm(2),
         direction: "outbound-api",
@@ -843,9 +845,7 @@ fn a_bad_line_met_when_reading_violations_again_leaves_the_previous_outputs() {
     .json();
     sent["date_sent"] = json!("yesterday");
     b.messages.push(sent);
-    let dir = TempDir::new().unwrap();
-    b.write(&dir.path().join("snap"));
-    fs::write(dir.path().join("map.csv"), MAP_BOTH_TO_ACME).unwrap();
+    let dir = lay_out(&b, MAP_BOTH_TO_ACME);
     fs::write(dir.path().join("lost.csv"), "the previous run's rows\n").unwrap();
     fs::create_dir(dir.path().join("per")).unwrap();
     fs::write(dir.path().join("per/Acme.csv"), "the previous run's file\n").unwrap();
@@ -878,11 +878,7 @@ fn a_bad_line_met_when_reading_violations_again_leaves_the_previous_outputs() {
 /// by that folder's commit (while the summary said it was written), so it is refused first.
 #[test]
 fn an_output_inside_the_per_customer_folder_is_refused_before_any_work() {
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
-    let dir = TempDir::new().unwrap();
-    b.write(&dir.path().join("snap"));
-    fs::write(dir.path().join("map.csv"), MAP_BOTH_TO_ACME).unwrap();
+    let dir = lay_out(&one_stop(), MAP_BOTH_TO_ACME);
     for (out, extra) in [
         ("per/lost.csv", &["--per-customer", "per"][..]),
         ("per", &["--per-customer", "per"][..]),
@@ -923,11 +919,7 @@ fn an_output_inside_the_per_customer_folder_is_refused_before_any_work() {
 #[cfg(unix)]
 #[test]
 fn an_output_given_as_a_symlink_writes_the_file_it_names() {
-    let mut b = two_numbers();
-    b.messages.push(inbound(1, U1, N1, "STOP", 2, None));
-    let dir = TempDir::new().unwrap();
-    b.write(&dir.path().join("snap"));
-    fs::write(dir.path().join("map.csv"), MAP_BOTH_TO_ACME).unwrap();
+    let dir = lay_out(&one_stop(), MAP_BOTH_TO_ACME);
     fs::create_dir(dir.path().join("kept")).unwrap();
     fs::write(dir.path().join("kept/lost.csv"), "old\n").unwrap();
     std::os::unix::fs::symlink("kept/lost.csv", dir.path().join("lost.csv")).unwrap();

@@ -843,3 +843,50 @@ fn audit_all_lists_more_opt_outs_and_plans_the_same_moves() {
         }
     }
 }
+
+/// `plan` alone writes every file its plan.json names: each customer's suppression list
+/// (byte for byte what `audit` writes) and each re-seed file. Run into a folder holding an
+/// audit's report, it replaces those files and leaves the audit's opt-out files alone.
+#[test]
+fn plan_alone_writes_every_file_its_plan_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = repo_root().join("sample-data/owlie");
+    let map = sample.join("mapping.csv");
+    let (snap, map) = (sample.to_str().unwrap(), map.to_str().unwrap());
+    let on_sample = |command: &str, out: &str| {
+        run(
+            d,
+            &[command, "--snapshot", snap, "--map", map, "--out", out],
+        )
+        .success();
+    };
+    on_sample("plan", "alone/plan.json");
+    on_sample("audit", "report");
+    let plan = read_json(&d.join("alone/plan.json"));
+    let customers = plan["customers"].as_array().unwrap();
+    assert!(customers.len() > 10);
+    let mut named = 0;
+    for c in customers {
+        let list = c["suppression_file"].as_str().unwrap();
+        let ours =
+            std::fs::read(d.join("alone").join(list)).unwrap_or_else(|e| panic!("{list}: {e}"));
+        assert_eq!(
+            ours,
+            std::fs::read(d.join("report").join(list)).unwrap(),
+            "{list}"
+        );
+        named += 1;
+    }
+    for step in plan["steps"].as_array().unwrap() {
+        if let Some(file) = step["reseed_file"].as_str() {
+            assert!(d.join("alone").join(file).is_file(), "{file}");
+        }
+    }
+    assert!(named > 0);
+
+    // Into the audit's folder: the audit's opt-out files stay, the lists are the plan's.
+    let before = files_under(&d.join("report/optouts"));
+    on_sample("plan", "report/plan.json");
+    assert_eq!(files_under(&d.join("report/optouts")), before);
+}

@@ -823,6 +823,27 @@ fn a_write_can_take_effect_and_still_answer_500() {
 }
 
 #[test]
+fn a_write_can_take_effect_and_lose_its_answer() {
+    let (_dir, twin) = setup(&["--fault-write-drop-after-effect", "1.0"]);
+    let request = twin
+        .client
+        .post(format!("{}/2010-04-01/Accounts.json", twin.url))
+        .basic_auth(PARENT, Some(TOKEN))
+        .form(&[("FriendlyName", "Heron Health")]);
+    let answer = twin.runtime.block_on(request.send());
+    assert!(
+        answer.is_err(),
+        "the connection closed unanswered: {answer:?}"
+    );
+    // Reads are answered; the write happened.
+    let listed = twin.get(
+        "/2010-04-01/Accounts.json?FriendlyName=Heron%20Health",
+        &Auth::Parent,
+    );
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn the_snapshot_folder_is_never_written() {
     let dir = TempDir::new().unwrap();
     let snapshot = world(dir.path());
