@@ -460,14 +460,18 @@ impl Pull {
                         }
                     }
                 }
-                let (rest, plan) =
-                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice);
+                let (rest, plan) = self.recalibrate(
+                    &sent,
+                    &pending,
+                    &observed,
+                    &periods,
+                    messages_per_slice,
+                    concurrency,
+                );
                 if let Some(state) = plan {
                     self.save_plan(state).await;
                 }
-                rest.into_iter()
-                    .rev()
-                    .for_each(|s| send(Job::Messages(s, None)));
+                rest.into_iter().for_each(|s| send(Job::Messages(s, None)));
                 trace::event("rest of the window queued");
             }
             None => {
@@ -520,10 +524,12 @@ impl Pull {
         result
     }
 
-    /// The slices after those `sent` first (the probes and their fillers; oldest first): the
-    /// rest of the window cut again with the usage counts corrected by what the probes found,
-    /// with the pull state to save (a resumed pull fetches the same slices); the first plan's
-    /// when the probes tell nothing.
+    /// The slices after those `sent` first (the probes and their fillers; oldest first), in
+    /// the order to fetch them: the rest of the window cut again with the usage counts
+    /// corrected by what the probes found, its oldest part in long slices for `slots`
+    /// requests in flight, which go first ([`slices::plan_with_long_slices`]), then the
+    /// others newest first; with the pull state to save (a resumed pull fetches the same
+    /// slices). The first plan's (`rest`, newest first) when the probes tell nothing.
     fn recalibrate(
         &self,
         sent: &[Slice],
@@ -531,8 +537,9 @@ impl Pull {
         observed: &[(Slice, Observed)],
         periods: &[PeriodCount],
         per_slice: f64,
+        slots: usize,
     ) -> (Vec<Slice>, Option<PullState>) {
-        let first_plan = || rest.iter().rev().copied().collect::<Vec<_>>();
+        let first_plan = || rest.to_vec();
         let (Some(calibration), Some(boundary)) = (
             slices::calibration(observed, periods, per_slice),
             sent.iter().map(|s| s.start).min(),
@@ -540,19 +547,24 @@ impl Pull {
             return (first_plan(), None);
         };
         let state = &self.inner.state;
-        let replanned = slices::plan_until(
-            state.since,
+        let (replanned, long) = slices::plan_with_long_slices(
+            midnight(state.since),
             boundary,
             &slices::scaled(periods, calibration.ratio),
             calibration.per_slice,
+            slots,
         );
         let mut all = replanned.clone();
         all.extend(sent.iter().rev().copied());
         let mut saved = state.clone();
         saved.message_slices = all.clone();
         saved.price_unit = self.price_unit();
-        self.inner.progress.replanned(all.len() as u64, calibration);
-        (replanned, Some(saved))
+        self.inner
+            .progress
+            .replanned(all.len() as u64, long, calibration);
+        let mut order = replanned[..long].to_vec();
+        order.extend(replanned[long..].iter().rev());
+        (order, Some(saved))
     }
 
     fn price_unit(&self) -> Option<String> {
@@ -593,40 +605,37 @@ impl Pull {
     async fn run_job(&self, job: Job, accounts: &[Value]) -> Result<()> {
         match job {
             Job::Numbers => {
-                let url = self.list_url(
-                    Product::Api,
-                    &format!(
-                        "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
-                        self.parent()
-                    ),
-                    &[],
+                // The parent's numbers, then the subaccounts' (parent credentials reach them),
+                // so that a pull after a migration shows where the numbers went; the audit
+                // reads only the parent's. Fetched side by side, written in that order: one
+                // after the other, each waited a round behind the slices for its slot.
+                let mut sids = vec![self.parent()];
+                sids.extend(
+                    accounts
+                        .iter()
+                        .filter(|a| {
+                            a.get("sid").and_then(Value::as_str) != Some(self.parent())
+                                && is_open(a)
+                        })
+                        .filter_map(|a| a.get("sid").and_then(Value::as_str)),
                 );
-                let mut file = self.open(
-                    Resource::IncomingPhoneNumbers,
-                    Resource::IncomingPhoneNumbers.default_file(),
-                )?;
-                let mut pager = self.inner.client.pages(url, "incoming_phone_numbers");
-                while let Some(page) = pager.next_page().await? {
-                    file.write_page(page)?;
-                }
-                // The subaccounts' numbers too (parent credentials reach them), so that a pull
-                // after a migration shows where the numbers went; the audit reads only the
-                // parent's.
-                for sub in accounts.iter().filter(|a| {
-                    a.get("sid").and_then(Value::as_str) != Some(self.parent()) && is_open(a)
-                }) {
-                    let Some(sid) = sub.get("sid").and_then(Value::as_str) else {
-                        continue;
-                    };
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, sid) in sids.into_iter().enumerate() {
                     let url = self.list_url(
                         Product::Api,
                         &format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
                         &[],
                     );
-                    let mut pager = self.inner.client.pages(url, "incoming_phone_numbers");
-                    while let Some(page) = pager.next_page().await? {
-                        file.write_page(page)?;
-                    }
+                    let pager = self.inner.client.pages(url, "incoming_phone_numbers");
+                    tasks.spawn(async move { (i, pager.collect_all().await) });
+                }
+                let lists = in_order(tasks).await?;
+                let mut file = self.open(
+                    Resource::IncomingPhoneNumbers,
+                    Resource::IncomingPhoneNumbers.default_file(),
+                )?;
+                for records in lists {
+                    file.write_page(records)?;
                 }
                 self.complete(vec![file]).await
             }
@@ -991,7 +1000,13 @@ impl Pull {
         {
             let mut file = self.open(Resource::Accounts, Resource::Accounts.default_file())?;
             file.write_page(all.clone())?;
-            self.complete(vec![file]).await?;
+            // Synced and listed while the pull goes on: the slices wait for this answer.
+            let pull = self.clone();
+            self.inner
+                .finishing
+                .lock()
+                .expect("no panics hold the lock")
+                .spawn(async move { pull.complete(vec![file]).await });
         }
         Ok(all)
     }
@@ -1009,10 +1024,18 @@ impl Pull {
             .lock()
             .expect("no panics hold the lock")
             .clone();
-        for (sid, token) in tokens {
-            let sub = client.with_credentials(Credentials::for_account(&sid, &token));
+        // Side by side, kept in the accounts' order.
+        let subs: Vec<Client> = tokens
+            .iter()
+            .map(|(sid, token)| client.with_credentials(Credentials::for_account(sid, token)))
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, sub) in subs.iter().enumerate() {
             let url = self.list_url(Product::Messaging, "/v1/Services", &[]);
-            let theirs = sub.pages(url, "services").collect_all().await?;
+            let pager = sub.pages(url, "services");
+            tasks.spawn(async move { (i, pager.collect_all().await) });
+        }
+        for (sub, theirs) in subs.into_iter().zip(in_order(tasks).await?) {
             owners.extend(std::iter::repeat_n(sub, theirs.len()));
             services.extend(theirs);
         }
@@ -1253,6 +1276,22 @@ impl Pull {
     }
 }
 
+/// The lists fetched by `tasks` (each tagged with its place), in that order; the first error
+/// ends it.
+async fn in_order(
+    mut tasks: tokio::task::JoinSet<(
+        usize,
+        std::result::Result<Vec<Value>, crate::client::ApiError>,
+    )>,
+) -> Result<Vec<Vec<Value>>> {
+    let mut lists = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined.map_err(|e| Error::failed("a pull task failed", e))?;
+        lists.insert(i, result?);
+    }
+    Ok(lists.into_values().collect())
+}
+
 /// A slice's file, or the copy of a page into it under way.
 enum Copying {
     Idle(PartFile),
@@ -1456,15 +1495,19 @@ impl Progress {
         }
     }
 
-    fn replanned(&self, total: u64, calibration: slices::Calibration) {
+    fn replanned(&self, total: u64, long: usize, calibration: slices::Calibration) {
         let done = self.slices_done.load(Ordering::Relaxed);
         self.slices_total.store(total, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
+        let long = match long {
+            0 => String::new(),
+            n => format!(", {n} of them long (several pages each)"),
+        };
         self.line(&format!(
-            "messages: {total} slices of about {:.0} messages (the first ones found {:.2} messages per usage count)",
+            "messages: {total} slices of about {:.0} messages{long} (the first ones found {:.2} messages per usage count)",
             calibration.per_slice, calibration.ratio
         ));
     }

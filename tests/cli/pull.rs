@@ -1038,3 +1038,101 @@ fn since_and_until_are_both_inclusive_whole_days() {
     assert_eq!(manifest["window"]["since"], json!("2026-01-11T00:00:00Z"));
     assert_eq!(manifest["window"]["until"], json!("2026-01-12T00:00:00Z"));
 }
+
+/// The oldest part of a long window goes in long slices, each fetched page after page; one
+/// that meets 500s and dropped connections between its pages still gives every message once.
+#[test]
+fn a_long_slice_that_meets_faults_between_its_pages_loses_and_repeats_nothing() {
+    // 30,000 messages over March and April 2026 (one every 173 s), usage counting them
+    // exactly: with 2 requests in flight the rest after the probes is about 14 rounds of
+    // pages, so the oldest ~12 pages become one long slice.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = SnapshotBuilder::default();
+    b.numbers.push(number(&sid("PN", 1), "+14155550001"));
+    let start = utc(2026, 3, 1, 0, 0, 0);
+    let start = subaudit::time::parse_twilio_time(&start).unwrap();
+    for n in 0..30_000u64 {
+        let t = start + chrono::Duration::seconds(n as i64 * 173);
+        b.messages.push(
+            Msg {
+                sid: &sid("SM", n + 1),
+                direction: "outbound-api",
+                from: "+14155550001",
+                to: &format!("+1202555{:04}", n % 700),
+                body: Some("hi"),
+                date_sent: &subaudit::time::to_rfc2822(&t),
+                service: None,
+                error_code: None,
+            }
+            .json(),
+        );
+    }
+    let in_month = |month: u32| {
+        b.messages
+            .iter()
+            .filter(|m| {
+                use chrono::Datelike;
+                let t =
+                    subaudit::time::parse_twilio_time(m["date_sent"].as_str().unwrap()).unwrap();
+                t.month() == month
+            })
+            .count()
+    };
+    let (march, april) = (in_month(3), in_month(4));
+    b.usage.push(usage(
+        PARENT,
+        "sms",
+        "2026-03-01",
+        "2026-03-31",
+        &march.to_string(),
+        "-1.00",
+    ));
+    b.usage.push(usage(
+        PARENT,
+        "sms",
+        "2026-04-01",
+        "2026-04-30",
+        &april.to_string(),
+        "-1.00",
+    ));
+    let original = b.write(&tmp.path().join("original"));
+    let sim = start_sim(
+        &original,
+        &["--rate-500", "0.1", "--drop-rate", "0.05", "--seed", "7"],
+    );
+    let out = pull_between(tmp.path(), &sim, "pulled", "2026-03-01", "2026-04-30")
+        .args([
+            "--resources",
+            "messages,usage_records",
+            "--concurrency",
+            "2",
+        ])
+        .assert()
+        .success();
+    let pulled = tmp.path().join("pulled");
+    let sids = message_sids(&pulled);
+    assert_eq!(sids.len(), 30_000, "messages lost");
+    assert!(sids.values().all(|&c| c == 1), "messages repeated");
+    // A long slice: one file of many pages.
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(pulled.join("manifest.json")).unwrap())
+            .unwrap();
+    let largest = manifest["resources"]["messages"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["count"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(largest > 5_000, "no long slice: largest file {largest}");
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("1 of them long"), "{stderr}");
+    let done = stderr
+        .lines()
+        .find(|l| l.starts_with("pull: done"))
+        .unwrap_or_default();
+    assert!(
+        !done.contains(" 0 retries"),
+        "faults were injected, retries expected: {stderr}"
+    );
+}
