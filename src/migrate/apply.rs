@@ -545,6 +545,32 @@ impl<'a> Runner<'a> {
         captured: BTreeMap<String, String>,
         note: Option<String>,
     ) -> Result<()> {
+        let entry = self.entry(
+            step,
+            batch,
+            status,
+            error_message,
+            http_status,
+            error_code,
+            captured,
+            note,
+        );
+        self.append(entry)
+    }
+
+    /// A journal entry of `step` (its request shown without secrets; secret captures left out).
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &mut self,
+        step: &PlanStep,
+        batch: Option<usize>,
+        status: Status,
+        error_message: Option<String>,
+        http_status: Option<u16>,
+        error_code: Option<i64>,
+        captured: BTreeMap<String, String>,
+        note: Option<String>,
+    ) -> Entry {
         let request = (step.kind != StepKind::ReseedOptOuts).then(|| JournalRequest {
             method: step.request.method.clone(),
             url: self.shown(&step.request.url),
@@ -562,7 +588,7 @@ impl<'a> Runner<'a> {
         for (k, v) in &captured {
             self.captured.insert(k.clone(), v.clone());
         }
-        let entry = Entry {
+        Entry {
             time: super::journal::now(),
             order: step.order,
             kind: step.kind,
@@ -578,8 +604,8 @@ impl<'a> Runner<'a> {
             captured,
             note,
             items: Vec::new(),
-        };
-        self.append(entry)
+            existed: Vec::new(),
+        }
     }
 
     fn append(&mut self, entry: Entry) -> Result<()> {
@@ -634,7 +660,7 @@ impl<'a> Runner<'a> {
             read_back,
         } = request;
         if batch.is_none() {
-            self.record(
+            let mut sending = self.entry(
                 step,
                 None,
                 Status::Sending,
@@ -643,7 +669,12 @@ impl<'a> Runner<'a> {
                 None,
                 BTreeMap::new(),
                 None,
-            )?;
+            );
+            if let ReadBack::ServiceNamed(_, _, before) = &read_back {
+                sending.existed = before.iter().cloned().collect();
+                sending.existed.sort();
+            }
+            self.append(sending)?;
         }
         let mut unknown = 0u32;
         let mut throttled = 0u32;
@@ -1004,8 +1035,12 @@ impl<'a> Runner<'a> {
         let name = self.resolve(step.form_value("FriendlyName").unwrap_or(&step.customer))?;
         // Only a service this journal was creating is adopted: a same-named service the
         // customer had before is theirs, not ours.
-        if self.journal_sending(step.order, None) {
-            if let Some(found) = find_service(&client, &name, &HashSet::new()).await? {
+        let sending = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.sending(step.order, None));
+        if let Some(existed) = sending.map(|e| e.existed.iter().cloned().collect::<HashSet<_>>()) {
+            if let Some(found) = find_service(&client, &name, &existed).await? {
                 let sid = text_field(&found, "sid");
                 return Ok(skipped(
                     format!("an earlier run created the service {sid}: reused"),
@@ -1156,6 +1191,7 @@ impl<'a> Runner<'a> {
                 captured: BTreeMap::new(),
                 note,
                 items: results,
+                existed: Vec::new(),
             };
             self.append(entry)?;
             sent += 1;

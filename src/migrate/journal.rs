@@ -84,6 +84,10 @@ pub struct Entry {
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<ItemResult>,
+    /// A create-messaging-service's `sending` entry: the services of that name the account
+    /// held before the create. They are never adopted as the one this run created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub existed: Vec<String>,
 }
 
 impl Entry {
@@ -242,8 +246,14 @@ impl Journal {
 
     /// Whether a write of this step (or batch) was sent and its outcome never recorded.
     pub fn was_sending(&self, order: usize, batch: Option<usize>) -> bool {
+        self.sending(order, batch).is_some()
+    }
+
+    /// The last `sending` entry of this step (or batch), if any.
+    pub fn sending(&self, order: usize, batch: Option<usize>) -> Option<&Entry> {
         self.of_step(order)
-            .any(|e| e.batch == batch && e.status == Status::Sending)
+            .filter(|e| e.batch == batch && e.status == Status::Sending)
+            .last()
     }
 
     /// Every sid captured so far, by variable.
@@ -293,6 +303,7 @@ mod tests {
             captured: BTreeMap::from([("C_A_ACCOUNT_SID".into(), "AC1".into())]),
             note: None,
             items: vec![],
+            existed: vec![],
         }
     }
 

@@ -796,6 +796,46 @@ fn a_lost_create_never_adopts_the_customers_same_named_service() {
         "the customer's service got our numbers"
     );
     assert!(members(ours.as_str().unwrap()) > 0);
+
+    // The journal keeps the services that were there before the create, for a resume.
+    let journal_path = d.join("report/plan.journal.jsonl");
+    let lines: Vec<&str> = journal.lines().collect();
+    let sending = lines
+        .iter()
+        .position(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            e["kind"] == "create-messaging-service" && e["status"] == "sending"
+        })
+        .unwrap();
+    let mut entry: Value = serde_json::from_str(lines[sending]).unwrap();
+    assert_eq!(entry["existed"], serde_json::json!([theirs]));
+    // A run that died right after that line resumes: a service the line lists is never
+    // adopted (here both are listed, as if both had been there: a third is created).
+    entry["existed"] = serde_json::json!([theirs, ours]);
+    let mut cut: Vec<String> = lines[..sending].iter().map(|l| l.to_string()).collect();
+    cut.push(entry.to_string());
+    std::fs::write(&journal_path, cut.join("\n") + "\n").unwrap();
+    let _ = sample_apply(d, &plan_path, &twin, &[CUSTOMER])
+        .output()
+        .unwrap();
+    let resumed = std::fs::read_to_string(&journal_path).unwrap();
+    let created: Vec<Value> = resumed
+        .lines()
+        .skip(sending + 1)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "create-messaging-service" && e["status"] == "done")
+        .collect();
+    assert_eq!(created.len(), 1, "{resumed}");
+    let third = created[0]["captured"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert!(
+        third != &theirs && third != ours,
+        "a listed service was adopted: {third}"
+    );
 }
 
 /// The twin's seed under which the create above is dropped before it takes effect.
