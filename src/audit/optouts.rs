@@ -217,15 +217,26 @@ type FastMap<K, V> = foldhash::HashMap<K, V>;
 type FastSet<T> = foldhash::HashSet<T>;
 
 impl EventIndex {
-    fn events_mut(&mut self, scope: &Scope, end_user: &str) -> &mut Vec<Event> {
-        let (map, key) = match scope {
-            Scope::Service(s) => (&mut self.by_service, s),
-            Scope::Number(n) => (&mut self.by_number, n),
+    /// The events of the service's scope when there is one, else the number's (step 4).
+    /// Keys are copied only when they are new: most events land on a known key.
+    fn events_mut(
+        &mut self,
+        service: Option<&str>,
+        number: &str,
+        end_user: &str,
+    ) -> &mut Vec<Event> {
+        let (map, key) = match service {
+            Some(s) => (&mut self.by_service, s),
+            None => (&mut self.by_number, number),
         };
-        map.entry(key.clone())
-            .or_default()
-            .entry(end_user.to_string())
-            .or_default()
+        if !map.contains_key(key) {
+            map.insert(key.to_string(), FastMap::default());
+        }
+        let users = map.get_mut(key).expect("inserted above");
+        if !users.contains_key(end_user) {
+            users.insert(end_user.to_string(), Vec::new());
+        }
+        users.get_mut(end_user).expect("inserted above")
     }
 
     fn events(&self, service: Option<&str>, number: &str, end_user: &str) -> Option<&Vec<Event>> {
@@ -754,19 +765,18 @@ fn collect_evidence(
     let twilio_number = required(at, field(twilio_number), twilio_number)?;
     let time = at.event_time(message)?;
     // Step 4: the service when the message names one, else the number.
-    let scope = match message.service_sid() {
-        Some(service) => Scope::Service(service.to_string()),
-        None => Scope::Number(twilio_number.to_string()),
-    };
-    index.events_mut(&scope, end_user).push(Event {
-        time,
-        sid: message.sid.to_string(),
-        imported: None,
-        kind,
-        evidence,
-        keyword,
-        twilio_number: twilio_number.to_string(),
-    });
+    let service = message.service_sid();
+    index
+        .events_mut(service, twilio_number, end_user)
+        .push(Event {
+            time,
+            sid: message.sid.to_string(),
+            imported: None,
+            kind,
+            evidence,
+            keyword,
+            twilio_number: twilio_number.to_string(),
+        });
     *events += 1;
     Ok(())
 }
@@ -774,19 +784,18 @@ fn collect_evidence(
 /// An imported row as an event of the rule, scoped exactly as a logged message of the same
 /// shape would be (step 4): its service when it names one, else its number.
 fn add_imported(index: &mut EventIndex, event: &ImportedEvent) {
-    let scope = match &event.messaging_service_sid {
-        Some(service) => Scope::Service(service.clone()),
-        None => Scope::Number(event.twilio_number.clone()),
-    };
-    index.events_mut(&scope, &event.end_user).push(Event {
-        time: event.time,
-        sid: event.reference.clone(),
-        imported: Some(event.position),
-        kind: event.kind,
-        evidence: Evidence::Imported,
-        keyword: None,
-        twilio_number: event.twilio_number.clone(),
-    });
+    let service = event.messaging_service_sid.as_deref();
+    index
+        .events_mut(service, &event.twilio_number, &event.end_user)
+        .push(Event {
+            time: event.time,
+            sid: event.reference.clone(),
+            imported: Some(event.position),
+            kind: event.kind,
+            evidence: Evidence::Imported,
+            keyword: None,
+            twilio_number: event.twilio_number.clone(),
+        });
 }
 
 /// Pass 2's sieve on raw lines that pass 1 read whole (so valid JSON of message records):
@@ -1320,8 +1329,8 @@ mod tests {
     fn the_violation_sieve_keeps_every_line_sent_into_a_scope_with_events() {
         let mut index = EventIndex::default();
         let user = "+15550001111";
-        index.events_mut(&Scope::Service("MG1".into()), user);
-        index.events_mut(&Scope::Number("+1800".into()), user);
+        index.events_mut(Some("MG1"), "+1800", user);
+        index.events_mut(None, "+1800", user);
         let sieve = ViolationSieve::new(&index);
         let kept = |line: &str| sieve.may_be_violation(line.as_bytes());
         // Kept: the pair has events (through the service, else through the number).
