@@ -158,7 +158,22 @@ pub fn prepare(
             return Err(differs("account (TWILIO_ACCOUNT_SID)"));
         }
         if since.is_some_and(|s| s != state.since) || until.is_some_and(|u| u != state.until) {
-            return Err(differs("window (--since/--until)"));
+            let last = state.until - Days::new(1);
+            // Before --until named the last day, it named the day after: the same command
+            // now asks for one day more.
+            let older = match until == Some(state.until + Days::new(1)) {
+                true => format!(
+                    " (it was started with --until {}, which a subaudit before --until included its day read as the day after the last)",
+                    state.until
+                ),
+                false => String::new(),
+            };
+            return Err(Error::Input(format!(
+                "{}: holds a pull of {} to {last}, both days included{older}; to resume it, run it with --since {} --until {last} or with neither, or choose another --out folder",
+                out.display(),
+                state.since,
+                state.since
+            )));
         }
         if state.resources != resource_names {
             return Err(differs("--resources"));

@@ -1136,3 +1136,43 @@ fn a_long_slice_that_meets_faults_between_its_pages_loses_and_repeats_nothing() 
         "faults were injected, retries expected: {stderr}"
     );
 }
+
+/// A pull in a folder is resumed with its own window: a different one is refused with the
+/// window to give, and a pull begun when `--until` named the day after the last one (the same
+/// command now asks for a day more) says so.
+#[test]
+fn a_different_window_is_refused_with_the_window_to_resume_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &[]);
+    pull(tmp.path(), &sim, "pulled").assert().success();
+    // As an older subaudit wrote it for `--until 2026-01-31`: the window ends at that midnight.
+    let state_path = tmp.path().join("pulled/pull.json");
+    let mut state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    assert_eq!(state["until"], json!("2026-02-01"));
+    state["until"] = json!("2026-01-31");
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    pull(tmp.path(), &sim, "pulled")
+        .assert()
+        .code(BAD_INPUT)
+        .stderr(predicates::str::contains(
+            "holds a pull of 2025-12-01 to 2026-01-30, both days included (it was started with --until 2026-01-31",
+        ))
+        .stderr(predicates::str::contains(
+            "run it with --since 2025-12-01 --until 2026-01-30 or with neither",
+        ));
+    // Another window altogether: no word of older versions.
+    pull_between(tmp.path(), &sim, "pulled", "2025-12-02", "2026-01-30")
+        .assert()
+        .code(BAD_INPUT)
+        .stderr(
+            predicates::str::contains("holds a pull of 2025-12-01 to 2026-01-30")
+                .and(predicates::str::contains("subaudit before").not()),
+        );
+    // The window it names is accepted: the snapshot is complete, nothing to do.
+    pull_between(tmp.path(), &sim, "pulled", "2025-12-01", "2026-01-30")
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("nothing to do"));
+}
