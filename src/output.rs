@@ -977,6 +977,21 @@ pub(crate) mod tests {
         staging
     }
 
+    /// Commits with the `n`th rename failing ("disk full"): the commit fails with that error.
+    fn commit_failing_at_rename(staging: Staging, n: usize) {
+        let mut calls = 0;
+        let err = staging
+            .commit_with(|from, to| {
+                calls += 1;
+                if calls == n {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                std::fs::rename(from, to)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+    }
+
     #[test]
     fn a_staged_set_replaces_the_previous_one_whole() {
         let dir = previous_set();
@@ -992,17 +1007,7 @@ pub(crate) mod tests {
         let dir = previous_set();
         let staging = stage_new_set(dir.path());
         // a.csv aside, a.csv in, sub aside, then the move of the new sub fails.
-        let mut calls = 0;
-        let err = staging
-            .commit_with(|from, to| {
-                calls += 1;
-                if calls == 4 {
-                    return Err(std::io::Error::other("disk full"));
-                }
-                std::fs::rename(from, to)
-            })
-            .unwrap_err();
-        assert!(err.to_string().contains("disk full"), "{err}");
+        commit_failing_at_rename(staging, 4);
         assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
         assert_eq!(read(&dir.path().join("a.csv")), "old a");
         assert_eq!(entries(&dir.path().join("sub")), ["old.csv"]);
@@ -1077,17 +1082,7 @@ pub(crate) mod tests {
         let staging = stage_new_set(dir.path());
         // a.csv moved beside the file it names, that file set aside, a.csv in; then setting
         // sub aside fails.
-        let mut calls = 0;
-        let err = staging
-            .commit_with(|from, to| {
-                calls += 1;
-                if calls == 4 {
-                    return Err(std::io::Error::other("disk full"));
-                }
-                std::fs::rename(from, to)
-            })
-            .unwrap_err();
-        assert!(err.to_string().contains("disk full"), "{err}");
+        commit_failing_at_rename(staging, 4);
         assert_eq!(read(&elsewhere.path().join("a.csv")), "old linked a");
         assert_eq!(entries(elsewhere.path()), ["a.csv"]);
         let link = std::fs::symlink_metadata(dir.path().join("a.csv")).unwrap();

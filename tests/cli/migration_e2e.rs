@@ -202,6 +202,18 @@ fn apply_until_done(d: &Path, plan_path: &Path, twin: &Twin) {
     panic!("apply did not finish in three runs (last exit code {code:?})");
 }
 
+/// The value of a field of a plan step's request form.
+fn form_value<'a>(step: &'a Value, name: &str) -> &'a str {
+    step["request"]["form"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+}
+
 /// `audit` of the sample into `d/report`: the plan's path and its JSON.
 fn audit_sample(d: &Path, sample: &Path) -> (std::path::PathBuf, Value) {
     subaudit(d)
@@ -637,14 +649,7 @@ fn writes_whose_connection_drops_after_they_took_effect_are_reconciled_not_repea
                 );
             }
             "create-messaging-service" => {
-                let name = step["request"]["form"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|f| f["name"] == "FriendlyName")
-                    .unwrap()["value"]
-                    .as_str()
-                    .unwrap();
+                let name = form_value(step, "FriendlyName");
                 let url = client.url(Product::Messaging, "/v1/Services");
                 let list = api.runtime.block_on(client.get_json(&url)).unwrap();
                 let same: Vec<&Value> = list["services"]
@@ -722,15 +727,7 @@ fn a_lost_create_never_adopts_the_customers_same_named_service() {
         .iter()
         .find(|s| s["customer"] == CUSTOMER && s["kind"] == "create-messaging-service")
         .unwrap();
-    let name = step["request"]["form"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "FriendlyName")
-        .unwrap()["value"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let name = form_value(step, "FriendlyName").to_string();
     let twin = start_twin(&sample, &["--drop-rate", "0.3", "--seed", DROP_SEED]);
     let api = Api::new(&twin);
     // The customer already has its subaccount (apply reuses it) and a service of that name.
