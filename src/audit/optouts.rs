@@ -272,18 +272,19 @@ impl EventIndex {
         self.by_service.is_empty() && self.by_number.is_empty()
     }
 
-    /// Every (service, Twilio number, end user) with events, as [`EventIndex::events`]
-    /// takes them (the number is empty for a service scope).
-    fn iter_keys(&self) -> impl Iterator<Item = (Option<&str>, &str, &str)> {
+    /// Every (service, Twilio number, end user) with its events, the key as
+    /// [`EventIndex::events`] takes it (the number is empty for a service scope).
+    fn iter(&self) -> impl Iterator<Item = ((Option<&str>, &str, &str), &[Event])> {
         let services = self.by_service.iter().flat_map(|(s, users)| {
             users
-                .keys()
-                .map(move |u| (Some(s.as_str()), "", u.as_str()))
+                .iter()
+                .map(move |(u, list)| ((Some(s.as_str()), "", u.as_str()), list.as_slice()))
         });
-        let numbers = self
-            .by_number
-            .iter()
-            .flat_map(|(n, users)| users.keys().map(move |u| (None, n.as_str(), u.as_str())));
+        let numbers = self.by_number.iter().flat_map(|(n, users)| {
+            users
+                .iter()
+                .map(move |(u, list)| ((None, n.as_str(), u.as_str()), list.as_slice()))
+        });
         services.chain(numbers)
     }
 
@@ -483,11 +484,8 @@ impl InForceWindows {
             up.clamp(0, i64::from(u32::MAX)) as u32
         };
         let mut found: Vec<(u64, u32, u32)> = Vec::new();
-        for (service, number, end_user) in index.iter_keys() {
+        for ((service, number, end_user), events) in index.iter() {
             let hash = key_hash(service, number, end_user);
-            let events = index
-                .events(service, number, end_user)
-                .expect("a key of the index");
             // Every key marks its hash (see `must_read`), with a window no second is in.
             found.push((hash, u32::MAX, 0));
             let mut opened = None;
@@ -508,8 +506,8 @@ impl InForceWindows {
             }
         }
         found.sort_unstable();
-        let mut windows = InForceWindows::default();
         found.dedup();
+        let mut windows = InForceWindows::default();
         for group in found.chunk_by(|a, b| a.0 == b.0) {
             // Fits: fewer windows than events, and events are counted in u32 lines.
             let first = windows.windows.len() as u32;
@@ -1624,22 +1622,21 @@ mod one_read_tests {
     #[test]
     fn messages_at_the_edges_of_an_opt_out_are_read_again() {
         let (n1, u1) = ("+18005550001", "+15550000001");
-        let minute = |m: u32, body: &str| at(m, body);
-        let out = |sid: &str, m: u32| message(sid, "outbound-api", n1, u1, "", &minute(m, "x"));
+        let out = |sid: &str, m: u32| message(sid, "outbound-api", n1, u1, "", &at(m, "x"));
         let mut lines = vec![
             out("SM00", 0),
             // The opt-out at 10:01:00 and, in its second, a message before it and one after.
             out("SM05", 1),
-            message("SM10", "inbound", u1, n1, "", &minute(1, "STOP")),
+            message("SM10", "inbound", u1, n1, "", &at(1, "STOP")),
             out("SM20", 1),
             out("SM25", 2),
             // The opt-in at 10:03:00, with a message just before it and one just after.
             out("SM29", 3),
-            message("SM30", "inbound", u1, n1, "", &minute(3, "START")),
+            message("SM30", "inbound", u1, n1, "", &at(3, "START")),
             out("SM31", 3),
             out("SM40", 4),
             // A second opt-out, never ended: everything after it is sent into it.
-            message("SM50", "inbound", u1, n1, "", &minute(5, "STOP")),
+            message("SM50", "inbound", u1, n1, "", &at(5, "STOP")),
             out("SM51", 5),
             out("SM60", 59),
         ];
