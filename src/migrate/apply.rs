@@ -389,7 +389,7 @@ impl<'a> Runner<'a> {
                     let counted_done = ok.status == Status::Done;
                     self.progress
                         .step(name, i + 1, total, step, ok.note.as_deref(), started);
-                    self.record(
+                    let entry = self.entry(
                         step,
                         None,
                         ok.status,
@@ -398,7 +398,8 @@ impl<'a> Runner<'a> {
                         None,
                         ok.captured,
                         ok.note,
-                    )?;
+                    );
+                    self.append(entry)?;
                     if counted_done {
                         report.done += 1;
                     } else {
@@ -426,7 +427,7 @@ impl<'a> Runner<'a> {
                         StepError::Changed(m) => (m, None, None),
                         StepError::Missing(_) => unreachable!("handled above"),
                     };
-                    self.record(
+                    let entry = self.entry(
                         step,
                         None,
                         Status::Failed,
@@ -435,7 +436,8 @@ impl<'a> Runner<'a> {
                         code,
                         BTreeMap::new(),
                         None,
-                    )?;
+                    );
+                    self.append(entry)?;
                     let text = format!(
                         "step {} ({}{}) failed: {message}; {}",
                         step.order,
@@ -531,31 +533,6 @@ impl<'a> Runner<'a> {
         }
         println!("{out}");
         Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        step: &PlanStep,
-        batch: Option<usize>,
-        status: Status,
-        error_message: Option<String>,
-        http_status: Option<u16>,
-        error_code: Option<i64>,
-        captured: BTreeMap<String, String>,
-        note: Option<String>,
-    ) -> Result<()> {
-        let entry = self.entry(
-            step,
-            batch,
-            status,
-            error_message,
-            http_status,
-            error_code,
-            captured,
-            note,
-        );
-        self.append(entry)
     }
 
     /// A journal entry of `step` (its request shown without secrets; secret captures left out).
