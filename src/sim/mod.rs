@@ -195,6 +195,12 @@ impl Sim {
         self
     }
 
+    /// Whether a fault of this rate strikes now. A rate of 0 rolls no die, so a fault
+    /// switched off leaves the others' sequence as it was.
+    fn strikes(&self, rate: f64) -> bool {
+        rate > 0.0 && self.roll() < rate
+    }
+
     /// xorshift64*: deterministic per seed, enough for fault dice.
     fn roll(&self) -> f64 {
         let mut x = self.rng.load(Ordering::Relaxed);
@@ -240,6 +246,21 @@ impl Principal {
 /// Marker payload: unwinding the connection's task drops the connection without a response.
 struct DropConnection;
 
+/// Closes the connection without an answer. resume_unwind skips the panic hook: no noise,
+/// just a closed connection.
+fn drop_connection() -> ! {
+    std::panic::resume_unwind(Box::new(DropConnection))
+}
+
+/// Twilio's answer to a request that failed on its side.
+fn internal_error() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        20500,
+        "Internal Server Error",
+    )
+}
+
 async fn handle(
     State(sim): State<Arc<Sim>>,
     method: Method,
@@ -259,18 +280,13 @@ async fn handle(
     if faults.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
     }
-    if faults.drop_rate > 0.0 && sim.roll() < faults.drop_rate {
-        // resume_unwind skips the panic hook: no noise, just a closed connection.
-        std::panic::resume_unwind(Box::new(DropConnection));
+    if sim.strikes(faults.drop_rate) {
+        drop_connection();
     }
-    if faults.rate_500 > 0.0 && sim.roll() < faults.rate_500 {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            20500,
-            "Internal Server Error",
-        );
+    if sim.strikes(faults.rate_500) {
+        return internal_error();
     }
-    if faults.rate_429 > 0.0 && sim.roll() < faults.rate_429 {
+    if sim.strikes(faults.rate_429) {
         let mut response = error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
         // Half the 429s carry Retry-After, as some of Twilio's do.
         if let Some(secs) = faults.retry_after {
@@ -349,15 +365,11 @@ async fn handle(
 /// told it failed) or no answer at all (the connection closes). Either way the effect stays.
 fn after_write_took_effect(sim: &Sim, answer: Response) -> Response {
     let faults = &sim.faults;
-    if faults.write_5xx_after_effect > 0.0 && sim.roll() < faults.write_5xx_after_effect {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            20500,
-            "Internal Server Error",
-        );
+    if sim.strikes(faults.write_5xx_after_effect) {
+        return internal_error();
     }
-    if faults.write_drop_after_effect > 0.0 && sim.roll() < faults.write_drop_after_effect {
-        std::panic::resume_unwind(Box::new(DropConnection));
+    if sim.strikes(faults.write_drop_after_effect) {
+        drop_connection();
     }
     answer
 }
