@@ -475,13 +475,8 @@ impl Pull {
                         }
                     }
                 }
-                let (rest, plan) = self.recalibrate(
-                    &sent,
-                    &pending,
-                    &observed,
-                    &periods,
-                    messages_per_slice,
-                );
+                let (rest, plan) =
+                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice);
                 if let Some(state) = plan {
                     self.save_plan(state).await;
                 }
@@ -569,9 +564,7 @@ impl Pull {
         let mut saved = state.clone();
         saved.message_slices = all.clone();
         saved.price_unit = self.price_unit();
-        self.inner
-            .progress
-            .replanned(all.len() as u64, calibration);
+        self.inner.progress.replanned(all.len() as u64, calibration);
         (replanned.into_iter().rev().collect(), Some(saved))
     }
 

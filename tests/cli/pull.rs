@@ -1125,7 +1125,10 @@ fn a_slice_of_many_pages_that_meets_faults_between_its_pages_loses_and_repeats_n
         .map(|f| f["count"].as_u64().unwrap())
         .max()
         .unwrap();
-    assert!(largest > 5_000, "no slice of many pages: largest file {largest}");
+    assert!(
+        largest > 5_000,
+        "no slice of many pages: largest file {largest}"
+    );
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     let done = stderr
         .lines()
