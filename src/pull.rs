@@ -475,14 +475,8 @@ impl Pull {
                         }
                     }
                 }
-                let (rest, plan) = self.recalibrate(
-                    &sent,
-                    &pending,
-                    &observed,
-                    &periods,
-                    messages_per_slice,
-                    concurrency,
-                );
+                let (rest, plan) =
+                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice);
                 if let Some(state) = plan {
                     self.save_plan(state).await;
                 }
@@ -539,12 +533,10 @@ impl Pull {
         result
     }
 
-    /// The slices after those `sent` first (the probes and their fillers; oldest first), in
-    /// the order to fetch them: the rest of the window cut again with the usage counts
-    /// corrected by what the probes found, its oldest part in long slices for `slots`
-    /// requests in flight, which go first ([`slices::plan_with_long_slices`]), then the
-    /// others newest first; with the pull state to save (a resumed pull fetches the same
-    /// slices). The first plan's (`rest`, newest first) when the probes tell nothing.
+    /// The slices after those `sent` first (the probes and their fillers; oldest first),
+    /// newest first: the rest of the window cut again with the usage counts corrected by what
+    /// the probes found; with the pull state to save (a resumed pull fetches the same slices).
+    /// The first plan's (`rest`, newest first) when the probes tell nothing.
     fn recalibrate(
         &self,
         sent: &[Slice],
@@ -552,7 +544,6 @@ impl Pull {
         observed: &[(Slice, Observed)],
         periods: &[PeriodCount],
         per_slice: f64,
-        slots: usize,
     ) -> (Vec<Slice>, Option<PullState>) {
         let first_plan = || rest.to_vec();
         let (Some(calibration), Some(boundary)) = (
@@ -562,24 +553,19 @@ impl Pull {
             return (first_plan(), None);
         };
         let state = &self.inner.state;
-        let (replanned, long) = slices::plan_with_long_slices(
+        let replanned = slices::plan_between(
             midnight(state.since),
             boundary,
             &slices::scaled(periods, calibration.ratio),
             calibration.per_slice,
-            slots,
         );
         let mut all = replanned.clone();
         all.extend(sent.iter().rev().copied());
         let mut saved = state.clone();
         saved.message_slices = all.clone();
         saved.price_unit = self.price_unit();
-        self.inner
-            .progress
-            .replanned(all.len() as u64, long, calibration);
-        let mut order = replanned[..long].to_vec();
-        order.extend(replanned[long..].iter().rev());
-        (order, Some(saved))
+        self.inner.progress.replanned(all.len() as u64, calibration);
+        (replanned.into_iter().rev().collect(), Some(saved))
     }
 
     fn price_unit(&self) -> Option<String> {
@@ -1510,19 +1496,15 @@ impl Progress {
         }
     }
 
-    fn replanned(&self, total: u64, long: usize, calibration: slices::Calibration) {
+    fn replanned(&self, total: u64, calibration: slices::Calibration) {
         let done = self.slices_done.load(Ordering::Relaxed);
         self.slices_total.store(total, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
-        let long = match long {
-            0 => String::new(),
-            n => format!(", {n} of them long (several pages each)"),
-        };
         self.line(&format!(
-            "messages: {total} slices of about {:.0} messages{long} (the first ones found {:.2} messages per usage count)",
+            "messages: {total} slices of about {:.0} messages (the first ones found {:.2} messages per usage count)",
             calibration.per_slice, calibration.ratio
         ));
     }
