@@ -149,8 +149,7 @@ fn staged_outputs_given_as_symlinks_stay_links() {
         .assert()
         .success();
     assert_links(&under("out", &["plan.json", "plan.csv", "plan.sh"]));
-    let plan: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(at("kept/plan.json")).unwrap()).unwrap();
+    let plan = read_json(&at("kept/plan.json"));
     assert!(plan["steps"].is_array(), "{plan}");
     assert!(fs::read_to_string(at("kept/plan.csv"))
         .unwrap()
@@ -477,9 +476,7 @@ fn plan_files_linked_to_another_file_system_are_replaced_through_their_links() {
         let text = fs::read_to_string(elsewhere.path().join(name)).unwrap();
         assert_ne!(text, "old", "{name} was not replaced");
     }
-    let plan: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(elsewhere.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = read_json(&elsewhere.path().join("plan.json"));
     assert!(plan["steps"].is_array(), "{plan}");
     let mut left: Vec<String> = fs::read_dir(elsewhere.path())
         .unwrap()

@@ -9,7 +9,6 @@ use crate::migrate::apply;
 use crate::support::*;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command as StdCommand, Stdio};
 
 use serde_json::{json, Value};
@@ -47,32 +46,8 @@ impl Drop for Twin {
 }
 
 fn start_twin(snapshot: &Path, extra: &[&str]) -> Twin {
-    #[allow(deprecated)]
-    let bin = assert_cmd::cargo::cargo_bin("twilio-sim");
-    let mut child = StdCommand::new(bin)
-        .args([
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--auth-token", TOKEN])
-        .args(extra)
-        .env_remove("TWILIO_ACCOUNT_SID")
-        .env_remove("TWILIO_AUTH_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("twilio-sim starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://"), "twin printed {line:?}");
-    Twin {
-        child,
-        url: line.trim().to_string(),
-    }
+    let (child, url) = spawn_twilio_sim(snapshot, SAMPLE_PARENT, TOKEN, extra);
+    Twin { child, url }
 }
 
 /// Requests to the twin, with the library's own client (no retries of writes).
@@ -329,7 +304,7 @@ fn audit_sample(d: &Path, sample: &Path) -> (std::path::PathBuf, Value) {
         .assert()
         .success();
     let plan_path = d.join("report/plan.json");
-    let plan: Value = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    let plan = read_json(&plan_path);
     (plan_path, plan)
 }
 
