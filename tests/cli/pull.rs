@@ -1179,3 +1179,52 @@ fn a_different_window_is_refused_with_the_window_to_resume_with() {
         .success()
         .stderr(predicates::str::contains("nothing to do"));
 }
+
+/// The parent's own numbers and Messaging Services are asked for at once, beside the accounts
+/// list and the usage that plans the slices (that round would leave the slots idle); the
+/// subaccounts' wait for the accounts list. Every request, whoever's credentials it carries,
+/// counts against `--concurrency`.
+#[test]
+fn the_parents_own_lists_go_out_with_the_accounts_list_within_the_concurrency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &["--latency-ms", "150"]);
+    let out = pull(tmp.path(), &sim, "pulled")
+        .args(["--concurrency", "3"])
+        .env("SUBAUDIT_TRACE_REQUESTS", "1")
+        .assert()
+        .success();
+    assert_same_snapshot(&original, &tmp.path().join("pulled"));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    // `trace <slot taken ms> <body read ms> <status> <method> <url>`
+    let requests: Vec<(f64, f64, &str)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.strip_prefix("trace ")?.split(' ').collect();
+            Some((f[0].parse().ok()?, f[1].parse().ok()?, f[4]))
+        })
+        .collect();
+    let find = |part: &str| {
+        requests
+            .iter()
+            .find(|r| r.2.contains(part))
+            .unwrap_or_else(|| panic!("no request for {part}: {stderr}"))
+    };
+    let accounts_answered = find("/Accounts.json").1;
+    let parent_numbers = find(&format!("/Accounts/{PARENT}/IncomingPhoneNumbers.json")).0;
+    let parent_services = find("/v1/Services?").0;
+    let sub_numbers = find(&format!("/Accounts/{SUB_A}/IncomingPhoneNumbers.json")).0;
+    assert!(
+        parent_numbers < accounts_answered && parent_services < accounts_answered,
+        "{stderr}"
+    );
+    assert!(sub_numbers >= accounts_answered, "{stderr}");
+    // In flight at once, at each request's start: never more than 3.
+    for (start, _, url) in &requests {
+        let in_flight = requests
+            .iter()
+            .filter(|(s, e, _)| s <= start && start < e)
+            .count();
+        assert!(in_flight <= 3, "{in_flight} in flight at {url}: {stderr}");
+    }
+}
