@@ -1036,23 +1036,65 @@ pub(crate) mod tests {
         assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
     }
 
+    /// A folder on another file system than the temporary folder the tests stage in
+    /// (`/dev/shm`, a tmpfs on Linux), or `None` (said on stderr) where there is none.
+    #[cfg(unix)]
+    pub(crate) fn other_device_dir() -> Option<tempfile::TempDir> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).ok().map(|m| m.dev());
+        let shm = Path::new("/dev/shm");
+        if dev(shm).is_some() && dev(shm) != dev(&std::env::temp_dir()) {
+            if let Ok(dir) = tempfile::tempdir_in(shm) {
+                return Some(dir);
+            }
+        }
+        eprintln!(
+            "note: /dev/shm is missing or on the temporary folder's file system: the move across file systems is not exercised here"
+        );
+        None
+    }
+
+    /// The previous set with `a.csv` and `sub/` as links to a file and a folder in
+    /// `elsewhere` (holding "old linked a" and `old.csv`).
+    #[cfg(unix)]
+    fn linked_previous_set(elsewhere: &Path) -> tempfile::TempDir {
+        let dir = previous_set();
+        std::fs::write(elsewhere.join("a.csv"), "old linked a").unwrap();
+        std::fs::create_dir(elsewhere.join("sub")).unwrap();
+        std::fs::write(elsewhere.join("sub/old.csv"), "old").unwrap();
+        for name in ["a.csv", "sub"] {
+            let entry = dir.path().join(name);
+            std::fs::remove_dir_all(&entry)
+                .or_else(|_| std::fs::remove_file(&entry))
+                .unwrap();
+            std::os::unix::fs::symlink(elsewhere.join(name), entry).unwrap();
+        }
+        dir
+    }
+
+    /// The links are links still, the files they name hold the new set, nothing else is
+    /// left beside them.
+    #[cfg(unix)]
+    fn assert_linked_set_replaced(dir: &Path, elsewhere: &Path) {
+        for link in ["a.csv", "sub"] {
+            let meta = std::fs::symlink_metadata(dir.join(link)).unwrap();
+            assert!(meta.file_type().is_symlink(), "{link}");
+        }
+        assert_eq!(read(&elsewhere.join("a.csv")), "new a");
+        assert_eq!(entries(&elsewhere.join("sub")), ["new.csv"]);
+        assert_eq!(entries(elsewhere), ["a.csv", "sub"]);
+        assert_eq!(entries(dir), ["a.csv", "b.csv", "notes.txt", "sub"]);
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_linked_entry_on_another_file_system_is_copied_beside_the_file_it_names() {
-        let dir = previous_set();
+        // Faked: moves out of the staging folder cross devices, moves beside the named file
+        // do not (whatever the machine's file systems).
         let elsewhere = tempfile::tempdir().unwrap();
-        std::fs::write(elsewhere.path().join("a.csv"), "old linked a").unwrap();
-        std::fs::create_dir(elsewhere.path().join("sub")).unwrap();
-        std::fs::write(elsewhere.path().join("sub/old.csv"), "old").unwrap();
-        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
-        std::fs::remove_dir_all(dir.path().join("sub")).unwrap();
-        std::os::unix::fs::symlink(elsewhere.path().join("a.csv"), dir.path().join("a.csv"))
-            .unwrap();
-        std::os::unix::fs::symlink(elsewhere.path().join("sub"), dir.path().join("sub")).unwrap();
-        let staging = stage_new_set(dir.path());
-        // Moves out of the staging folder cross devices; moves beside the named file do not.
+        let dir = linked_previous_set(elsewhere.path());
         let staged = dir.path().to_path_buf();
-        staging
+        stage_new_set(dir.path())
             .commit_with(|from, to| {
                 if from.starts_with(&staged) && !to.starts_with(&staged) {
                     return Err(std::io::ErrorKind::CrossesDevices.into());
@@ -1060,35 +1102,36 @@ pub(crate) mod tests {
                 std::fs::rename(from, to)
             })
             .unwrap();
-        for link in ["a.csv", "sub"] {
-            let meta = std::fs::symlink_metadata(dir.path().join(link)).unwrap();
-            assert!(meta.file_type().is_symlink(), "{link}");
+        assert_linked_set_replaced(dir.path(), elsewhere.path());
+        // Real, where the machine has another file system at hand.
+        if let Some(elsewhere) = other_device_dir() {
+            let dir = linked_previous_set(elsewhere.path());
+            stage_new_set(dir.path()).commit().unwrap();
+            assert_linked_set_replaced(dir.path(), elsewhere.path());
         }
-        assert_eq!(read(&elsewhere.path().join("a.csv")), "new a");
-        assert_eq!(entries(&elsewhere.path().join("sub")), ["new.csv"]);
-        assert_eq!(entries(elsewhere.path()), ["a.csv", "sub"]);
-        assert_eq!(entries(dir.path()), ["a.csv", "b.csv", "notes.txt", "sub"]);
     }
 
     #[cfg(unix)]
     #[test]
     fn a_failed_move_restores_the_file_a_linked_entry_names_and_leaves_nothing_beside_it() {
-        let dir = previous_set();
-        let elsewhere = tempfile::tempdir().unwrap();
-        std::fs::write(elsewhere.path().join("a.csv"), "old linked a").unwrap();
-        std::fs::remove_file(dir.path().join("a.csv")).unwrap();
-        std::os::unix::fs::symlink(elsewhere.path().join("a.csv"), dir.path().join("a.csv"))
-            .unwrap();
-        let staging = stage_new_set(dir.path());
-        // a.csv moved beside the file it names, that file set aside, a.csv in; then setting
-        // sub aside fails.
-        commit_failing_at_rename(staging, 4);
-        assert_eq!(read(&elsewhere.path().join("a.csv")), "old linked a");
-        assert_eq!(entries(elsewhere.path()), ["a.csv"]);
-        let link = std::fs::symlink_metadata(dir.path().join("a.csv")).unwrap();
-        assert!(link.file_type().is_symlink());
-        assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
-        assert_eq!(entries(&dir.path().join("sub")), ["old.csv"]);
+        let same_device = tempfile::tempdir().unwrap();
+        for elsewhere in std::iter::once(same_device).chain(other_device_dir()) {
+            let dir = linked_previous_set(elsewhere.path());
+            std::fs::remove_dir_all(elsewhere.path().join("sub")).unwrap();
+            std::fs::remove_file(dir.path().join("sub")).unwrap();
+            std::fs::create_dir(dir.path().join("sub")).unwrap();
+            std::fs::write(dir.path().join("sub/old.csv"), "old sub").unwrap();
+            let staging = stage_new_set(dir.path());
+            // a.csv moved (or copied) beside the file it names, that file set aside, a.csv
+            // in; then setting sub aside fails.
+            commit_failing_at_rename(staging, 4);
+            assert_eq!(read(&elsewhere.path().join("a.csv")), "old linked a");
+            assert_eq!(entries(elsewhere.path()), ["a.csv"]);
+            let link = std::fs::symlink_metadata(dir.path().join("a.csv")).unwrap();
+            assert!(link.file_type().is_symlink());
+            assert_eq!(entries(dir.path()), ["a.csv", "notes.txt", "sub"]);
+            assert_eq!(entries(&dir.path().join("sub")), ["old.csv"]);
+        }
     }
 
     #[test]

@@ -251,8 +251,6 @@ pub fn prepare(
 /// One unit of work: writes one file (or, for services, three).
 #[derive(Debug, Clone)]
 enum Job {
-    Numbers,
-    Services,
     Usage,
     /// A slice of the message window; a probe also reports what its first page showed.
     Messages(Slice, Option<ProbeReport>),
@@ -359,8 +357,34 @@ impl Pull {
         let dir = &self.inner.dir;
         remove_parts(dir)?;
         remove_parts(&dir.join("messages"))?;
-        // Accounts (usage needs the subaccounts, and this checks the credentials) and the
-        // plan of the message window (the parent's usage), side by side.
+        // Accounts (usage needs the subaccounts, and this checks the credentials), the plan of
+        // the message window (the parent's usage), and what the parent's own credentials reach
+        // at once (its numbers, its Messaging Services and their lists), side by side: the
+        // round that plans would leave those slots idle. The subaccounts' parts wait for the
+        // accounts list.
+        let (accounts_known, accounts_seen) = tokio::sync::watch::channel(None);
+        let mut workers = tokio::task::JoinSet::new();
+        if self.wants(Resource::IncomingPhoneNumbers)
+            && !self.is_done(
+                Resource::IncomingPhoneNumbers,
+                &Resource::IncomingPhoneNumbers.default_file(),
+            )
+        {
+            let (pull, seen) = (self.clone(), accounts_seen.clone());
+            workers.spawn(async move { pull.fetch_numbers(seen).await });
+        }
+        let service_resources = [
+            Resource::MessagingServices,
+            Resource::ServicePhoneNumbers,
+            Resource::A2pCampaigns,
+        ];
+        if service_resources
+            .iter()
+            .any(|r| self.wants(*r) && !self.is_done(*r, &r.default_file()))
+        {
+            let (pull, seen) = (self.clone(), accounts_seen.clone());
+            workers.spawn(async move { pull.fetch_services(seen).await });
+        }
         let wants_messages = self.wants(Resource::Messages);
         let (accounts, plan) = tokio::join!(self.fetch_accounts(), async {
             match wants_messages {
@@ -374,25 +398,6 @@ impl Pull {
         let accounts = Arc::new(accounts?);
         let plan = plan?;
         let mut small = Vec::new();
-        if self.wants(Resource::IncomingPhoneNumbers)
-            && !self.is_done(
-                Resource::IncomingPhoneNumbers,
-                &Resource::IncomingPhoneNumbers.default_file(),
-            )
-        {
-            small.push(Job::Numbers);
-        }
-        let service_resources = [
-            Resource::MessagingServices,
-            Resource::ServicePhoneNumbers,
-            Resource::A2pCampaigns,
-        ];
-        if service_resources
-            .iter()
-            .any(|r| self.wants(*r) && !self.is_done(*r, &r.default_file()))
-        {
-            small.push(Job::Services);
-        }
         if self.wants(Resource::UsageRecords)
             && !self.is_done(
                 Resource::UsageRecords,
@@ -424,7 +429,6 @@ impl Pull {
 
         let (queue, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-        let mut workers = tokio::task::JoinSet::new();
         // Twice as many jobs as requests in flight (the client bounds those): while a job
         // reads a page it just received, another one's request takes its slot. A slice's next
         // page still goes before other slices' first ones (the client's continuation lane).
@@ -455,6 +459,7 @@ impl Pull {
                 }
                 drop(report);
                 small.into_iter().for_each(send);
+                accounts_known.send_replace(Some(accounts.clone()));
                 // The slices after the probes, cut like them: they take the slots the probes
                 // and the small resources leave while the last probes are still out.
                 let fillers: Vec<Slice> = pending.drain(..slices::fillers(concurrency)).collect();
@@ -475,14 +480,8 @@ impl Pull {
                         }
                     }
                 }
-                let (rest, plan) = self.recalibrate(
-                    &sent,
-                    &pending,
-                    &observed,
-                    &periods,
-                    messages_per_slice,
-                    concurrency,
-                );
+                let (rest, plan) =
+                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice);
                 if let Some(state) = plan {
                     self.save_plan(state).await;
                 }
@@ -490,6 +489,7 @@ impl Pull {
                 trace::event("rest of the window queued");
             }
             None => {
+                accounts_known.send_replace(Some(accounts.clone()));
                 small.into_iter().for_each(send);
                 pending
                     .into_iter()
@@ -539,12 +539,10 @@ impl Pull {
         result
     }
 
-    /// The slices after those `sent` first (the probes and their fillers; oldest first), in
-    /// the order to fetch them: the rest of the window cut again with the usage counts
-    /// corrected by what the probes found, its oldest part in long slices for `slots`
-    /// requests in flight, which go first ([`slices::plan_with_long_slices`]), then the
-    /// others newest first; with the pull state to save (a resumed pull fetches the same
-    /// slices). The first plan's (`rest`, newest first) when the probes tell nothing.
+    /// The slices after those `sent` first (the probes and their fillers; oldest first),
+    /// newest first: the rest of the window cut again with the usage counts corrected by what
+    /// the probes found; with the pull state to save (a resumed pull fetches the same slices).
+    /// The first plan's (`rest`, newest first) when the probes tell nothing.
     fn recalibrate(
         &self,
         sent: &[Slice],
@@ -552,7 +550,6 @@ impl Pull {
         observed: &[(Slice, Observed)],
         periods: &[PeriodCount],
         per_slice: f64,
-        slots: usize,
     ) -> (Vec<Slice>, Option<PullState>) {
         let first_plan = || rest.to_vec();
         let (Some(calibration), Some(boundary)) = (
@@ -562,24 +559,19 @@ impl Pull {
             return (first_plan(), None);
         };
         let state = &self.inner.state;
-        let (replanned, long) = slices::plan_with_long_slices(
+        let replanned = slices::plan_between(
             midnight(state.since),
             boundary,
             &slices::scaled(periods, calibration.ratio),
             calibration.per_slice,
-            slots,
         );
         let mut all = replanned.clone();
         all.extend(sent.iter().rev().copied());
         let mut saved = state.clone();
         saved.message_slices = all.clone();
         saved.price_unit = self.price_unit();
-        self.inner
-            .progress
-            .replanned(all.len() as u64, long, calibration);
-        let mut order = replanned[..long].to_vec();
-        order.extend(replanned[long..].iter().rev());
-        (order, Some(saved))
+        self.inner.progress.replanned(all.len() as u64, calibration);
+        (replanned.into_iter().rev().collect(), Some(saved))
     }
 
     fn price_unit(&self) -> Option<String> {
@@ -619,42 +611,6 @@ impl Pull {
 
     async fn run_job(&self, job: Job, accounts: &[Value]) -> Result<()> {
         match job {
-            Job::Numbers => {
-                // The parent's numbers, then the subaccounts' (parent credentials reach them),
-                // so that a pull after a migration shows where the numbers went; the audit
-                // reads only the parent's. Fetched side by side, written in that order: one
-                // after the other, each waited a round behind the slices for its slot.
-                let mut sids = vec![self.parent()];
-                sids.extend(
-                    accounts
-                        .iter()
-                        .filter(|a| {
-                            a.get("sid").and_then(Value::as_str) != Some(self.parent())
-                                && is_open(a)
-                        })
-                        .filter_map(|a| a.get("sid").and_then(Value::as_str)),
-                );
-                let mut tasks = tokio::task::JoinSet::new();
-                for (i, sid) in sids.into_iter().enumerate() {
-                    let url = self.list_url(
-                        Product::Api,
-                        &format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
-                        &[],
-                    );
-                    let pager = self.inner.client.pages(url, "incoming_phone_numbers");
-                    tasks.spawn(async move { (i, pager.collect_all().await) });
-                }
-                let lists = in_order(tasks).await?;
-                let mut file = self.open(
-                    Resource::IncomingPhoneNumbers,
-                    Resource::IncomingPhoneNumbers.default_file(),
-                )?;
-                for records in lists {
-                    file.write_page(records)?;
-                }
-                self.complete(vec![file]).await
-            }
-            Job::Services => self.fetch_services().await,
             Job::Usage => self.fetch_usage(accounts).await,
             Job::Messages(slice, _) if slice.bulk => match self.fetch_bulk_day(slice).await? {
                 Ok(file) => {
@@ -1026,13 +982,58 @@ impl Pull {
         Ok(all)
     }
 
-    async fn fetch_services(&self) -> Result<()> {
+    /// The parent's numbers, then the subaccounts' (parent credentials reach them), so that a
+    /// pull after a migration shows where the numbers went; the audit reads only the
+    /// parent's. The parent's are asked for at once, the subaccounts' once `accounts` are
+    /// known, all side by side, written in that order.
+    async fn fetch_numbers(&self, accounts: AccountsSeen) -> Result<()> {
+        let list = |sid: &str| {
+            let url = self.list_url(
+                Product::Api,
+                &format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
+                &[],
+            );
+            self.inner.client.pages(url, "incoming_phone_numbers")
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        let parent = list(self.parent());
+        tasks.spawn(async move { (0, parent.collect_all().await) });
+        let accounts = accounts_when_known(accounts).await?;
+        let subs = accounts
+            .iter()
+            .filter(|a| a.get("sid").and_then(Value::as_str) != Some(self.parent()) && is_open(a))
+            .filter_map(|a| a.get("sid").and_then(Value::as_str));
+        for (i, sid) in subs.enumerate() {
+            let pager = list(sid);
+            tasks.spawn(async move { (i + 1, pager.collect_all().await) });
+        }
+        let lists = in_order(tasks).await?;
+        let mut file = self.open(
+            Resource::IncomingPhoneNumbers,
+            Resource::IncomingPhoneNumbers.default_file(),
+        )?;
+        for records in lists {
+            file.write_page(records)?;
+        }
+        self.complete(vec![file]).await
+    }
+
+    /// The parent's Messaging Services and the open subaccounts' (with their own
+    /// credentials, which the parent's do not reach: a pull after a migration shows the
+    /// customers' new services), each with its numbers, campaign, short codes and alpha
+    /// senders. The parent's are asked for at once, the subaccounts' once `accounts` are
+    /// known.
+    async fn fetch_services(&self, accounts: AccountsSeen) -> Result<()> {
         let client = &self.inner.client;
         let url = self.list_url(Product::Messaging, "/v1/Services", &[]);
         let mut services = client.pages(url, "services").collect_all().await?;
         let mut owners: Vec<Client> = vec![client.clone(); services.len()];
-        // The open subaccounts' services, with their own credentials (the parent's do not
-        // reach them): a pull after a migration shows the customers' new services.
+        // Each service's lists, fetched side by side, written in service order; asked for
+        // once the accounts are known, which the pull tells after its first message slices
+        // are queued: those go first (the probes calibrate the rest of the window).
+        accounts_when_known(accounts).await?;
+        let mut lists = tokio::task::JoinSet::new();
+        self.spawn_service_lists(&mut lists, &services, &owners, 0);
         let tokens = self
             .inner
             .sub_tokens
@@ -1050,10 +1051,17 @@ impl Pull {
             let pager = sub.pages(url, "services");
             tasks.spawn(async move { (i, pager.collect_all().await) });
         }
+        let parents = services.len();
         for (sub, theirs) in subs.into_iter().zip(in_order(tasks).await?) {
             owners.extend(std::iter::repeat_n(sub, theirs.len()));
             services.extend(theirs);
         }
+        self.spawn_service_lists(
+            &mut lists,
+            &services[parents..],
+            &owners[parents..],
+            parents,
+        );
         let mut service_file = self.open(
             Resource::MessagingServices,
             Resource::MessagingServices.default_file(),
@@ -1076,26 +1084,8 @@ impl Pull {
             Resource::ServiceAlphaSenders,
             Resource::ServiceAlphaSenders.default_file(),
         )?;
-        let sids: Vec<String> = services
-            .iter()
-            .filter_map(|s| s.get("sid").and_then(Value::as_str).map(String::from))
-            .collect();
         service_file.write_page(services)?;
-        // Each service's lists, fetched concurrently, written in service order.
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, sid) in sids.iter().enumerate() {
-            let client = &owners[i];
-            for (key, path) in [
-                ("phone_numbers", format!("/v1/Services/{sid}/PhoneNumbers")),
-                ("compliance", format!("/v1/Services/{sid}/Compliance/Usa2p")),
-                ("short_codes", format!("/v1/Services/{sid}/ShortCodes")),
-                ("alpha_senders", format!("/v1/Services/{sid}/AlphaSenders")),
-            ] {
-                let url = self.list_url(Product::Messaging, &path, &[]);
-                let pager = client.pages(url, key);
-                tasks.spawn(async move { (i, key, pager.collect_all().await) });
-            }
-        }
+        let mut tasks = lists;
         let mut numbers: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         let mut campaigns: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         let mut short_codes: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
@@ -1139,6 +1129,32 @@ impl Pull {
         })
         .collect();
         self.complete(files).await
+    }
+
+    /// Asks for each of `services`' lists (numbers, campaign, short codes, alpha senders)
+    /// with its owner's credentials, each tagged with its service's place (`first` onwards).
+    fn spawn_service_lists(
+        &self,
+        tasks: &mut ServiceLists,
+        services: &[Value],
+        owners: &[Client],
+        first: usize,
+    ) {
+        for (i, (service, client)) in services.iter().zip(owners).enumerate() {
+            let Some(sid) = service.get("sid").and_then(Value::as_str) else {
+                continue;
+            };
+            for (key, path) in [
+                ("phone_numbers", format!("/v1/Services/{sid}/PhoneNumbers")),
+                ("compliance", format!("/v1/Services/{sid}/Compliance/Usa2p")),
+                ("short_codes", format!("/v1/Services/{sid}/ShortCodes")),
+                ("alpha_senders", format!("/v1/Services/{sid}/AlphaSenders")),
+            ] {
+                let url = self.list_url(Product::Messaging, &path, &[]);
+                let pager = client.pages(url, key);
+                tasks.spawn(async move { (first + i, key, pager.collect_all().await) });
+            }
+        }
     }
 
     /// Monthly usage of the parent and of each subaccount, each on its own
@@ -1289,6 +1305,25 @@ impl Pull {
         *saved = changes;
         Ok(())
     }
+}
+
+/// The accounts list, once fetched (`None` until then).
+type AccountsSeen = tokio::sync::watch::Receiver<Option<Arc<Vec<Value>>>>;
+
+/// Each Messaging Service's lists being fetched: its place, the list's key, the records.
+type ServiceLists = tokio::task::JoinSet<(
+    usize,
+    &'static str,
+    std::result::Result<Vec<Value>, crate::client::ApiError>,
+)>;
+
+/// The accounts list, once the pull has it.
+async fn accounts_when_known(mut seen: AccountsSeen) -> Result<Arc<Vec<Value>>> {
+    let known = seen
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| Error::Runtime("the accounts list was not fetched".into()))?;
+    Ok(known.clone().expect("waited for it"))
 }
 
 /// The lists fetched by `tasks` (each tagged with its place), in that order; the first error
@@ -1510,19 +1545,15 @@ impl Progress {
         }
     }
 
-    fn replanned(&self, total: u64, long: usize, calibration: slices::Calibration) {
+    fn replanned(&self, total: u64, calibration: slices::Calibration) {
         let done = self.slices_done.load(Ordering::Relaxed);
         self.slices_total.store(total, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
         }
-        let long = match long {
-            0 => String::new(),
-            n => format!(", {n} of them long (several pages each)"),
-        };
         self.line(&format!(
-            "messages: {total} slices of about {:.0} messages{long} (the first ones found {:.2} messages per usage count)",
+            "messages: {total} slices of about {:.0} messages (the first ones found {:.2} messages per usage count)",
             calibration.per_slice, calibration.ratio
         ));
     }

@@ -138,7 +138,10 @@ struct Inner {
     http: reqwest::Client,
     creds: Credentials,
     hosts: Hosts,
-    in_flight: Gate,
+    /// Shared with the clients made from this one for other credentials
+    /// ([`Client::with_credentials`]): `--concurrency` bounds the pull's requests in flight
+    /// in all.
+    in_flight: Arc<Gate>,
     config: ClientConfig,
     sleeper: Sleeper,
     stats: Arc<Stats>,
@@ -251,7 +254,7 @@ impl Client {
                 http,
                 creds,
                 hosts,
-                in_flight: Gate::new(config.concurrency),
+                in_flight: Arc::new(Gate::new(config.concurrency)),
                 config,
                 sleeper,
                 stats: Arc::new(Stats::default()),
@@ -421,7 +424,8 @@ impl Client {
     }
 
     /// The same client (hosts, limits, retries) speaking with other credentials, e.g. a
-    /// subaccount's own for its Messaging Services.
+    /// subaccount's own for its Messaging Services. Its requests count against the same bound
+    /// on requests in flight.
     pub fn with_credentials(&self, creds: Credentials) -> Client {
         let inner = &self.inner;
         Client {
@@ -429,7 +433,7 @@ impl Client {
                 http: inner.http.clone(),
                 creds,
                 hosts: inner.hosts.clone(),
-                in_flight: Gate::new(inner.config.concurrency),
+                in_flight: inner.in_flight.clone(),
                 config: inner.config.clone(),
                 sleeper: inner.sleeper.clone(),
                 stats: inner.stats.clone(),

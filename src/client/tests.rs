@@ -445,3 +445,36 @@ async fn a_download_goes_to_its_file_whole_after_a_retry_and_without_credentials
         assert!(!request.headers.contains_key("authorization"));
     }
 }
+
+#[tokio::test]
+async fn a_client_for_other_credentials_shares_the_bound_on_requests_in_flight() {
+    // One request in flight at most: the parent's and a subaccount's request, each answered
+    // after 300 ms, go one after the other (600 ms at least), not side by side.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"services": [], "meta": {"next_page_url": null}}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&server)
+        .await;
+    let config = ClientConfig {
+        concurrency: 1,
+        ..ClientConfig::default()
+    };
+    let parent = Client::new(token_creds(), Hosts::single(&server.uri()).unwrap(), config).unwrap();
+    let sub = parent.with_credentials(Credentials::for_account(SUB, TOKEN));
+    let url = |c: &Client| c.url(Product::Messaging, "/v1/Services");
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        parent.pages(url(&parent), "services").collect_all(),
+        sub.pages(url(&sub), "services").collect_all()
+    );
+    assert!(a.is_ok() && b.is_ok());
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "both in flight at once: {:?}",
+        started.elapsed()
+    );
+}

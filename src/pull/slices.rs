@@ -238,64 +238,6 @@ pub fn expected(slice: &Slice, periods: &[PeriodCount]) -> Option<f64> {
     (covered >= (slice.end - slice.start).num_seconds()).then_some(total)
 }
 
-/// Pages a long slice ([`plan_with_long_slices`]) holds at least; shorter ones gain nothing.
-const LONG_SLICE_PAGES: usize = 4;
-/// A long slice's pages, as a share of the rounds the rest of the window takes. Its pages
-/// follow one another, each request waiting for the page before to be read: on a busy
-/// machine (load 7 on 2 cores) a long slice's page took 130 ms from request to request where
-/// the pull as a whole moved 16 requests every 100 ms, and long slices of the rounds less one
-/// ended last, 0.5 s after page-sized slices alone would have. At 0.6 they end early.
-const LONG_SLICE_SHARE: f64 = 0.6;
-
-/// How many long slices for `slots` requests in flight: all but one slot in eight, which
-/// the small resources and the page-sized slices keep.
-fn long_slices(slots: usize) -> usize {
-    slots.saturating_sub(slots.div_ceil(8)).max(1)
-}
-
-/// [`plan_between`] with the oldest part of `[from, end)` cut into long slices of several
-/// pages each, one per slot but a few ([`long_slices`]), and the rest into slices of a page
-/// (`per_slice`). A slice is fetched page after page (each page's next link), so it costs
-/// `ceil(messages / 1000)` requests: a page-sized slice pays the margin for how far its
-/// estimate strays on every page (aimed at 915, it holds about 890: 11 % more requests than
-/// pages), a long one pays it once. A long slice runs on one slot for as many rounds as it
-/// has pages, so each is [`LONG_SLICE_SHARE`] of the rounds the rest takes (`slots` a round),
-/// and they go first ([`Pull::recalibrate`](super::Pull)): the page-sized slices fill the
-/// other slots and, at the end, the rounds the long ones leave. Its aim: its pages less the
-/// page-sized slices' margin times the square root of its pages (independent strays add up
-/// so). Returns the slices (oldest first) and how many of the oldest are long.
-pub fn plan_with_long_slices(
-    from: DateTime<Utc>,
-    end: DateTime<Utc>,
-    periods: &[PeriodCount],
-    per_slice: f64,
-    slots: usize,
-) -> (Vec<Slice>, usize) {
-    let whole = Slice {
-        start: from,
-        end,
-        bulk: false,
-    };
-    let singles = || (plan_between(from, end, periods, per_slice), 0);
-    let Some(total) = expected(&whole, periods) else {
-        return singles();
-    };
-    let rounds = total / PAGE / slots.max(1) as f64;
-    let pages = (rounds * LONG_SLICE_SHARE).floor() as usize;
-    if pages < LONG_SLICE_PAGES || per_slice >= PAGE {
-        return singles();
-    }
-    let aim = pages as f64 * PAGE - (PAGE - per_slice) * (pages as f64).sqrt();
-    let long = plan_between(from, end, periods, aim);
-    let count = long_slices(slots).min(long.len().saturating_sub(1));
-    if count == 0 {
-        return singles();
-    }
-    let mut slices = long[..count].to_vec();
-    slices.extend(plan_between(long[count - 1].end, end, periods, per_slice));
-    (slices, count)
-}
-
 /// What fetching a slice's first page showed of its real size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observed {
@@ -623,43 +565,6 @@ mod tests {
             "{slices:?}"
         );
         assert_eq!(slices.len(), 4, "{slices:?}");
-    }
-
-    #[test]
-    fn the_oldest_part_goes_in_long_slices_that_fit_their_pages() {
-        // 200 pages of messages over 200 days, 16 slots: 12.5 rounds, so long slices of 7
-        // pages (0.6 of them), 14 of them, aimed at 7 pages less the margin (85 a page) times
-        // sqrt(7).
-        let periods = [period("2026-01-01", "2026-07-19", 200_000.0)];
-        let (from, end) = (midnight(day("2026-01-01")), midnight(day("2026-07-20")));
-        let (slices, long) = plan_with_long_slices(from, end, &periods, 915.0, 16);
-        assert_eq!(long, 14);
-        assert_eq!(slices[0].start, from);
-        assert_eq!(slices.last().unwrap().end, end);
-        assert!(
-            slices.windows(2).all(|w| w[0].end == w[1].start),
-            "{slices:?}"
-        );
-        let aim = 7_000.0 - 85.0 * 7f64.sqrt();
-        for s in &slices[..long] {
-            let e = expected(s, &periods).unwrap();
-            assert!((aim - 1.0..=aim + 1.0).contains(&e), "{s:?}: {e}");
-        }
-        for s in &slices[long..] {
-            assert!(expected(s, &periods).unwrap() <= 915.5, "{s:?}");
-        }
-        // Requests: 7 a long slice and one a short one, against 219 slices of 915.
-        let requests = long * 7 + (slices.len() - long);
-        let short_only = plan_between(from, end, &periods, 915.0).len();
-        assert!(requests + 5 <= short_only, "{requests} {short_only}");
-        // Few slots' worth of pages, or no counts to go by: page-sized slices only.
-        let (_, none) = plan_with_long_slices(from, end, &periods, 915.0, 64);
-        assert_eq!(none, 0);
-        let (plain, none) = plan_with_long_slices(from, end, &[], 915.0, 16);
-        assert_eq!((plain.len(), none), (200, 0));
-        // Two slots: one long slice, the other slot for the rest.
-        let (_, one) = plan_with_long_slices(from, end, &periods, 915.0, 2);
-        assert_eq!(one, 1);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! Here: the command line, the server, authentication, faults and the routing of writes. The
 //! concerns live apart: `reads` (lists and fetches), `state` (the world behind the lock),
 //! `accounts` (subaccounts, number updates and transfers), `services` (Messaging v1),
-//! `messaging` (sends), `consents` (Consents Bulk), `optout_state`, `inbound` (routing).
+//! `messaging` (sends), `consents` (Consents Bulk), `optout_state`, `inbound` (routing),
+//! `writes` (the log of writes served, which the deterministic write faults count).
 
 // Handlers return axum `Response`s as their error values: boxing them would only add noise to
 // a test server whose error path is the answer itself.
@@ -28,10 +29,11 @@ mod optout_state;
 mod reads;
 mod services;
 mod state;
+mod writes;
 
 pub use bulk::BulkArgs;
 pub use data::SimData;
-pub use faults::Faults;
+pub use faults::{Faults, FirstAttempt};
 pub use state::World;
 
 use std::net::SocketAddr;
@@ -274,6 +276,9 @@ async fn handle(
     if uri.path().starts_with("/__twin/") && !bulk_file {
         // The twin's own test endpoints: no faults, no credentials (they stand for the
         // outside world, not for an API client).
+        if uri.path() == "/__twin/writes" && method == Method::GET {
+            return writes::list(&sim.read_world().writes);
+        }
         return inbound::handle(&sim, &method, uri.path(), &form);
     }
     let faults = &sim.faults;
@@ -334,44 +339,107 @@ async fn handle(
         host,
         form,
     };
-    if request.path.starts_with("/v1/Exports") {
-        let answer = {
-            let mut world = sim.write_world();
-            bulk::route(&sim, &mut world, &principal, method.as_str(), &request)
-        };
-        return match answer {
-            Ok(answer) if method != Method::GET => after_write_took_effect(&sim, answer),
-            Ok(answer) | Err(answer) => answer,
-        };
-    }
+    let exports = request.path.starts_with("/v1/Exports");
     if method == Method::GET {
+        if exports {
+            let mut world = sim.write_world();
+            return match bulk::route(&sim, &mut world, &principal, method.as_str(), &request) {
+                Ok(answer) | Err(answer) => answer,
+            };
+        }
         let world = sim.read_world();
         return match reads::route(&sim, &world, &principal, &request) {
             Ok(body) => json_response(StatusCode::OK, body),
             Err(e) => e,
         };
     }
-    let answer = {
+    serve_write(&sim, &principal, &method, &request, exports).await
+}
+
+/// A write: logged, held or dropped before its effect when a fault says so, served by the
+/// twin's rules, then answered unless a fault takes the answer away.
+async fn serve_write(
+    sim: &Sim,
+    principal: &Principal,
+    method: &Method,
+    request: &Request,
+    exports: bool,
+) -> Response {
+    let faults = &sim.faults;
+    let kind = writes::kind(method, &request.path);
+    let (at, first, arrived) = {
         let mut world = sim.write_world();
-        write_route(&mut world, &principal, &method, &request)
+        let account = principal.account(&world.data.parent).to_string();
+        world.writes.arrive(writes::WriteRecord {
+            kind,
+            method: method.to_string(),
+            path: request.path.clone(),
+            account,
+            form: request.form.clone(),
+            took_effect: false,
+            status: None,
+            answer: "answered",
+        })
     };
-    match answer {
-        Ok((status, body)) => after_write_took_effect(&sim, json_response(status, body)),
-        Err(e) => e,
+    if Faults::holds(&faults.write_hold_before_effect, kind, arrived) {
+        sim.write_world().writes.answered(at, "held");
+        std::future::pending::<()>().await;
+    }
+    if first && faults.write_first_attempt == Some(FirstAttempt::DropBeforeEffect) {
+        sim.write_world().writes.answered(at, "dropped");
+        drop_connection();
+    }
+    let (answer, effects) = {
+        let mut world = sim.write_world();
+        let answer = if exports {
+            match bulk::route(sim, &mut world, principal, method.as_str(), request) {
+                Ok(answer) | Err(answer) => answer,
+            }
+        } else {
+            match write_route(&mut world, principal, method, request) {
+                Ok((status, body)) => json_response(status, body),
+                Err(e) => e,
+            }
+        };
+        let effects = world.writes.served(at, answer.status().as_u16());
+        (answer, effects)
+    };
+    let Some(effects) = effects else {
+        return answer;
+    };
+    let fault = after_write_took_effect(sim, kind, first, effects);
+    sim.write_world().writes.answered(at, fault);
+    match fault {
+        "held" => std::future::pending().await,
+        "dropped" => drop_connection(),
+        "500" => internal_error(),
+        _ => answer,
     }
 }
 
-/// The answer to a write that took effect, unless a fault takes it away: a 500 (the client is
-/// told it failed) or no answer at all (the connection closes). Either way the effect stays.
-fn after_write_took_effect(sim: &Sim, answer: Response) -> Response {
+/// What the client gets for a write that took effect: "answered", or what a fault leaves of
+/// the answer ("500", "dropped": the connection closes, "held": no answer ever). Either way
+/// the effect stays. `effects`: how many writes of its kind took effect so far, itself
+/// included.
+fn after_write_took_effect(sim: &Sim, kind: &str, first: bool, effects: usize) -> &'static str {
     let faults = &sim.faults;
+    if Faults::holds(&faults.write_hold_after_effect, kind, effects) {
+        return "held";
+    }
+    if first {
+        match faults.write_first_attempt {
+            Some(FirstAttempt::Status500AfterEffect) => return "500",
+            Some(FirstAttempt::DropAfterEffect) => return "dropped",
+            _ => {}
+        }
+    }
     if sim.strikes(faults.write_5xx_after_effect) {
-        return internal_error();
+        return "500";
     }
     if sim.strikes(faults.write_drop_after_effect) {
-        drop_connection();
+        return "dropped";
     }
-    answer
+    "answered"
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::data::{SimData, SimMessage};
 use super::inbound::InboundLog;
 use super::optout_state::OptOutState;
+use super::writes::WriteLog;
 use crate::error::Result;
 
 pub struct World {
@@ -19,6 +20,8 @@ pub struct World {
     pub created_messages: Vec<SimMessage>,
     pub optouts: OptOutState,
     pub inbound: InboundLog,
+    /// Every write served, in order (`GET /__twin/writes`).
+    pub writes: WriteLog,
     /// Consents Bulk requests per account in the last minute (Twilio's 100 a minute).
     pub consent_requests: HashMap<String, VecDeque<Instant>>,
     /// Sids handed out so far (part of every new sid, so they never repeat).
@@ -34,6 +37,7 @@ impl World {
             created_messages: Vec::new(),
             optouts,
             inbound: InboundLog::default(),
+            writes: WriteLog::default(),
             consent_requests: HashMap::new(),
             sid_counter: 0,
         })

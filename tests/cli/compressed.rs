@@ -47,9 +47,7 @@ fn a_compressed_snapshot_gives_the_same_outputs_as_the_plain_one() {
     sample(&packed, true);
     let zst = packed.join("snap/messages.jsonl.zst");
     assert!(!packed.join("snap/messages.jsonl").exists());
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(packed.join("snap/manifest.json")).unwrap())
-            .unwrap();
+    let manifest: Value = read_json(&packed.join("snap/manifest.json"));
     assert_eq!(
         manifest["resources"]["messages"]["files"][0]["path"],
         "messages.jsonl.zst"

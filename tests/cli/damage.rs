@@ -149,8 +149,7 @@ fn staged_outputs_given_as_symlinks_stay_links() {
         .assert()
         .success();
     assert_links(&under("out", &["plan.json", "plan.csv", "plan.sh"]));
-    let plan: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(at("kept/plan.json")).unwrap()).unwrap();
+    let plan = read_json(&at("kept/plan.json"));
     assert!(plan["steps"].is_array(), "{plan}");
     assert!(fs::read_to_string(at("kept/plan.csv"))
         .unwrap()
@@ -437,4 +436,58 @@ fn a_closed_stdout_is_a_quiet_successful_end() {
         !stderr.contains("Broken pipe") && !stderr.contains("error"),
         "{stderr}"
     );
+}
+
+/// `plan`'s files given as links to files on another file system (`/dev/shm`, a tmpfs, where
+/// the machine has one apart from the temporary folder): each file is copied beside the file
+/// its link names, replaces it there, and the link stays a link; nothing of the staging is
+/// left on either side. Where `/dev/shm` shares the temporary folder's file system the test
+/// says so and checks the same through a second folder. (A move that fails halfway is checked
+/// by output.rs's unit tests, on the same file system and on `/dev/shm`.)
+#[cfg(unix)]
+#[test]
+fn plan_files_linked_to_another_file_system_are_replaced_through_their_links() {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    let dir = setup();
+    let shm = std::path::Path::new("/dev/shm");
+    let device = |p: &std::path::Path| fs::metadata(p).map(|m| m.dev()).ok();
+    let elsewhere = if device(shm).is_some() && device(shm) != device(dir.path()) {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        eprintln!("note: /dev/shm is missing or on the test folder's file system: the copy across file systems is not exercised");
+        tempfile::tempdir().unwrap()
+    };
+    let names = ["plan.json", "plan.csv", "plan.sh"];
+    fs::create_dir(dir.path().join("out")).unwrap();
+    for name in names {
+        fs::write(elsewhere.path().join(name), "old").unwrap();
+        symlink(
+            elsewhere.path().join(name),
+            dir.path().join("out").join(name),
+        )
+        .unwrap();
+    }
+    on_snap(dir.path(), "plan", "out/plan.json", &[])
+        .assert()
+        .success();
+    for name in names {
+        let link = fs::symlink_metadata(dir.path().join("out").join(name)).unwrap();
+        assert!(link.file_type().is_symlink(), "{name} is no longer a link");
+        let text = fs::read_to_string(elsewhere.path().join(name)).unwrap();
+        assert_ne!(text, "old", "{name} was not replaced");
+    }
+    let plan = read_json(&elsewhere.path().join("plan.json"));
+    assert!(plan["steps"].is_array(), "{plan}");
+    let mut left: Vec<String> = fs::read_dir(elsewhere.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["plan.csv", "plan.json", "plan.sh"]);
+    let hidden: Vec<String> = fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
 }

@@ -57,9 +57,7 @@ fn sample_proposal_matches_customers_and_round_trips_through_plan() {
         .args(["--map", "proposed.csv", "--out", "plan.json"])
         .assert()
         .success();
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = read_json(&dir.path().join("plan.json"));
     assert_eq!(plan["summary"]["transfer"], 103);
     assert_eq!(plan["summary"]["stay"], 17);
     let n = plan["numbers"]

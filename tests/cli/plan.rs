@@ -7,20 +7,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn plan_number<'a>(plan: &'a Value, sid: &str) -> &'a Value {
-    plan["numbers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["number_sid"] == sid)
-        .unwrap_or_else(|| panic!("{sid} not in the plan"))
-}
-
 /// The number's codes without the two every transfer gets (webhook-signature, and
 /// history-stays when it has traffic), which are checked on their own.
 fn codes(plan: &Value, sid: &str) -> Vec<String> {

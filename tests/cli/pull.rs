@@ -1039,13 +1039,12 @@ fn since_and_until_are_both_inclusive_whole_days() {
     assert_eq!(manifest["window"]["until"], json!("2026-01-12T00:00:00Z"));
 }
 
-/// The oldest part of a long window goes in long slices, each fetched page after page; one
+/// A slice of many pages (`--slice-messages` above a page) is fetched page after page; one
 /// that meets 500s and dropped connections between its pages still gives every message once.
 #[test]
-fn a_long_slice_that_meets_faults_between_its_pages_loses_and_repeats_nothing() {
+fn a_slice_of_many_pages_that_meets_faults_between_its_pages_loses_and_repeats_nothing() {
     // 30,000 messages over March and April 2026 (one every 173 s), usage counting them
-    // exactly: with 2 requests in flight the rest after the probes is about 14 rounds of
-    // pages, so the oldest ~12 pages become one long slice.
+    // exactly, in slices of about 8,000 messages: eight pages each.
     let tmp = tempfile::tempdir().unwrap();
     let mut b = SnapshotBuilder::default();
     b.numbers.push(number(&sid("PN", 1), "+14155550001"));
@@ -1106,6 +1105,8 @@ fn a_long_slice_that_meets_faults_between_its_pages_loses_and_repeats_nothing() 
             "messages,usage_records",
             "--concurrency",
             "2",
+            "--slice-messages",
+            "8000",
         ])
         .assert()
         .success();
@@ -1113,7 +1114,7 @@ fn a_long_slice_that_meets_faults_between_its_pages_loses_and_repeats_nothing() 
     let sids = message_sids(&pulled);
     assert_eq!(sids.len(), 30_000, "messages lost");
     assert!(sids.values().all(|&c| c == 1), "messages repeated");
-    // A long slice: one file of many pages.
+    // Slices of many pages: files of many pages each.
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(pulled.join("manifest.json")).unwrap())
             .unwrap();
@@ -1124,9 +1125,11 @@ fn a_long_slice_that_meets_faults_between_its_pages_loses_and_repeats_nothing() 
         .map(|f| f["count"].as_u64().unwrap())
         .max()
         .unwrap();
-    assert!(largest > 5_000, "no long slice: largest file {largest}");
+    assert!(
+        largest > 5_000,
+        "no slice of many pages: largest file {largest}"
+    );
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    assert!(stderr.contains("1 of them long"), "{stderr}");
     let done = stderr
         .lines()
         .find(|l| l.starts_with("pull: done"))
@@ -1175,4 +1178,53 @@ fn a_different_window_is_refused_with_the_window_to_resume_with() {
         .assert()
         .success()
         .stderr(predicates::str::contains("nothing to do"));
+}
+
+/// The parent's own numbers and Messaging Services are asked for at once, beside the accounts
+/// list and the usage that plans the slices (that round would leave the slots idle); the
+/// subaccounts' wait for the accounts list. Every request, whoever's credentials it carries,
+/// counts against `--concurrency`.
+#[test]
+fn the_parents_own_lists_go_out_with_the_accounts_list_within_the_concurrency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rich_snapshot(&tmp.path().join("original"));
+    let sim = start_sim(&original, &["--latency-ms", "150"]);
+    let out = pull(tmp.path(), &sim, "pulled")
+        .args(["--concurrency", "3"])
+        .env("SUBAUDIT_TRACE_REQUESTS", "1")
+        .assert()
+        .success();
+    assert_same_snapshot(&original, &tmp.path().join("pulled"));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    // `trace <slot taken ms> <body read ms> <status> <method> <url>`
+    let requests: Vec<(f64, f64, &str)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.strip_prefix("trace ")?.split(' ').collect();
+            Some((f[0].parse().ok()?, f[1].parse().ok()?, f[4]))
+        })
+        .collect();
+    let find = |part: &str| {
+        requests
+            .iter()
+            .find(|r| r.2.contains(part))
+            .unwrap_or_else(|| panic!("no request for {part}: {stderr}"))
+    };
+    let accounts_answered = find("/Accounts.json").1;
+    let parent_numbers = find(&format!("/Accounts/{PARENT}/IncomingPhoneNumbers.json")).0;
+    let parent_services = find("/v1/Services?").0;
+    let sub_numbers = find(&format!("/Accounts/{SUB_A}/IncomingPhoneNumbers.json")).0;
+    assert!(
+        parent_numbers < accounts_answered && parent_services < accounts_answered,
+        "{stderr}"
+    );
+    assert!(sub_numbers >= accounts_answered, "{stderr}");
+    // In flight at once, at each request's start: never more than 3.
+    for (start, _, url) in &requests {
+        let in_flight = requests
+            .iter()
+            .filter(|(s, e, _)| s <= start && start < e)
+            .count();
+        assert!(in_flight <= 3, "{in_flight} in flight at {url}: {stderr}");
+    }
 }

@@ -209,6 +209,22 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A JSON file (plan.json, a journal's line...), its path named when it cannot be read.
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A number's entry in plan.json's `numbers`.
+pub fn plan_number<'a>(plan: &'a Value, sid: &str) -> &'a Value {
+    plan["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["number_sid"] == sid)
+        .unwrap_or_else(|| panic!("{sid} not in the plan"))
+}
+
 /// A Usage API record (`api.v2010.account.usage.usage_record`) with amounts as Twilio sends
 /// them: strings, or null.
 #[allow(clippy::too_many_arguments)]

@@ -843,6 +843,177 @@ fn a_write_can_take_effect_and_lose_its_answer() {
     assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
 }
 
+impl Twin {
+    /// A POST whose answer may never come: `None` when the connection closed unanswered or
+    /// nothing came within `wait` (a held write).
+    fn post_unanswered(&self, path: &str, form: &[(&str, &str)], wait: u64) -> Option<u16> {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .basic_auth(PARENT, Some(TOKEN))
+            .timeout(std::time::Duration::from_millis(wait))
+            .form(form);
+        self.runtime
+            .block_on(async { request.send().await })
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    fn accounts_named(&self, name: &str) -> usize {
+        let listed = self.get(
+            &format!(
+                "/2010-04-01/Accounts.json?FriendlyName={}",
+                name.replace(' ', "%20")
+            ),
+            &Auth::Parent,
+        );
+        listed["accounts"].as_array().unwrap().len()
+    }
+
+    /// `GET /__twin/writes`: (kind, took_effect, answer) of each write served.
+    fn writes(&self) -> Vec<(String, bool, String)> {
+        self.get("/__twin/writes", &Auth::None)["writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["kind"].as_str().unwrap().to_string(),
+                    w["took_effect"].as_bool().unwrap(),
+                    w["answer"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// `--fault-write-first-attempt`: each distinct write meets the fault the first time only;
+/// the same request sent again is served (and, sent blindly, does the work twice).
+#[test]
+fn every_write_meets_the_first_attempt_fault_once() {
+    let heron = [("FriendlyName", "Heron Health")];
+    let (_dir, twin) = setup(&["--fault-write-first-attempt", "drop-after-effect"]);
+    assert_eq!(
+        twin.post_unanswered("/2010-04-01/Accounts.json", &heron, 30_000),
+        None
+    );
+    assert_eq!(twin.accounts_named("Heron Health"), 1, "it took effect");
+    let (status, _) = twin.post("/2010-04-01/Accounts.json", &Auth::Parent, &heron);
+    assert_eq!(status, 201, "the second attempt is answered");
+    assert_eq!(
+        twin.accounts_named("Heron Health"),
+        2,
+        "a blind resend acts again"
+    );
+    let other = [("FriendlyName", "Ibis Insurance")];
+    assert_eq!(
+        twin.post_unanswered("/2010-04-01/Accounts.json", &other, 30_000),
+        None
+    );
+    let created = ("create-account".to_string(), true);
+    assert_eq!(
+        twin.writes(),
+        vec![
+            (created.0.clone(), created.1, "dropped".to_string()),
+            (created.0.clone(), created.1, "answered".to_string()),
+            (created.0.clone(), created.1, "dropped".to_string()),
+        ]
+    );
+
+    let (_dir, twin) = setup(&["--fault-write-first-attempt", "drop-before-effect"]);
+    assert_eq!(
+        twin.post_unanswered("/2010-04-01/Accounts.json", &heron, 30_000),
+        None
+    );
+    assert_eq!(twin.accounts_named("Heron Health"), 0, "it did not happen");
+    assert_eq!(
+        twin.post("/2010-04-01/Accounts.json", &Auth::Parent, &heron)
+            .0,
+        201
+    );
+    assert_eq!(twin.accounts_named("Heron Health"), 1);
+
+    let (_dir, twin) = setup(&["--fault-write-first-attempt", "5xx-after-effect"]);
+    assert_eq!(
+        twin.post("/2010-04-01/Accounts.json", &Auth::Parent, &heron)
+            .0,
+        500
+    );
+    assert_eq!(twin.accounts_named("Heron Health"), 1, "it took effect");
+    assert_eq!(
+        twin.post("/2010-04-01/Accounts.json", &Auth::Parent, &heron)
+            .0,
+        201
+    );
+}
+
+/// `--fault-write-hold-*-effect KIND[:N]`: the chosen write is never answered, after or
+/// before it took effect; the writes around it are served.
+#[test]
+fn a_held_write_is_never_answered_and_the_others_are() {
+    let (_dir, twin) = setup(&[
+        "--fault-write-hold-after-effect",
+        "create-account:2",
+        "--fault-write-hold-before-effect",
+        "create-service",
+    ]);
+    let (sub, sub_auth) = twin.create_subaccount("Heron Health");
+    assert_eq!(
+        twin.post_unanswered(
+            "/2010-04-01/Accounts.json",
+            &[("FriendlyName", "Ibis Insurance")],
+            500
+        ),
+        None,
+        "the second create-account is held"
+    );
+    assert_eq!(twin.accounts_named("Ibis Insurance"), 1, "after its effect");
+    twin.create_subaccount("Jay Jewellers");
+    let request = twin
+        .client
+        .post(format!("{}/v1/Services", twin.url))
+        .basic_auth(
+            &sub,
+            Some(match &sub_auth {
+                Auth::Account(_, token) => token.as_str(),
+                _ => unreachable!(),
+            }),
+        )
+        .timeout(std::time::Duration::from_millis(500))
+        .form(&[("FriendlyName", "Heron Alerts")]);
+    let answer = twin.runtime.block_on(async { request.send().await });
+    assert!(answer.is_err(), "held: {answer:?}");
+    let services = twin.get("/v1/Services", &sub_auth);
+    assert!(
+        services["services"].as_array().unwrap().is_empty(),
+        "before its effect"
+    );
+    let writes = twin.writes();
+    let held: Vec<&(String, bool, String)> = writes.iter().filter(|w| w.2 == "held").collect();
+    assert_eq!(
+        held,
+        [
+            &("create-account".to_string(), true, "held".to_string()),
+            &("create-service".to_string(), false, "held".to_string()),
+        ]
+    );
+    assert_eq!(writes.len(), 4);
+
+    #[allow(deprecated)]
+    let out = assert_cmd::Command::cargo_bin("twilio-sim")
+        .unwrap()
+        .args(["--snapshot", "x", "--auth-token", "t"])
+        .args(["--fault-write-hold-after-effect", "create-acount"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("create-account, update-account"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn the_snapshot_folder_is_never_written() {
     let dir = TempDir::new().unwrap();
