@@ -20,8 +20,8 @@ use super::mapping::{NumberTarget, ResolvedMapping};
 use crate::error::{Error, Result};
 use crate::model::{IncomingPhoneNumber, MessageRef};
 use crate::snapshot::{LineRef, Snapshot};
-use crate::time::parse_twilio_time;
 use crate::time::rfc3339;
+use crate::time::{parse_twilio_seconds, parse_twilio_time};
 
 /// Twilio's "Attempt to send to unsubscribed recipient".
 pub const ERROR_UNSUBSCRIBED: i64 = 21610;
@@ -454,8 +454,8 @@ struct Noted {
 fn candidate_second(message: &MessageRef<'_>) -> u32 {
     message
         .event_time_text()
-        .and_then(parse_twilio_time)
-        .and_then(|time| u32::try_from(time.timestamp()).ok())
+        .and_then(parse_twilio_seconds)
+        .and_then(|second| u32::try_from(second).ok())
         .filter(|&second| second != NO_SECOND)
         .unwrap_or(NO_SECOND)
 }

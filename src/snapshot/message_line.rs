@@ -72,7 +72,13 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn read(&mut self, key: &str, s: &mut Scanner<'a, '_>) -> Option<()> {
         let Some(field) = field_of(key.as_bytes()) else {
-            return s.skip_value(0);
+            // Most values the record does not read are strings or null: skipped here, without
+            // the general skip's call.
+            return match s.peek()? {
+                b'"' => s.string().map(drop),
+                b'n' => s.literal(b"null"),
+                _ => s.skip_value(0),
+            };
         };
         if self.seen & (1 << field) != 0 {
             return None;
