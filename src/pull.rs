@@ -480,8 +480,14 @@ impl Pull {
                         }
                     }
                 }
-                let (rest, plan) =
-                    self.recalibrate(&sent, &pending, &observed, &periods, messages_per_slice);
+                let (rest, plan) = self.recalibrate(
+                    &sent,
+                    &pending,
+                    &observed,
+                    &periods,
+                    messages_per_slice,
+                    concurrency,
+                );
                 if let Some(state) = plan {
                     self.save_plan(state).await;
                 }
@@ -541,7 +547,8 @@ impl Pull {
 
     /// The slices after those `sent` first (the probes and their fillers; oldest first),
     /// newest first: the rest of the window cut again with the usage counts corrected by what
-    /// the probes found; with the pull state to save (a resumed pull fetches the same slices).
+    /// the probes found, in slices of two pages but for the last rounds for `slots` requests
+    /// in flight ([`slices::plan_in_pairs`]); with the pull state to save (a resumed pull fetches the same slices).
     /// The first plan's (`rest`, newest first) when the probes tell nothing.
     fn recalibrate(
         &self,
@@ -550,6 +557,7 @@ impl Pull {
         observed: &[(Slice, Observed)],
         periods: &[PeriodCount],
         per_slice: f64,
+        slots: usize,
     ) -> (Vec<Slice>, Option<PullState>) {
         let first_plan = || rest.to_vec();
         let (Some(calibration), Some(boundary)) = (
@@ -559,11 +567,12 @@ impl Pull {
             return (first_plan(), None);
         };
         let state = &self.inner.state;
-        let replanned = slices::plan_between(
+        let replanned = slices::plan_in_pairs(
             midnight(state.since),
             boundary,
             &slices::scaled(periods, calibration.ratio),
             calibration.per_slice,
+            slots,
         );
         let mut all = replanned.clone();
         all.extend(sent.iter().rev().copied());
@@ -641,7 +650,12 @@ impl Pull {
                     &format!("/2010-04-01/Accounts/{}/Messages.json", self.parent()),
                     &[("DateSent>", &from), ("DateSent<", &to)],
                 );
-                let mut pager = self.inner.client.pages(url, "messages");
+                // A probe goes before the other requests: the rest of the window waits for
+                // every probe's first page.
+                let mut pager = match probe {
+                    Some(_) => self.inner.client.pages_ahead(url, "messages"),
+                    None => self.inner.client.pages(url, "messages"),
+                };
                 // Each page is copied off the async threads (as it was read, `next_raw_page`)
                 // while the next one is fetched: the file goes from one copy to the next.
                 let mut copying = Copying::Idle(self.open(Resource::Messages, slice.file())?);

@@ -578,6 +578,17 @@ impl Client {
             next: Some(first),
             key: key.to_string(),
             seen: HashSet::new(),
+            first_mode: Mode::API,
+        }
+    }
+
+    /// [`Client::pages`] for a list the caller waits on before it can go on (the pull's
+    /// probes, which plan the rest of the window): its first page, too, takes a freed slot
+    /// before any new request.
+    pub fn pages_ahead(&self, first: Url, key: &str) -> Pager {
+        Pager {
+            first_mode: Mode::NEXT_PAGE,
+            ..self.pages(first, key)
         }
     }
 }
@@ -591,6 +602,8 @@ pub struct Pager {
     next: Option<Url>,
     key: String,
     seen: HashSet<String>,
+    /// How the first page waits for a slot ([`Client::pages_ahead`]).
+    first_mode: Mode,
 }
 
 impl Pager {
@@ -618,7 +631,7 @@ impl Pager {
         };
         // A listing's later pages go before new listings' first ones (`gate`).
         let mode = match self.seen.is_empty() {
-            true => Mode::API,
+            true => self.first_mode,
             false => Mode::NEXT_PAGE,
         };
         self.seen.insert(url.as_str().to_string());

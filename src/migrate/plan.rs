@@ -43,36 +43,8 @@ pub struct PlanNumber {
     pub messaging_service_sids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepKind {
-    CreateSubaccount,
-    RemoveFromService,
-    TransferNumber,
-    CreateMessagingService,
-    AddToService,
-    ReseedOptOuts,
-}
-
-impl StepKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepKind::CreateSubaccount => "create-subaccount",
-            StepKind::RemoveFromService => "remove-from-service",
-            StepKind::TransferNumber => "transfer-number",
-            StepKind::CreateMessagingService => "create-messaging-service",
-            StepKind::AddToService => "add-to-service",
-            StepKind::ReseedOptOuts => "reseed-opt-outs",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Auth {
-    Parent,
-    Subaccount,
-}
+/// The step kinds and credentials `plan` writes: one enum each for both sides of plan.json.
+pub use crate::audit::plan::{Auth, StepKind};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct FormField {

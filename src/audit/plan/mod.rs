@@ -287,7 +287,8 @@ impl NumberPlan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A step's kind, as plan.json names it: written by `plan`, read by `apply` and `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepKind {
     CreateSubaccount,

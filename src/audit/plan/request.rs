@@ -88,7 +88,8 @@ impl Serialize for Template {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Whose credentials a step's request uses, as plan.json names it (read back by `apply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
     /// The parent's credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).
