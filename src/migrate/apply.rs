@@ -622,6 +622,18 @@ impl<'a> Runner<'a> {
             .collect()
     }
 
+    /// The one write of a single-request step ([`Runner::write`]); a journal that cannot be
+    /// written stops the customer like a failed request.
+    async fn write_step(
+        &mut self,
+        step: &PlanStep,
+        request: Write<'_>,
+    ) -> std::result::Result<(Value, Option<String>, Option<u16>), StepError> {
+        self.write(step, None, request)
+            .await
+            .map_err(|e| StepError::failed(e.to_string()))?
+    }
+
     /// Writes `Sending` to the journal, then the request, with read-back after doubt.
     async fn write(
         &mut self,
@@ -805,10 +817,9 @@ impl<'a> Runner<'a> {
         let url = self.url(&step.request.url)?;
         let form = self.form(step)?;
         let parent = self.parent.clone();
-        let (v, note, status) = match self
-            .write(
+        let (v, note, status) = self
+            .write_step(
                 step,
-                None,
                 Write {
                     client: &parent,
                     method: Method::POST,
@@ -817,12 +828,7 @@ impl<'a> Runner<'a> {
                     read_back: ReadBack::SubaccountNamed(name),
                 },
             )
-            .await
-            .map_err(|e| StepError::failed(e.to_string()))?
-        {
-            Ok(x) => x,
-            Err(e) => return Err(e),
-        };
+            .await?;
         let sid = text_field(&v, "sid");
         if !crate::sid::is_sid(&sid, "AC") {
             return Err(StepError::failed(format!(
@@ -856,9 +862,8 @@ impl<'a> Runner<'a> {
         }
         let read_back = ReadBack::NotInService(parent.clone(), mg, pn);
         let (_, note, status) = self
-            .write(
+            .write_step(
                 step,
-                None,
                 Write {
                     client: &parent,
                     method: Method::DELETE,
@@ -867,8 +872,7 @@ impl<'a> Runner<'a> {
                     read_back,
                 },
             )
-            .await
-            .map_err(|e| StepError::failed(e.to_string()))??;
+            .await?;
         Ok(done(note, status, []))
     }
 
@@ -927,9 +931,8 @@ impl<'a> Runner<'a> {
         }
         let parent = self.parent.clone();
         let (_, note, status) = self
-            .write(
+            .write_step(
                 step,
-                None,
                 Write {
                     client: &parent,
                     method: Method::POST,
@@ -938,8 +941,7 @@ impl<'a> Runner<'a> {
                     read_back: ReadBack::Exists(parent.clone(), in_target),
                 },
             )
-            .await
-            .map_err(|e| StepError::failed(e.to_string()))??;
+            .await?;
         Ok(done(note, status, []))
     }
 
@@ -1033,9 +1035,8 @@ impl<'a> Runner<'a> {
             .map(|s| text_field(s, "sid"))
             .collect();
         let (v, note, status) = self
-            .write(
+            .write_step(
                 step,
-                None,
                 Write {
                     client: &client,
                     method: Method::POST,
@@ -1044,8 +1045,7 @@ impl<'a> Runner<'a> {
                     read_back: ReadBack::ServiceNamed(client.clone(), name, before),
                 },
             )
-            .await
-            .map_err(|e| StepError::failed(e.to_string()))??;
+            .await?;
         let sid = text_field(&v, "sid");
         if !crate::sid::is_sid(&sid, "MG") {
             return Err(StepError::failed(format!(
@@ -1074,9 +1074,8 @@ impl<'a> Runner<'a> {
         }
         let read_back = ReadBack::InService(client.clone(), mg, pn);
         let (_, note, status) = self
-            .write(
+            .write_step(
                 step,
-                None,
                 Write {
                     client: &client,
                     method: Method::POST,
@@ -1085,8 +1084,7 @@ impl<'a> Runner<'a> {
                     read_back,
                 },
             )
-            .await
-            .map_err(|e| StepError::failed(e.to_string()))??;
+            .await?;
         Ok(done(note, status, []))
     }
 

@@ -95,25 +95,27 @@ impl<'a> Fields<'a> {
     }
 
     fn finish(self) -> Option<MessageRef<'a>> {
+        // Field by field: `array::map` over the thirteen texts cost ~120 instructions a line.
         let [sid, account_sid, messaging_service_sid, from, to, body, direction, status, num_segments, num_media, price_unit, date_sent, date_created] =
-            self.text.map(|v| v.map(Cow::Borrowed));
+            self.text;
+        let text = |v: Option<&'a str>| v.map(Cow::Borrowed);
         Some(MessageRef {
             // A record without a sid is serde's error to report.
-            sid: sid?,
-            account_sid,
-            messaging_service_sid,
-            from,
-            to,
-            body,
-            direction,
-            status,
+            sid: Cow::Borrowed(sid?),
+            account_sid: text(account_sid),
+            messaging_service_sid: text(messaging_service_sid),
+            from: text(from),
+            to: text(to),
+            body: text(body),
+            direction: text(direction),
+            status: text(status),
             error_code: self.error_code,
-            num_segments,
-            num_media,
-            price: self.price.map(Cow::Borrowed),
-            price_unit,
-            date_sent,
-            date_created,
+            num_segments: text(num_segments),
+            num_media: text(num_media),
+            price: text(self.price),
+            price_unit: text(price_unit),
+            date_sent: text(date_sent),
+            date_created: text(date_created),
         })
     }
 }
