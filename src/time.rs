@@ -7,20 +7,25 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 pub fn parse_twilio_time(text: &str) -> Option<DateTime<Utc>> {
     // The 2010 API's own form is read directly (tens of millions of messages); any other
     // form, or a weekday that does not match the date, goes through chrono.
-    if let Some(second) = twilio_rfc2822_seconds(text) {
-        return DateTime::from_timestamp(second, 0);
+    match twilio_rfc2822_seconds(text) {
+        Some(second) => DateTime::from_timestamp(second, 0),
+        None => parse_with_chrono(text),
     }
-    let text = text.trim();
-    DateTime::parse_from_rfc2822(text)
-        .or_else(|_| DateTime::parse_from_rfc3339(text))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// [`parse_twilio_time`] in whole seconds since 1970 (rounded down), without building the
 /// time on the usual path: the opt-out engine reads one per message.
 pub fn parse_twilio_seconds(text: &str) -> Option<i64> {
-    twilio_rfc2822_seconds(text).or_else(|| parse_twilio_time(text).map(|t| t.timestamp()))
+    twilio_rfc2822_seconds(text).or_else(|| parse_with_chrono(text).map(|t| t.timestamp()))
+}
+
+/// The forms the direct reader declines (RFC 3339, another offset or weekday), by chrono.
+fn parse_with_chrono(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc2822(text)
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `Wed, 01 Oct 2025 07:44:29 +0000` (surrounding white space allowed) in seconds since
