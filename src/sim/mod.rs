@@ -51,6 +51,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use writes::Answer;
 
 /// `twilio-sim`: serve a snapshot as the Twilio REST API.
 #[derive(Debug, Parser)]
@@ -378,15 +379,15 @@ async fn serve_write(
             form: request.form.clone(),
             took_effect: false,
             status: None,
-            answer: "answered",
+            answer: Answer::Answered,
         })
     };
     if Faults::holds(&faults.write_hold_before_effect, kind, arrived) {
-        sim.write_world().writes.answered(at, "held");
+        sim.write_world().writes.answered(at, Answer::Held);
         std::future::pending::<()>().await;
     }
     if first && faults.write_first_attempt == Some(FirstAttempt::DropBeforeEffect) {
-        sim.write_world().writes.answered(at, "dropped");
+        sim.write_world().writes.answered(at, Answer::Dropped);
         drop_connection();
     }
     let (answer, effects) = {
@@ -410,36 +411,36 @@ async fn serve_write(
     let fault = after_write_took_effect(sim, kind, first, effects);
     sim.write_world().writes.answered(at, fault);
     match fault {
-        "held" => std::future::pending().await,
-        "dropped" => drop_connection(),
-        "500" => internal_error(),
-        _ => answer,
+        Answer::Held => std::future::pending().await,
+        Answer::Dropped => drop_connection(),
+        Answer::Status500 => internal_error(),
+        Answer::Answered => answer,
     }
 }
 
-/// What the client gets for a write that took effect: "answered", or what a fault leaves of
-/// the answer ("500", "dropped": the connection closes, "held": no answer ever). Either way
+/// What the client gets for a write that took effect: the rules' answer, or what a fault
+/// leaves of it (a 500, a closed connection, no answer ever). Either way
 /// the effect stays. `effects`: how many writes of its kind took effect so far, itself
 /// included.
-fn after_write_took_effect(sim: &Sim, kind: &str, first: bool, effects: usize) -> &'static str {
+fn after_write_took_effect(sim: &Sim, kind: &str, first: bool, effects: usize) -> Answer {
     let faults = &sim.faults;
     if Faults::holds(&faults.write_hold_after_effect, kind, effects) {
-        return "held";
+        return Answer::Held;
     }
     if first {
         match faults.write_first_attempt {
-            Some(FirstAttempt::Status500AfterEffect) => return "500",
-            Some(FirstAttempt::DropAfterEffect) => return "dropped",
+            Some(FirstAttempt::Status500AfterEffect) => return Answer::Status500,
+            Some(FirstAttempt::DropAfterEffect) => return Answer::Dropped,
             _ => {}
         }
     }
     if sim.strikes(faults.write_5xx_after_effect) {
-        return "500";
+        return Answer::Status500;
     }
     if sim.strikes(faults.write_drop_after_effect) {
-        return "dropped";
+        return Answer::Dropped;
     }
-    "answered"
+    Answer::Answered
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {

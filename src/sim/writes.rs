@@ -24,9 +24,25 @@ pub struct WriteRecord {
     pub took_effect: bool,
     /// The HTTP status the twin's rules gave it (null when it was never served).
     pub status: Option<u16>,
-    /// What the client got: "answered", "500", "dropped" (the connection closed) or "held"
-    /// (no answer yet).
-    pub answer: &'static str,
+    /// What the client got.
+    pub answer: Answer,
+}
+
+/// What the client got for a write, as `GET /__twin/writes` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Answer {
+    /// The twin's rules' answer.
+    #[serde(rename = "answered")]
+    Answered,
+    /// A 500, though the write took effect.
+    #[serde(rename = "500")]
+    Status500,
+    /// The connection closed without an answer.
+    #[serde(rename = "dropped")]
+    Dropped,
+    /// No answer yet: the connection stays open and silent.
+    #[serde(rename = "held")]
+    Held,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +83,7 @@ impl WriteLog {
         })
     }
 
-    pub fn answered(&mut self, at: usize, answer: &'static str) {
+    pub fn answered(&mut self, at: usize, answer: Answer) {
         self.writes[at].answer = answer;
     }
 }
