@@ -148,9 +148,37 @@ impl Snapshot {
 struct Parsed {
     messages: u64,
     /// Lines per block, by the block's index: the line numbers of an error are counted from
-    /// them (the reader does not count lines, the workers find them anyway).
+    /// them (blocks are cut without counting lines, the workers find them anyway).
     lines: Vec<(usize, usize)>,
     error: Option<BlockError>,
+}
+
+impl Parsed {
+    /// Parses one block into `state`, unless an earlier block of this worker failed.
+    fn take<S, W, F>(
+        &mut self,
+        path: &Path,
+        block: BlockRef<'_>,
+        state: &mut S,
+        sift: &W,
+        visit: &F,
+    ) where
+        W: Fn(&[u8]) -> bool,
+        F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
+    {
+        // After an error only earlier lines matter: the first bad line in file order is the
+        // one reported, whichever worker meets it.
+        if self.error.as_ref().is_some_and(|e| block.index >= e.block) {
+            return;
+        }
+        match parse_block(path, block, state, sift, visit) {
+            Ok((messages, lines)) => {
+                self.messages += messages;
+                self.lines.push((block.index, lines));
+            }
+            Err(failed) => self.error = Some(failed),
+        }
+    }
 }
 
 /// The first line of a block that failed: its index in the block (0-based), its bytes and
@@ -163,6 +191,19 @@ struct BlockError {
     error: Error,
 }
 
+/// A block of whole lines as a worker parses it.
+#[derive(Clone, Copy)]
+struct BlockRef<'b> {
+    bytes: &'b [u8],
+    /// The block's place in the file (0 for the first).
+    index: usize,
+    /// Where the block starts among the snapshot's message bytes (see [`LineRef::position`]);
+    /// None in a compressed file.
+    position: Option<u64>,
+}
+
+/// Folds one message file on every worker: a plain file is mapped into memory and parsed in
+/// place, a compressed one (or a file that cannot be mapped) read in blocks by this thread.
 fn fold_file<S, I, W, F>(
     path: &Path,
     base: Option<u64>,
@@ -175,6 +216,177 @@ fn fold_file<S, I, W, F>(
 where
     S: Send,
     I: Fn() -> S,
+    W: Fn(&[u8]) -> bool + Sync,
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+{
+    fold_file_as(path, base, true, block_size, states, init, sift, visit)
+}
+
+/// [`fold_file`], mapping a plain file only when `map` says so (the tests read both ways).
+#[allow(clippy::too_many_arguments)]
+fn fold_file_as<S, I, W, F>(
+    path: &Path,
+    base: Option<u64>,
+    map: bool,
+    block_size: usize,
+    states: &mut [S],
+    init: &I,
+    sift: &W,
+    visit: &F,
+) -> Result<u64>
+where
+    S: Send,
+    I: Fn() -> S,
+    W: Fn(&[u8]) -> bool + Sync,
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+{
+    let mapped = match base {
+        Some(base) if map => map_file(path)?.map(|map| (map, base)),
+        _ => None,
+    };
+    let parsed = match &mapped {
+        Some((map, base)) => fold_mapped(path, map, *base, block_size, states, sift, visit),
+        None => fold_read(path, base, block_size, states, sift, visit)?,
+    };
+    settle(path, parsed, init, visit)
+}
+
+/// The plain file mapped into memory; None when it is empty or cannot be mapped (then it is
+/// read instead).
+fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
+    let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+    if len == 0 || !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    // SAFETY: the map is only read, and only while this fold runs. A snapshot's files are
+    // written whole and renamed into place (docs/snapshot-format.md): a pull into the same
+    // folder replaces the file and leaves the mapped one as it was. Cutting the file short
+    // in place while it is read would end the process (SIGBUS), as it does for any program
+    // that maps files (ripgrep, git); the docs say not to.
+    let map = unsafe { memmap2::Mmap::map(&file) };
+    Ok(map.ok())
+}
+
+/// Blocks of a mapped file, parsed in place: no copy from the page cache into buffers, and
+/// no reader thread. Block `i` runs from the first line that starts at or after
+/// `i * block_size` to the first that starts at or after the next block's start, so each
+/// line is in exactly one block (an empty block when a line is longer than a block).
+fn fold_mapped<S, W, F>(
+    path: &Path,
+    map: &memmap2::Mmap,
+    base: u64,
+    block_size: usize,
+    states: &mut [S],
+    sift: &W,
+    visit: &F,
+) -> Vec<Parsed>
+where
+    S: Send,
+    W: Fn(&[u8]) -> bool + Sync,
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
+{
+    let bytes: &[u8] = map;
+    let len = bytes.len();
+    let blocks = len.div_ceil(block_size);
+    let line_start = |i: usize| -> usize {
+        let at = i.saturating_mul(block_size).min(len);
+        if at == 0 || at == len {
+            return at;
+        }
+        memchr::memchr(b'\n', &bytes[at - 1..]).map_or(len, |n| at + n)
+    };
+    // Workers ask the kernel for the blocks a little ahead of them, so that a file the page
+    // cache does not hold is read while they parse.
+    let ahead = |i: usize| {
+        let from = (i.saturating_mul(block_size)).min(len);
+        let to = ((i + 2).saturating_mul(block_size)).min(len);
+        if from < to {
+            let _ = map.advise_range(memmap2::Advice::WillNeed, from, to - from);
+        }
+    };
+    // Parsed pages leave the map (not the page cache): mapped pages count in the process's
+    // resident memory, and the whole file would. The `i`th stretch of `block_size` bytes is
+    // read by block `i`, by block `i - 1` (the head of the stretch, up to its first line
+    // start) and by block `i + 1` (the byte before that block's start, to find its first
+    // line), so it is let go once those three are parsed. Sooner, a read in it would map it
+    // back, a 2 MiB page of the cache at a time.
+    let readers_left: Vec<std::sync::atomic::AtomicU8> = (0..blocks)
+        .map(|i| {
+            let readers = 1 + u8::from(i > 0) + u8::from(i + 1 < blocks);
+            std::sync::atomic::AtomicU8::new(readers)
+        })
+        .collect();
+    let release = |i: usize| {
+        if readers_left[i].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) != 1 {
+            return;
+        }
+        let from = i.saturating_mul(block_size).min(len);
+        let to = (i + 1).saturating_mul(block_size).min(len);
+        if from < to {
+            // SAFETY: the map is read-only and backed by the file: a page dropped here would
+            // be read again from the file, were it read.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+            };
+        }
+    };
+    let done = |i: usize| {
+        for stretch in i.saturating_sub(1)..(i + 2).min(blocks) {
+            release(stretch);
+        }
+    };
+    ahead(0);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = states
+            .iter_mut()
+            .map(|state| {
+                let next = &next;
+                scope.spawn(move || -> Parsed {
+                    let mut parsed = Parsed::default();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if index >= blocks {
+                            return parsed;
+                        }
+                        ahead(index + 2);
+                        let (start, end) = (line_start(index), line_start(index + 1));
+                        if start == end {
+                            parsed.lines.push((index, 0));
+                            done(index);
+                            continue;
+                        }
+                        let block = BlockRef {
+                            bytes: &bytes[start..end],
+                            index,
+                            position: Some(base + start as u64),
+                        };
+                        parsed.take(path, block, state, sift, visit);
+                        done(index);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("message workers do not panic"))
+            .collect()
+    })
+}
+
+/// Blocks read by this thread and handed to the workers (a compressed file, or one that
+/// cannot be mapped).
+fn fold_read<S, W, F>(
+    path: &Path,
+    base: Option<u64>,
+    block_size: usize,
+    states: &mut [S],
+    sift: &W,
+    visit: &F,
+) -> Result<Vec<Parsed>>
+where
+    S: Send,
     W: Fn(&[u8]) -> bool + Sync,
     F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
 {
@@ -196,17 +408,12 @@ where
                         let Ok(block) = next else {
                             return parsed;
                         };
-                        // After an error only earlier lines matter: the first bad line in
-                        // file order is the one reported, whichever worker meets it.
-                        if parsed.error.as_ref().is_none_or(|e| block.index < e.block) {
-                            match parse_block(path, &block, state, sift, visit) {
-                                Ok((messages, lines)) => {
-                                    parsed.messages += messages;
-                                    parsed.lines.push((block.index, lines));
-                                }
-                                Err(failed) => parsed.error = Some(failed),
-                            }
-                        }
+                        let view = BlockRef {
+                            bytes: &block.bytes,
+                            index: block.index,
+                            position: block.position,
+                        };
+                        parsed.take(path, view, state, sift, visit);
                         // The reader may have finished: then the buffer is simply dropped.
                         let _ = recycle.send(block.bytes);
                     }
@@ -216,44 +423,56 @@ where
         drop(recycle);
         let read = read_blocks(path, base, block_size, &sender, &recycled);
         drop(sender);
-        let mut count = 0;
-        let mut lines = Vec::new();
-        let mut first_error: Option<BlockError> = None;
-        for handle in handles {
-            let parsed = handle.join().expect("message workers do not panic");
-            count += parsed.messages;
-            lines.extend(parsed.lines);
-            if let Some(e) = parsed.error {
-                if first_error
-                    .as_ref()
-                    .is_none_or(|f| (e.block, e.line) < (f.block, f.line))
-                {
-                    first_error = Some(e);
-                }
+        let parsed = handles
+            .into_iter()
+            .map(|h| h.join().expect("message workers do not panic"))
+            .collect();
+        read.map(|()| parsed)
+    })
+}
+
+/// The workers' accounts joined: the number of messages, or the first line in file order
+/// that failed, with its true line number.
+fn settle<S, I, F>(path: &Path, parsed: Vec<Parsed>, init: &I, visit: &F) -> Result<u64>
+where
+    I: Fn() -> S,
+    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()>,
+{
+    let mut count = 0;
+    let mut lines = Vec::new();
+    let mut first_error: Option<BlockError> = None;
+    for parsed in parsed {
+        count += parsed.messages;
+        lines.extend(parsed.lines);
+        if let Some(e) = parsed.error {
+            if first_error
+                .as_ref()
+                .is_none_or(|f| (e.block, e.line) < (f.block, f.line))
+            {
+                first_error = Some(e);
             }
         }
-        read?;
-        let Some(failed) = first_error else {
-            return Ok(count);
-        };
-        // The failing line again, with its number counted now: every earlier block was
-        // parsed (a worker skips only blocks after its own first error).
-        let line = 1
-            + failed.line
-            + lines
-                .iter()
-                .filter(|(block, _)| *block < failed.block)
-                .map(|(_, n)| n)
-                .sum::<usize>();
-        let at = LineRef {
-            path,
-            line,
-            position: failed.position,
-        };
-        let again = parse_line(path, line, &failed.raw)
-            .and_then(|message| message.map_or(Ok(()), |m| visit(&mut init(), at, &m)));
-        Err(again.err().unwrap_or(failed.error))
-    })
+    }
+    let Some(failed) = first_error else {
+        return Ok(count);
+    };
+    // The failing line again, with its number counted now: every earlier block was parsed
+    // (a worker skips only blocks after its own first error).
+    let line = 1
+        + failed.line
+        + lines
+            .iter()
+            .filter(|(block, _)| *block < failed.block)
+            .map(|(_, n)| n)
+            .sum::<usize>();
+    let at = LineRef {
+        path,
+        line,
+        position: failed.position,
+    };
+    let again = parse_line(path, line, &failed.raw)
+        .and_then(|message| message.map_or(Ok(()), |m| visit(&mut init(), at, &m)));
+    Err(again.err().unwrap_or(failed.error))
 }
 
 /// Reads the file in blocks that end on a line break and sends them with their index and
@@ -332,7 +551,7 @@ fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// numbered from the block's start here: `fold_file` numbers a failing line again.
 fn parse_block<S, W, F>(
     path: &Path,
-    block: &Block,
+    block: BlockRef<'_>,
     state: &mut S,
     sift: &W,
     visit: &F,
@@ -343,7 +562,7 @@ where
 {
     let mut messages = 0;
     let mut lines = 0;
-    for (i, (offset, raw)) in lines_of(&block.bytes).enumerate() {
+    for (i, (offset, raw)) in lines_of(block.bytes).enumerate() {
         lines = i + 1;
         if !sift(raw) {
             messages += u64::from(!is_blank(raw));
@@ -575,26 +794,40 @@ mod tests {
     ) -> Result<(Vec<String>, u64)> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
-        let mut states: Vec<Vec<String>> = vec![Vec::new(); 3];
         let refused: Vec<String> = refuse.iter().map(|n| format!("SM{n:032}")).collect();
-        let count = fold_file(
-            file.path(),
-            Some(0),
-            block,
-            &mut states,
-            &Vec::new,
-            &sift,
-            &|seen: &mut Vec<String>, at: LineRef<'_>, m: &MessageRef<'_>| {
-                if refused.iter().any(|r| *r == m.sid) {
-                    return Err(Error::at_line(at.path, at.line, "refused"));
-                }
-                seen.push(m.sid.to_string());
-                Ok(())
-            },
-        )?;
-        let mut seen: Vec<_> = states.into_iter().flatten().collect();
-        seen.sort();
-        Ok((seen, count))
+        // Mapped and read in blocks, the file must give the same messages, count and error.
+        let results: Vec<Result<(Vec<String>, u64)>> = [true, false]
+            .into_iter()
+            .map(|map| {
+                let mut states: Vec<Vec<String>> = vec![Vec::new(); 3];
+                let count = fold_file_as(
+                    file.path(),
+                    Some(0),
+                    map,
+                    block,
+                    &mut states,
+                    &Vec::new,
+                    &sift,
+                    &|seen: &mut Vec<String>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                        if refused.iter().any(|r| *r == m.sid) {
+                            return Err(Error::at_line(at.path, at.line, "refused"));
+                        }
+                        seen.push(m.sid.to_string());
+                        Ok(())
+                    },
+                )?;
+                let mut seen: Vec<_> = states.into_iter().flatten().collect();
+                seen.sort();
+                Ok((seen, count))
+            })
+            .collect();
+        let [mapped, read] = <[_; 2]>::try_from(results).ok().unwrap();
+        match (&mapped, &read) {
+            (Ok(m), Ok(r)) => assert_eq!(m, r, "block {block}"),
+            (Err(m), Err(r)) => assert_eq!(m.to_string(), r.to_string(), "block {block}"),
+            _ => panic!("block {block}: mapped {mapped:?}, read {read:?}"),
+        }
+        mapped
     }
 
     /// The line an error names (`path:LINE: refused`).
@@ -667,28 +900,37 @@ mod tests {
     /// Folds `files` (text, one file each) as the snapshot lays them end to end, noting every
     /// line's position and sid.
     fn positions_of(paths: &[PathBuf], block: usize) -> Vec<(u64, String)> {
-        let mut seen = Vec::new();
-        let mut base = 0;
-        for path in paths {
-            let mut states: Vec<Vec<(u64, String)>> = vec![Vec::new(); 2];
-            fold_file(
-                path,
-                Some(base),
-                block,
-                &mut states,
-                &Vec::new,
-                &|_: &[u8]| true,
-                &|s: &mut Vec<(u64, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
-                    s.push((at.position.unwrap(), m.sid.to_string()));
-                    Ok(())
-                },
-            )
-            .unwrap();
-            seen.extend(states.into_iter().flatten());
-            base += std::fs::metadata(path).unwrap().len();
-        }
-        seen.sort();
-        seen
+        let both = [true, false].map(|map| {
+            let mut seen = Vec::new();
+            let mut base = 0;
+            for path in paths {
+                let mut states: Vec<Vec<(u64, String)>> = vec![Vec::new(); 2];
+                fold_file_as(
+                    path,
+                    Some(base),
+                    map,
+                    block,
+                    &mut states,
+                    &Vec::new,
+                    &|_: &[u8]| true,
+                    &|s: &mut Vec<(u64, String)>, at: LineRef<'_>, m: &MessageRef<'_>| {
+                        s.push((at.position.unwrap(), m.sid.to_string()));
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                seen.extend(states.into_iter().flatten());
+                base += std::fs::metadata(path).unwrap().len();
+            }
+            seen.sort();
+            seen
+        });
+        let [mapped, read] = both;
+        assert_eq!(
+            mapped, read,
+            "block {block}: mapped and read give the same positions"
+        );
+        mapped
     }
 
     fn reread(paths: &[PathBuf], positions: &[u64]) -> Result<Vec<String>> {
