@@ -659,7 +659,7 @@ impl Pull {
                 // Each page is copied off the async threads (as it was read, `next_raw_page`)
                 // while the next one is fetched: the file goes from one copy to the next.
                 let mut copying = Copying::Idle(self.open(Resource::Messages, slice.file())?);
-                while let Some(page) = pager.next_raw_page().await? {
+                while let Some(page) = pager.next_raw_page_read(records::read_page).await? {
                     let more = pager.has_next();
                     let report = probe.take();
                     let mut file = copying.file().await?;
@@ -681,7 +681,7 @@ impl Pull {
                                     },
                                 ));
                             }
-                            file.write_raw_page(&records)?;
+                            file.write_raw_page(&records, page.notes())?;
                             Ok(file)
                         }));
                 }
@@ -1444,15 +1444,20 @@ impl PartFile {
         Ok(())
     }
 
-    /// A page as received: each record sanitized and written without a `Value` of it.
-    fn write_raw_page(&mut self, page: &[&str]) -> Result<()> {
-        for record in page {
-            records::write_record(
-                &mut self.writer,
-                self.resource,
-                record,
-                self.keep_outbound_bodies,
-            )
+    /// A page as received: each record sanitized and written without a `Value` of it, by
+    /// what [`records::read_page`] noted of it when it read the page.
+    fn write_raw_page(
+        &mut self,
+        page: &[&str],
+        notes: Option<&[Option<records::Plain>]>,
+    ) -> Result<()> {
+        for (i, record) in page.iter().enumerate() {
+            let (out, resource, keep) =
+                (&mut self.writer, self.resource, self.keep_outbound_bodies);
+            match notes {
+                Some(notes) => records::write_noted(out, resource, record, &notes[i], keep),
+                None => records::write_record(out, resource, record, keep),
+            }
             .map_err(|e| Error::write(&self.part, e))?;
         }
         let n = page.len() as u64;

@@ -626,6 +626,16 @@ impl Pager {
     /// The next page as Twilio sent it, its records not yet parsed (the pull copies message
     /// records through without building a `Value` of each), or `None` after the last page.
     pub async fn next_raw_page(&mut self) -> Result<Option<RawPage>, ApiError> {
+        self.next_raw_page_read(|_, _| None).await
+    }
+
+    /// [`Pager::next_raw_page`], the page read by `reader` where it can (one pass that also
+    /// notes what the caller needs of each record: [`RawPage::notes`]); where it returns
+    /// `None` the general reading takes the page.
+    pub async fn next_raw_page_read<T: Send + 'static>(
+        &mut self,
+        reader: PageReader<T>,
+    ) -> Result<Option<RawPage<T>>, ApiError> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
@@ -645,7 +655,7 @@ impl Pager {
         // meanwhile take in the other answers (a page read there holds up every request in
         // flight, and their slots with them).
         let key = self.key.clone();
-        let page = tokio::task::spawn_blocking(move || RawPage::new(url, key, body))
+        let page = tokio::task::spawn_blocking(move || RawPage::new(url, key, body, reader))
             .await
             .map_err(|e| ApiError {
                 status: None,
@@ -690,14 +700,29 @@ impl Pager {
     }
 }
 
+/// A caller's own reading of a page's body (its second argument is the list's key): each
+/// record's place in the body with what the caller noted of it, and the next-page link
+/// (`next_page_uri`; none when null or empty). It must accept only JSON text and find what
+/// the general reading finds; `None` hands the page to the general reading, which also
+/// says what is wrong with a page.
+pub type PageReader<T> = fn(&str, &str) -> Option<PageRead<T>>;
+
+/// What a [`PageReader`] found.
+pub struct PageRead<T> {
+    pub records: Vec<(std::ops::Range<usize>, T)>,
+    pub next: Option<String>,
+}
+
 /// One page of a list, as received: the records are borrowed from the body on demand.
-pub struct RawPage {
+pub struct RawPage<T = ()> {
     url: Url,
     key: String,
     body: String,
     /// Where each record of the list lies in `body`, found by the one pass over the page
     /// that also read the next link; `None` when that pass failed (`records` tells why).
     records: Option<Vec<std::ops::Range<usize>>>,
+    /// What the caller's [`PageReader`] noted of each record, when it read the page.
+    notes: Option<Vec<T>>,
     /// `next_page_uri` (relative), else `meta.next_page_url` (absolute); none when null or
     /// empty.
     next: Option<String>,
@@ -776,17 +801,30 @@ impl<'de> serde::de::Visitor<'de> for PageIndexer<'_> {
     }
 }
 
-impl RawPage {
-    fn new(url: Url, key: String, body: Vec<u8>) -> Result<RawPage, ApiError> {
+impl<T> RawPage<T> {
+    fn new(
+        url: Url,
+        key: String,
+        body: Vec<u8>,
+        reader: PageReader<T>,
+    ) -> Result<RawPage<T>, ApiError> {
         let mut page = RawPage {
             url,
             key,
             body: String::new(),
             records: None,
+            notes: None,
             next: None,
         };
         page.body = String::from_utf8(body)
             .map_err(|e| page.shape_error(&format!("the page is not UTF-8 text ({e})")))?;
+        if let Some(read) = reader(&page.body, &page.key) {
+            let (records, notes) = read.records.into_iter().unzip();
+            page.records = Some(records);
+            page.notes = Some(notes);
+            page.next = read.next;
+            return Ok(page);
+        }
         let indexer = PageIndexer {
             key: &page.key,
             base: page.body.as_ptr() as usize,
@@ -809,6 +847,12 @@ impl RawPage {
     fn fields(&self) -> Result<PageFields<'_>, ApiError> {
         serde_json::from_str(&self.body)
             .map_err(|e| self.shape_error(&format!("the page is not a JSON object ({e})")))
+    }
+
+    /// What the caller's [`PageReader`] noted of each record, in the records' order; `None`
+    /// when the general reading took the page.
+    pub fn notes(&self) -> Option<&[T]> {
+        self.notes.as_deref()
     }
 
     /// The records under the list's key, each its JSON text.
