@@ -297,11 +297,12 @@ where
         memchr::memchr(b'\n', &bytes[at - 1..]).map_or(len, |n| at + n)
     };
     // Workers ask the kernel for the blocks a little ahead of them, so that a file the page
-    // cache does not hold is read while they parse.
+    // cache does not hold is read while they parse. Asking costs a lookup of every page
+    // (~6% of a read at 1M messages), so only when the block's first page is not held.
     let ahead = |i: usize| {
-        let from = (i.saturating_mul(block_size)).min(len);
-        let to = ((i + 2).saturating_mul(block_size)).min(len);
-        if from < to {
+        let from = i.saturating_mul(block_size).min(len);
+        let to = (i + 1).saturating_mul(block_size).min(len);
+        if from < to && !page_is_resident(map, from) {
             let _ = map.advise_range(memmap2::Advice::WillNeed, from, to - from);
         }
     };
@@ -337,6 +338,7 @@ where
         }
     };
     ahead(0);
+    ahead(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = states
@@ -351,6 +353,7 @@ where
                             return parsed;
                         }
                         ahead(index + 2);
+                        ahead(index + 3);
                         let (start, end) = (line_start(index), line_start(index + 1));
                         if start == end {
                             parsed.lines.push((index, 0));
@@ -373,6 +376,25 @@ where
             .map(|h| h.join().expect("message workers do not panic"))
             .collect()
     })
+}
+
+/// Whether the page of `map` that holds byte `offset` is in memory (mincore); true when the
+/// kernel cannot tell, so that nothing is asked for in vain.
+fn page_is_resident(map: &memmap2::Mmap, offset: usize) -> bool {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let start = offset - offset % page.max(1);
+    let mut held = [0u8; 1];
+    // SAFETY: the map starts on a page boundary, so `start` is one too, and the byte at it is
+    // inside the map; mincore writes one byte per page of the range: one here.
+    let answer = unsafe {
+        libc::mincore(
+            map.as_ptr().add(start) as *mut libc::c_void,
+            1,
+            held.as_mut_ptr(),
+        )
+    };
+    answer != 0 || held[0] & 1 == 1
 }
 
 /// Blocks read by this thread and handed to the workers (a compressed file, or one that
