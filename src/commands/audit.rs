@@ -79,5 +79,14 @@ pub fn run(args: AuditArgs) -> Result<i32> {
         report::summary::audit_summary(&audit, &args.out, args.usage.top)
     );
     args.fail_on.report(&audit.plan);
-    Ok(args.fail_on.exit_code(&audit.plan))
+    let code = args.fail_on.exit_code(&audit.plan);
+    let audit::Audit {
+        analysis,
+        lost,
+        plan,
+        usage,
+        ..
+    } = audit;
+    crate::drop_in_background((analysis, lost, plan, usage));
+    Ok(code)
 }

@@ -200,6 +200,7 @@ pub fn run(args: OptoutsArgs) -> Result<i32> {
     } else {
         println!("{line}; written to {}", args.out.display());
     }
+    crate::drop_in_background((analysis, rows));
     Ok(exit_code::OK)
 }
 
