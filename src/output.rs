@@ -163,6 +163,12 @@ pub fn write_side_by_side<T: Sync>(
 /// Bytes written to an [`AtomicFile`] between two syncs started in the background.
 const SYNC_AHEAD_BYTES: u64 = 32 << 20;
 
+/// How many rendered bytes a writer gathers before it hands them to the file in one write:
+/// few enough to stay in the core's cache (L2) until the kernel copies them. perf, `optouts`
+/// at 10M messages (1 GB of CSV): the writes took 1.7 CPU-s from 8 MiB buffers, 0.55 s from
+/// these.
+pub const WRITE_CHUNK: usize = 256 << 10;
+
 /// The file a [`write_atomic_with`] fill writes. Every [`SYNC_AHEAD_BYTES`] it asks a helper
 /// thread to sync what has been written so far (on a second handle of the same file), so that
 /// the disk works while the rest is rendered and written; [`AtomicFile::finish`] waits for the

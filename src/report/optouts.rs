@@ -11,18 +11,13 @@ use crate::audit::optouts::{
 use crate::error::{Error, Result};
 use crate::output::{
     csv_bytes, customer_file_stems, push_csv_field, push_csv_record, write_atomic_with, write_csv,
-    PendingFile, FILES_SIDE_BY_SIDE,
+    PendingFile, FILES_SIDE_BY_SIDE, WRITE_CHUNK,
 };
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
 pub const PER_CUSTOMER_DIR: &str = "optouts";
 pub const POSSIBLE_FILE: &str = "optouts_possible.csv";
 pub const VIOLATIONS_FILE: &str = "optout_violations.csv";
-
-/// Where each customer's rows lie in a written `optouts_lost.csv`: byte ranges, in row order.
-/// The per-customer files copy them from there instead of rendering the rows again.
-/// How many bytes of rows are rendered before they are handed to the file in one write.
-const CHUNK_BYTES: usize = 8 << 20;
 
 /// One part of a row per index, in two pieces (the fields of a lost row interleave those of
 /// its opt-out and of its target), rendered as CSV once for every row that shares it.
@@ -115,18 +110,18 @@ impl<'a> LostCsv<'a> {
     }
 
     /// Writes the header and the rows `which` (indices, in order) to `out`, in writes of
-    /// about [`CHUNK_BYTES`].
+    /// about [`WRITE_CHUNK`].
     fn write(
         &self,
         out: &mut impl Write,
         which: impl Iterator<Item = usize>,
     ) -> std::io::Result<()> {
         let pairs = self.rows.pairs();
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + (1 << 16));
         push_csv_record(&mut buf, &LOST_HEADER);
         for i in which {
             self.push_row(pairs[i], &mut buf);
-            if buf.len() >= CHUNK_BYTES {
+            if buf.len() >= WRITE_CHUNK {
                 out.write_all(&buf)?;
                 buf.clear();
             }
@@ -227,7 +222,7 @@ pub fn write_lost_and_per_customer(
                     done: &done,
                     rows_left: &mut rows_left,
                     current: None,
-                    buf: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
+                    buf: Vec::with_capacity(WRITE_CHUNK + (1 << 16)),
                 };
                 let result = csv.write_split(&mut lost, &file_of_target, &mut split);
                 result.map_err(|e| match e {
@@ -341,7 +336,7 @@ impl LostCsv<'_> {
         file_of_target: &[Option<usize>],
         split: &mut Split<'_, O>,
     ) -> std::result::Result<(), SplitError> {
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + (1 << 16));
         push_csv_record(&mut buf, &LOST_HEADER);
         let mut opened: HashMap<usize, PendingFile> = HashMap::new();
         for &pair in self.rows.pairs() {
@@ -352,11 +347,11 @@ impl LostCsv<'_> {
                     .map_err(SplitError::Customer)?;
                 self.push_row(pair, &mut split.buf);
                 split.rows_left[i] -= 1;
-                if split.buf.len() >= CHUNK_BYTES || split.rows_left[i] == 0 {
+                if split.buf.len() >= WRITE_CHUNK || split.rows_left[i] == 0 {
                     split.flush().map_err(SplitError::Customer)?;
                 }
             }
-            if buf.len() >= CHUNK_BYTES {
+            if buf.len() >= WRITE_CHUNK {
                 out.write_all(&buf).map_err(SplitError::Lost)?;
                 buf.clear();
             }
