@@ -13,6 +13,11 @@ use crate::model::MessageRef;
 /// Bytes per block handed to a worker.
 const BLOCK: usize = 4 << 20;
 
+/// How far ahead of the workers a mapped file is asked for when it is not in memory. At 10M
+/// messages with the page cache dropped: 14.7-15.7 s two blocks ahead, 13.6 s eight (32 MiB),
+/// 13.9-14.1 s thirty-two; reading into buffers (before the map) took 18.9-22.3 s.
+const READ_AHEAD_BLOCKS: usize = 8;
+
 struct Block {
     bytes: Vec<u8>,
     /// The block's place in the file (0 for the first).
@@ -296,8 +301,8 @@ where
         }
         memchr::memchr(b'\n', &bytes[at - 1..]).map_or(len, |n| at + n)
     };
-    // Workers ask the kernel for the blocks a little ahead of them, so that a file the page
-    // cache does not hold is read while they parse. Asking costs a lookup of every page
+    // Workers ask the kernel for the block [`READ_AHEAD_BLOCKS`] ahead of the one they take,
+    // so that a file the page cache does not hold is read while they parse. Asking costs a lookup of every page
     // (~6% of a read at 1M messages), so only when the block's first page is not held.
     let ahead = |i: usize| {
         let from = i.saturating_mul(block_size).min(len);
@@ -337,8 +342,9 @@ where
             release(stretch);
         }
     };
-    ahead(0);
-    ahead(1);
+    for i in 0..READ_AHEAD_BLOCKS {
+        ahead(i);
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = states
@@ -352,8 +358,7 @@ where
                         if index >= blocks {
                             return parsed;
                         }
-                        ahead(index + 2);
-                        ahead(index + 3);
+                        ahead(index + READ_AHEAD_BLOCKS);
                         let (start, end) = (line_start(index), line_start(index + 1));
                         if start == end {
                             parsed.lines.push((index, 0));
