@@ -67,7 +67,7 @@ impl Snapshot {
         let mut states: Vec<S> = (0..workers).map(|_| init()).collect();
         let mut total = 0;
         for (path, expected, base) in self.message_files()? {
-            let count = fold_file(&path, base, BLOCK, &mut states, &init, &sift, &visit)?;
+            let count = fold_file(&path, base, true, BLOCK, &mut states, &init, &sift, &visit)?;
             check_count(&path, Resource::Messages, expected, count)?;
             total += count;
         }
@@ -208,28 +208,10 @@ struct BlockRef<'b> {
 }
 
 /// Folds one message file on every worker: a plain file is mapped into memory and parsed in
-/// place, a compressed one (or a file that cannot be mapped) read in blocks by this thread.
-fn fold_file<S, I, W, F>(
-    path: &Path,
-    base: Option<u64>,
-    block_size: usize,
-    states: &mut [S],
-    init: &I,
-    sift: &W,
-    visit: &F,
-) -> Result<u64>
-where
-    S: Send,
-    I: Fn() -> S,
-    W: Fn(&[u8]) -> bool + Sync,
-    F: Fn(&mut S, LineRef<'_>, &MessageRef<'_>) -> Result<()> + Sync,
-{
-    fold_file_as(path, base, true, block_size, states, init, sift, visit)
-}
-
-/// [`fold_file`], mapping a plain file only when `map` says so (the tests read both ways).
+/// place when `map` says so (always, but in the tests, which read both ways), a compressed one
+/// (or a file that cannot be mapped) read in blocks by this thread.
 #[allow(clippy::too_many_arguments)]
-fn fold_file_as<S, I, W, F>(
+fn fold_file<S, I, W, F>(
     path: &Path,
     base: Option<u64>,
     map: bool,
@@ -827,7 +809,7 @@ mod tests {
             .into_iter()
             .map(|map| {
                 let mut states: Vec<Vec<String>> = vec![Vec::new(); 3];
-                let count = fold_file_as(
+                let count = fold_file(
                     file.path(),
                     Some(0),
                     map,
@@ -932,7 +914,7 @@ mod tests {
             let mut base = 0;
             for path in paths {
                 let mut states: Vec<Vec<(u64, String)>> = vec![Vec::new(); 2];
-                fold_file_as(
+                fold_file(
                     path,
                     Some(base),
                     map,
