@@ -242,8 +242,8 @@ where
 /// read instead).
 fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>> {
     let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
-    let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
-    if len == 0 || !file.metadata().is_ok_and(|m| m.is_file()) {
+    let metadata = file.metadata().map_err(|e| Error::read(path, e))?;
+    if metadata.len() == 0 || !metadata.is_file() {
         return Ok(None);
     }
     // SAFETY: the map is only read, and only while this fold runs. A snapshot's files are
