@@ -852,6 +852,17 @@ mod tests {
     }
 
     #[test]
+    fn files_of_nothing_but_blank_lines_or_nothing_hold_no_messages() {
+        // An empty file cannot be mapped (it is read); blank lines are counted, not parsed.
+        for text in ["", "\n", "\n\n \r\n"] {
+            for block in [1, 16, 1 << 20] {
+                let (seen, count) = run(text, block, &[]).unwrap();
+                assert_eq!((seen.len(), count), (0, 0), "{text:?}, block {block}");
+            }
+        }
+    }
+
+    #[test]
     fn blocks_cut_on_line_breaks_and_errors_name_their_lines() {
         let mut text = String::new();
         for n in 1..=50 {
