@@ -276,19 +276,24 @@ where
     let bytes: &[u8] = map;
     let len = bytes.len();
     let blocks = len.div_ceil(block_size);
+    // The `i`th stretch of `block_size` bytes of the file (empty past its end).
+    let stretch = |i: usize| {
+        let from = i.saturating_mul(block_size).min(len);
+        (from, (i + 1).saturating_mul(block_size).min(len))
+    };
     let line_start = |i: usize| -> usize {
-        let at = i.saturating_mul(block_size).min(len);
+        let (at, _) = stretch(i);
         if at == 0 || at == len {
             return at;
         }
         memchr::memchr(b'\n', &bytes[at - 1..]).map_or(len, |n| at + n)
     };
     // Workers ask the kernel for the block [`READ_AHEAD_BLOCKS`] ahead of the one they take,
-    // so that a file the page cache does not hold is read while they parse. Asking costs a lookup of every page
-    // (~6% of a read at 1M messages), so only when the block's first page is not held.
+    // so that a file the page cache does not hold is read while they parse. Asking costs a
+    // lookup of every page (~6% of a read at 1M messages), so only when the block's first page
+    // is not held.
     let ahead = |i: usize| {
-        let from = i.saturating_mul(block_size).min(len);
-        let to = (i + 1).saturating_mul(block_size).min(len);
+        let (from, to) = stretch(i);
         if from < to && !page_is_resident(map, from) {
             let _ = map.advise_range(memmap2::Advice::WillNeed, from, to - from);
         }
@@ -309,8 +314,7 @@ where
         if readers_left[i].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) != 1 {
             return;
         }
-        let from = i.saturating_mul(block_size).min(len);
-        let to = (i + 1).saturating_mul(block_size).min(len);
+        let (from, to) = stretch(i);
         if from < to {
             // SAFETY: the map is read-only and backed by the file: a page dropped here would
             // be read again from the file, were it read.
