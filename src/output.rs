@@ -169,6 +169,21 @@ const SYNC_AHEAD_BYTES: u64 = 32 << 20;
 /// these.
 pub const WRITE_CHUNK: usize = 256 << 10;
 
+/// A buffer to render rows into and hand to a file a [`WRITE_CHUNK`] at a time, with room for
+/// the row that crosses the mark.
+pub fn chunk_buffer() -> Vec<u8> {
+    Vec::with_capacity(WRITE_CHUNK + (1 << 16))
+}
+
+/// Hands `buf` to `out` once it holds a [`WRITE_CHUNK`], and empties it.
+pub fn write_full_chunk(out: &mut impl std::io::Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if buf.len() >= WRITE_CHUNK {
+        out.write_all(buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
 /// The file a [`write_atomic_with`] fill writes. Every [`SYNC_AHEAD_BYTES`] it asks a helper
 /// thread to sync what has been written so far (on a second handle of the same file), so that
 /// the disk works while the rest is rendered and written; [`AtomicFile::finish`] waits for the

@@ -10,8 +10,8 @@ use crate::audit::optouts::{
 };
 use crate::error::{Error, Result};
 use crate::output::{
-    csv_bytes, customer_file_stems, push_csv_field, push_csv_record, write_atomic_with, write_csv,
-    PendingFile, FILES_SIDE_BY_SIDE, WRITE_CHUNK,
+    chunk_buffer, csv_bytes, customer_file_stems, push_csv_field, push_csv_record,
+    write_atomic_with, write_csv, write_full_chunk, PendingFile, FILES_SIDE_BY_SIDE, WRITE_CHUNK,
 };
 
 pub const LOST_FILE: &str = "optouts_lost.csv";
@@ -117,14 +117,11 @@ impl<'a> LostCsv<'a> {
         which: impl Iterator<Item = usize>,
     ) -> std::io::Result<()> {
         let pairs = self.rows.pairs();
-        let mut buf = Vec::with_capacity(WRITE_CHUNK + (1 << 16));
+        let mut buf = chunk_buffer();
         push_csv_record(&mut buf, &LOST_HEADER);
         for i in which {
             self.push_row(pairs[i], &mut buf);
-            if buf.len() >= WRITE_CHUNK {
-                out.write_all(&buf)?;
-                buf.clear();
-            }
+            write_full_chunk(out, &mut buf)?;
         }
         out.write_all(&buf)
     }
@@ -222,7 +219,7 @@ pub fn write_lost_and_per_customer(
                     done: &done,
                     rows_left: &mut rows_left,
                     current: None,
-                    buf: Vec::with_capacity(WRITE_CHUNK + (1 << 16)),
+                    buf: chunk_buffer(),
                 };
                 let result = csv.write_split(&mut lost, &file_of_target, &mut split);
                 result.map_err(|e| match e {
@@ -336,7 +333,7 @@ impl LostCsv<'_> {
         file_of_target: &[Option<usize>],
         split: &mut Split<'_, O>,
     ) -> std::result::Result<(), SplitError> {
-        let mut buf = Vec::with_capacity(WRITE_CHUNK + (1 << 16));
+        let mut buf = chunk_buffer();
         push_csv_record(&mut buf, &LOST_HEADER);
         let mut opened: HashMap<usize, PendingFile> = HashMap::new();
         for &pair in self.rows.pairs() {
@@ -351,10 +348,7 @@ impl LostCsv<'_> {
                     split.flush().map_err(SplitError::Customer)?;
                 }
             }
-            if buf.len() >= WRITE_CHUNK {
-                out.write_all(&buf).map_err(SplitError::Lost)?;
-                buf.clear();
-            }
+            write_full_chunk(out, &mut buf).map_err(SplitError::Lost)?;
         }
         split.put_aside(&mut opened).map_err(SplitError::Customer)?;
         out.write_all(&buf).map_err(SplitError::Lost)

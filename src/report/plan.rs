@@ -611,14 +611,11 @@ pub fn write_suppression(dir: &Path, plan: &Plan) -> Result<()> {
     }
     write_side_by_side(&files, |&(c, name)| {
         write_atomic_with(&dir.join(name), |out| {
-            let mut lines = Vec::with_capacity(crate::output::WRITE_CHUNK + (1 << 16));
+            let mut lines = crate::output::chunk_buffer();
             push_csv_record(&mut lines, &SUPPRESSION_HEADER);
             for row in plan.suppression_rows(&c.customer) {
                 row.push_csv(&mut lines);
-                if lines.len() >= crate::output::WRITE_CHUNK {
-                    out.write_all(&lines)?;
-                    lines.clear();
-                }
+                crate::output::write_full_chunk(out, &mut lines)?;
             }
             out.write_all(&lines)
         })

@@ -645,15 +645,12 @@ impl Plan {
         out: &mut impl std::io::Write,
     ) -> std::io::Result<()> {
         let senders: Vec<String> = file.senders.iter().map(Template::to_string).collect();
-        let mut lines = Vec::with_capacity(crate::output::WRITE_CHUNK + (1 << 16));
+        let mut lines = crate::output::chunk_buffer();
         for &(sender, row) in &file.items {
             let row = self.lost.get(row as usize);
             steps::write_consent_item(&mut lines, &row, &senders[sender as usize]);
             lines.push(b'\n');
-            if lines.len() >= crate::output::WRITE_CHUNK {
-                out.write_all(&lines)?;
-                lines.clear();
-            }
+            crate::output::write_full_chunk(out, &mut lines)?;
         }
         out.write_all(&lines)
     }
