@@ -64,10 +64,7 @@ pub fn write_record(
     raw: &str,
     keep_outbound_bodies: bool,
 ) -> std::io::Result<()> {
-    if let Some(plain) = plain(raw) {
-        return write_plain(out, resource, raw, &plain, keep_outbound_bodies);
-    }
-    write_members(out, resource, raw, keep_outbound_bodies)
+    write_noted(out, resource, raw, &plain(raw), keep_outbound_bodies)
 }
 
 /// [`write_record`] for a record already read by [`read_page`]: its note says whether it is
